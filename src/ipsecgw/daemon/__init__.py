@@ -1,0 +1,1 @@
+"""ipsecgw.daemon"""

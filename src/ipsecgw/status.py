@@ -1,0 +1,93 @@
+"""Read-only snapshots of the gateway's state, for show commands.
+
+The engine, the data plane and the daemon each fill in their part; the CLI's
+show renderers read nothing else. Keeping these plain and frozen means a show
+command can never change the state it prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TunnelState(StrEnum):
+    """The states `show ipsec tunnel` prints and `ipsec clear sa state` takes."""
+
+    UP = "up"  # phase 2 SAs installed
+    NEGOTIATING = "negotiating"  # phase 1 or phase 2 in progress
+    DOWN = "down"  # administratively up, no SAs
+    DISABLED = "disabled"  # shutdown
+
+
+@dataclass(frozen=True)
+class IkeSaStatus:
+    """One ISAKMP/IKE (phase 1) SA."""
+
+    vr: str
+    local: str  # local address
+    remote: str  # peer address
+    local_port: int
+    remote_port: int
+    initiator_cookie: bytes
+    responder_cookie: bytes
+    role: str  # "initiator" | "responder"
+    state: str  # e.g. "established", "MM_SA_I", "AM_R1" ...
+    exchange: str  # "main" | "aggressive"
+    authentication: str  # "pre-share" | "rsa-sig"
+    encryption: str  # "aes256", "3des", ...
+    hash: str  # "sha256", "sha", "md5", ...
+    group: int
+    lifetime_seconds: int
+    remaining_seconds: int  # 0 while negotiating
+    nat_detected: bool = False
+    tunnel: str | None = None  # the tunnel it serves, when known
+    local_identity: str = ""
+    peer_identity: str = ""
+
+
+@dataclass(frozen=True)
+class IpsecSaStatus:
+    """One IPsec (phase 2) SA pair: inbound and outbound SPI of one negotiation."""
+
+    vr: str
+    tunnel: str
+    inbound_spi: bytes
+    outbound_spi: bytes
+    protocol: str  # "esp" | "ah"
+    transform: str  # CLI transform name, e.g. "esp-aes128-hmac-sha"
+    local_network: str
+    remote_network: str
+    encapsulation: str  # "tunnel" | "udp-tunnel"
+    pfs_group: int | None
+    lifetime_seconds: int
+    lifetime_kilobytes: int
+    remaining_seconds: int
+    inbound_bytes: int = 0
+    inbound_packets: int = 0
+    outbound_bytes: int = 0
+    outbound_packets: int = 0
+
+
+@dataclass(frozen=True)
+class TunnelStatus:
+    """One tunnel interface as `show ipsec tunnel` prints it."""
+
+    name: str  # without the "ipsec:" prefix
+    vr: str  # transport virtual router
+    state: TunnelState
+    local: str
+    peer: str
+    transform: str  # transform in use, or the transform-set name when not up
+    up_since: float | None = None  # wall-clock seconds; None when not up
+    last_failure: str = ""  # reason of the last failed negotiation
+    ike_sas: tuple[IkeSaStatus, ...] = ()
+    ipsec_sas: tuple[IpsecSaStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class VrStatistics:
+    """Counters of one transport virtual router (`show ipsec statistics`)."""
+
+    vr: str
+    counters: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,140 @@
+"""UDP 500 and 4500 sockets of the local endpoints, one set per virtual router.
+
+Port 4500 carries both IKE and UDP-encapsulated ESP (RFC 3948 section 2):
+an IKE message there starts with the four-byte non-ESP marker (zero, which
+no ESP SPI may be), a lone 0xFF byte is a NAT-keepalive, and anything else
+is ESP. The engine only ever sees bare ISAKMP, so the marker is added and
+stripped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .netns import in_vr
+
+log = logging.getLogger("ipsecgw.daemon")
+
+IKE_PORT = 500
+NATT_PORT = 4500
+NON_ESP_MARKER = b"\x00\x00\x00\x00"
+NATT_KEEPALIVE = b"\xff"
+# Linux: bind to an address that is not (yet) on an interface, so a local
+# endpoint can be configured before its address is.
+IP_FREEBIND = 15
+
+Address = tuple[str, int]
+IkeHandler = Callable[[str, bytes, Address, Address], None]  # vr, data, local, remote
+EspHandler = Callable[[str, bytes, Address, Address], None]
+
+
+@dataclass
+class _Counters:
+    received: int = 0
+    keepalives: int = 0
+    runts: int = 0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.endpoint.received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP unreachable from a peer that is down: DPD and retransmission
+        # deal with it; one line at debug level is enough.
+        log.debug("socket %s: %s", self.endpoint.local, exc)
+
+
+class Endpoint:
+    """One bound UDP socket: (vr, address, port)."""
+
+    def __init__(self, vr: str, local: Address, on_ike: IkeHandler, on_esp: EspHandler) -> None:
+        self.vr = vr
+        self.local = local
+        self.on_ike = on_ike
+        self.on_esp = on_esp
+        self.transport: asyncio.DatagramTransport | None = None
+        self.counters = _Counters()
+
+    async def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        with in_vr(self.vr):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(self.local)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self.transport = transport
+
+    def received(self, data: bytes, remote: Address) -> None:
+        self.counters.received += 1
+        if self.local[1] != NATT_PORT:
+            self.on_ike(self.vr, data, self.local, remote)
+            return
+        if data == NATT_KEEPALIVE:
+            self.counters.keepalives += 1
+        elif data[:4] == NON_ESP_MARKER:
+            self.on_ike(self.vr, data[4:], self.local, remote)
+        elif len(data) < 8:
+            self.counters.runts += 1
+        else:
+            self.on_esp(self.vr, data, self.local, remote)
+
+    def send_ike(self, data: bytes, remote: Address) -> None:
+        if self.local[1] == NATT_PORT:
+            data = NON_ESP_MARKER + data
+        self.send_raw(data, remote)
+
+    def send_raw(self, data: bytes, remote: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, remote)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+class Endpoints:
+    """All sockets, keyed by (vr, address, port)."""
+
+    def __init__(self, on_ike: IkeHandler, on_esp: EspHandler) -> None:
+        self.on_ike = on_ike
+        self.on_esp = on_esp
+        self.sockets: dict[tuple[str, str, int], Endpoint] = {}
+
+    async def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
+        """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest."""
+        want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NATT_PORT)}
+        for key in list(self.sockets):
+            if key not in want_keys:
+                self.sockets.pop(key).close()
+        for key in sorted(want_keys - set(self.sockets)):
+            vr, addr, port = key
+            endpoint = Endpoint(vr, (addr, port), self.on_ike, self.on_esp)
+            try:
+                await endpoint.open(loop)
+            except OSError as exc:
+                log.error("local endpoint %s:%d in VR %s: cannot open: %s", addr, port, vr, exc)
+                continue
+            log.info("listening on %s:%d (VR %s)", addr, port, vr)
+            self.sockets[key] = endpoint
+
+    def get(self, vr: str, local: Address) -> Endpoint | None:
+        return self.sockets.get((vr, local[0], local[1]))
+
+    def close(self) -> None:
+        for endpoint in self.sockets.values():
+            endpoint.close()
+        self.sockets.clear()

@@ -1,0 +1,217 @@
+"""``ipsecgw lab``: the gateway's main job on one machine.
+
+Two sites in network namespaces (TESTBED.md addresses): site A runs
+ipsecgw, site B runs strongSwan (or a second ipsecgw with ``--peer
+ipsecgw``). The lab brings the tunnel up, pings site B's inner network from
+site A's through it, prints what a network engineer would look at, and
+removes everything it created on the way out, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import testbed as tb
+
+PSK = "lab-psk-change-me"
+
+SITE_A_CONFIG = f"""hostname siteA
+ipsec local-endpoint {tb.SITE_A_OUTER} transport-virtual-router default
+ipsec ike-policy-rule 1
+ authentication pre-share
+ encryption aes128
+ hash sha
+ group 14
+ exit
+ipsec key manual pre-share {tb.SITE_B_OUTER}
+ key {PSK}
+ exit
+ipsec transform-set lab esp-aes128-hmac-sha
+interface tunnel ipsec:siteB transport-virtual-router default
+ tunnel source {tb.SITE_A_OUTER}
+ tunnel destination {tb.SITE_B_OUTER}
+ tunnel transform-set lab
+ tunnel pfs group 14
+ tunnel local-network {tb.SITE_A_NET}
+ tunnel remote-network {tb.SITE_B_NET}
+ exit
+"""
+
+SITE_B_IPSECGW_CONFIG = f"""hostname siteB
+ipsec local-endpoint {tb.SITE_B_OUTER} transport-virtual-router default
+ipsec ike-policy-rule 1
+ authentication pre-share
+ encryption aes128
+ hash sha
+ group 14
+ exit
+ipsec key manual pre-share {tb.SITE_A_OUTER}
+ key {PSK}
+ exit
+ipsec transform-set lab esp-aes128-hmac-sha
+interface tunnel ipsec:siteA transport-virtual-router default
+ tunnel source {tb.SITE_B_OUTER}
+ tunnel destination {tb.SITE_A_OUTER}
+ tunnel transform-set lab
+ tunnel pfs group 14
+ tunnel local-network {tb.SITE_B_NET}
+ tunnel remote-network {tb.SITE_A_NET}
+ exit
+"""
+
+
+def strongswan_site_b() -> str:
+    return tb.swanctl_conf(
+        local_addr=tb.SITE_B_OUTER,
+        remote_addr=tb.SITE_A_OUTER,
+        local_ts=tb.SITE_B_NET,
+        remote_ts=tb.SITE_A_NET,
+        psk=PSK,
+        proposals="aes128-sha1-modp2048",
+        esp_proposals="aes128-sha1-modp2048",
+    )
+
+
+class IpsecgwProcess:
+    """``ipsecgw daemon`` running inside a namespace, driven through its CLI."""
+
+    def __init__(self, netns: tb.Netns, workdir: Path, config: str, *, log_level: str = "info",
+                 save_keys: bool = False) -> None:
+        self.netns = netns
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "ipsecgw.conf"
+        self.config_path.write_text(config)
+        self.control = workdir / "control.sock"
+        self.log_path = workdir / "ipsecgw.log"
+        args = [sys.executable, "-m", "ipsecgw", "daemon", "--config", str(self.config_path),
+                "--control", str(self.control), "--log-level", log_level]
+        if save_keys:
+            args += ["--save-keys", str(workdir / "keys")]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = netns.popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not self.control.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def cli(self, *commands: str, check: bool = True) -> str:
+        args = [sys.executable, "-m", "ipsecgw", "cli", "--control", str(self.control)]
+        for command in commands:
+            args += ["-c", command]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"ipsecgw cli {commands}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_tunnel_up(self, name: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.cli(f"show ipsec tunnel ipsec:{name}", check=False)
+            if any(line.split()[1:2] == ["up"] for line in out.splitlines() if line.strip()):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def main_lab(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ipsecgw lab",
+        description="Two sites in network namespaces, a tunnel between them, a ping through it.",
+    )
+    parser.add_argument("--peer", choices=["strongswan", "ipsecgw"], default="strongswan",
+                        help="what runs at site B (default strongswan)")
+    parser.add_argument("--pings", type=int, default=3)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the lab running until Ctrl-C (then clean up)")
+    args = parser.parse_args(argv)
+    if not tb.is_root():
+        print("ipsecgw lab: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    missing = tb.missing_tools(("ip", "ping") + (("swanctl", tb.CHARON)
+                                                  if args.peer == "strongswan" else ()))
+    if missing:
+        print(f"ipsecgw lab: missing {', '.join(missing)}; run scripts/bootstrap",
+              file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="ipsecgw-lab-"))
+    sites = tb.TwoSites("lab")
+    site_a: IpsecgwProcess | None = None
+    peer_gw: IpsecgwProcess | None = None
+    swan: tb.StrongSwan | None = None
+    try:
+        print(f"site A: namespace {sites.a.name}, ipsecgw, {tb.SITE_A_OUTER}, inner {tb.SITE_A_NET}")
+        if args.peer == "strongswan":
+            print(f"site B: namespace {sites.b.name}, strongSwan, {tb.SITE_B_OUTER}, "
+                  f"inner {tb.SITE_B_NET}")
+            swan = tb.StrongSwan(sites.b, strongswan_site_b(), workdir=workdir / "strongswan")
+            swan.start()
+        else:
+            print(f"site B: namespace {sites.b.name}, ipsecgw, {tb.SITE_B_OUTER}, "
+                  f"inner {tb.SITE_B_NET}")
+            peer_gw = IpsecgwProcess(sites.b, workdir / "siteB", SITE_B_IPSECGW_CONFIG)
+        site_a = IpsecgwProcess(sites.a, workdir / "siteA", SITE_A_CONFIG)
+        started = time.monotonic()
+        if not site_a.wait_tunnel_up("siteB"):
+            print("tunnel did not come up; ipsecgw log:\n" + site_a.log(), file=sys.stderr)
+            if swan:
+                print("strongSwan log:\n" + swan.log()[-4000:], file=sys.stderr)
+            return 1
+        print(f"tunnel up after {time.monotonic() - started:.2f} s\n")
+        ping = sites.a.run("ping", "-c", str(args.pings), "-i", "0.2", "-W", "2",
+                           "-I", tb.SITE_A_INNER, tb.SITE_B_INNER, check=False)
+        print(ping)
+        print("siteA# show ipsec tunnel")
+        print(site_a.cli("show ipsec tunnel"))
+        print("siteA# show ipsec sa")
+        print(site_a.cli("show ipsec sa"))
+        if swan:
+            print("strongSwan: swanctl --list-sas")
+            print(swan.list_sas())
+        ok = f"{args.pings} received" in ping
+        if args.keep:
+            print(f"lab running; try: ip netns exec {sites.a.name} ping {tb.SITE_B_INNER} "
+                  f"-I {tb.SITE_A_INNER}\n"
+                  f"  ip netns exec {sites.a.name} ipsecgw cli --control {site_a.control}\n"
+                  "Ctrl-C to stop and clean up")
+            while True:
+                time.sleep(3600)
+        print("lab: tunnel up and traffic flowing" if ok else "lab: PING FAILED")
+        return 0 if ok else 1
+    except KeyboardInterrupt:
+        print("\nlab: interrupted, cleaning up")
+        return 130
+    finally:
+        if site_a:
+            site_a.stop()
+        if peer_gw:
+            peer_gw.stop()
+        if swan:
+            swan.close()
+        sites.close()
+        if os.environ.get("IPSECGW_LAB_KEEP_LOGS"):
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

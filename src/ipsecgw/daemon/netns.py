@@ -1,0 +1,36 @@
+"""Virtual routers are Linux network namespaces (SPEC 2).
+
+VR ``default`` is the namespace the daemon was started in; any other VR NAME
+is the namespace ``/run/netns/NAME``. Sockets and TUN devices belong to the
+namespace that was current when they were created, so we enter the VR's
+namespace just long enough to create them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DEFAULT_VR = "default"
+
+
+class NetnsError(Exception):
+    """The namespace of a virtual router does not exist or cannot be entered."""
+
+
+@contextmanager
+def in_vr(vr: str) -> Iterator[None]:
+    """Run the body inside the network namespace of virtual router ``vr``."""
+    if vr == DEFAULT_VR:
+        yield
+        return
+    from pyroute2 import netns
+
+    try:
+        netns.pushns(vr)
+    except OSError as exc:
+        raise NetnsError(f"virtual router {vr}: no network namespace {vr!r} ({exc})") from exc
+    try:
+        yield
+    finally:
+        netns.popns()

@@ -37,19 +37,7 @@ class _Counters:
     received: int = 0
     keepalives: int = 0
     runts: int = 0
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self.endpoint.received(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP unreachable from a peer that is down: DPD and retransmission
-        # deal with it; one line at debug level is enough.
-        log.debug("socket %s: %s", self.endpoint.local, exc)
+    send_dropped: int = 0
 
 
 class Endpoint:
@@ -60,22 +48,45 @@ class Endpoint:
         self.local = local
         self.on_ike = on_ike
         self.on_esp = on_esp
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.counters = _Counters()
 
-    async def open(self, loop: asyncio.AbstractEventLoop) -> None:
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
         with in_vr(self.vr):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             sock.bind(self.local)
             sock.setblocking(False)
         except OSError:
             sock.close()
             raise
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self.transport = transport
+        self.sock = sock
+        self.loop = loop
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        # Drain everything queued in one wakeup: under load this batches work.
+        sock = self.sock
+        if sock is None:
+            return
+        for _ in range(256):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP errors from a peer that is down surface here; DPD and
+                # retransmission deal with the peer itself.
+                log.debug("socket %s: %s", self.local, exc)
+                continue
+            try:
+                self.received(data, (addr[0], addr[1]))
+            except Exception:  # one bad datagram must never stop the socket
+                log.exception("handling datagram from %s on %s", addr, self.local)
 
     def received(self, data: bytes, remote: Address) -> None:
         self.counters.received += 1
@@ -97,13 +108,22 @@ class Endpoint:
         self.send_raw(data, remote)
 
     def send_raw(self, data: bytes, remote: Address) -> None:
-        if self.transport is not None:
-            self.transport.sendto(data, remote)
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendto(data, remote)
+        except (BlockingIOError, InterruptedError):
+            self.counters.send_dropped += 1  # UDP: a full queue drops, as the wire would
+        except OSError as exc:
+            self.counters.send_dropped += 1
+            log.debug("send %s -> %s: %s", self.local, remote, exc)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        if self.sock is not None:
+            if self.loop is not None:
+                self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
 
 
 class Endpoints:
@@ -114,7 +134,7 @@ class Endpoints:
         self.on_esp = on_esp
         self.sockets: dict[tuple[str, str, int], Endpoint] = {}
 
-    async def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
+    def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
         """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest."""
         want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NATT_PORT)}
         for key in list(self.sockets):
@@ -124,7 +144,7 @@ class Endpoints:
             vr, addr, port = key
             endpoint = Endpoint(vr, (addr, port), self.on_ike, self.on_esp)
             try:
-                await endpoint.open(loop)
+                endpoint.open(loop)
             except OSError as exc:
                 log.error("local endpoint %s:%d in VR %s: cannot open: %s", addr, port, vr, exc)
                 continue

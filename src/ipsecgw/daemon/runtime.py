@@ -1,0 +1,374 @@
+"""The asyncio runtime: sockets, one timer, engines, data plane, control socket.
+
+Data flows one way (DESIGN.md): datagram -> engine -> events -> data plane;
+CLI command -> running configuration -> engine policies. The engines are
+sans-IO; this module is the only place that reads the clock for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..config.model import RunningConfig
+from ..config.store import save_atomic
+from ..isakmp import events as ev
+from ..isakmp.engine import Engine
+from ..status import IkeSaStatus, IpsecSaStatus, TunnelStatus, VrStatistics
+from .endpoints import Address, Endpoints
+from .savekeys import SaveKeys
+from .translate import engine_policies, tunnel_specs
+
+log = logging.getLogger("ipsecgw.daemon")
+
+# Data-plane counters are handed to the engines this often: they drive
+# kilobyte lifetimes and DPD's "was there traffic" test, neither of which
+# needs finer resolution.
+TRAFFIC_POLL_SECONDS = 1.0
+
+
+class GatewayError(Exception):
+    """A configuration change the gateway refuses; the message says why."""
+
+
+class GatewayRuntime:
+    """Owns the running configuration and everything that follows from it."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config_path: str | Path,
+        *,
+        dataplane: str = "userspace",
+        save_keys: str | None = None,
+    ) -> None:
+        self.loop = loop
+        self.config_path = Path(config_path)
+        self.engines: dict[str, Engine] = {}
+        self.endpoints = Endpoints(self._on_ike, self._on_esp)
+        self.save_keys = SaveKeys(save_keys) if save_keys else None
+        self._config = RunningConfig()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._poll: asyncio.TimerHandle | None = None
+        self._installed: dict[str, set[tuple[bytes, bytes]]] = {}
+        self._up_since: dict[str, float] = {}
+        self._tunnel_vr: dict[str, str] = {}
+        self.dataplane = self._make_dataplane(dataplane)
+
+    # -- construction -----------------------------------------------------
+
+    def _make_dataplane(self, kind: str) -> Any:
+        if kind == "memory":
+            from ..dataplane.memory import MemoryDataPlane
+
+            return MemoryDataPlane()
+        from ..dataplane.userspace import UserspaceDataPlane
+
+        return UserspaceDataPlane(self.loop, self._send_esp_udp)
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    # -- configuration ----------------------------------------------------
+
+    @property
+    def config(self) -> RunningConfig:
+        return self._config
+
+    def load_startup(self) -> None:
+        from ..cli.loader import load_config_text
+
+        text = self.config_path.read_text() if self.config_path.exists() else ""
+        config, errors = load_config_text(text)
+        for line_no, message in errors:
+            log.error("%s:%d: %s", self.config_path, line_no, message)
+        self.apply(config)
+
+    def apply(self, config: RunningConfig) -> None:
+        """Make the running state follow ``config`` (called after every config change)."""
+        now = self.now()
+        policies = engine_policies(config)
+        for vr, policy in policies.items():
+            engine = self.engines.get(vr)
+            if engine is None:
+                self.engines[vr] = Engine(policy)
+                self.engines[vr].update_policy(policy, now)
+            else:
+                engine.update_policy(policy, now)
+        for vr in list(self.engines):
+            if vr not in policies:
+                engine = self.engines.pop(vr)
+                engine.clear_sa(None, None, now)
+                self._drain(vr, engine, now)
+        wanted = {(vr, addr) for vr, policy in policies.items() for addr in policy.local_addresses}
+        self.endpoints.sync(self.loop, wanted)
+        specs = tunnel_specs(config)
+        for name in set(self._tunnel_vr) - {s.name for s in specs}:
+            self.dataplane.remove_tunnel(name)
+            del self._tunnel_vr[name]
+        for spec in specs:
+            if self._tunnel_vr.get(spec.name) != spec.vr:
+                if spec.name in self._tunnel_vr:
+                    self.dataplane.remove_tunnel(spec.name)
+                try:
+                    self.dataplane.add_tunnel(spec)
+                except Exception as exc:  # a broken TUN must not stop the others
+                    log.error("tunnel ipsec:%s: cannot create its interface: %s", spec.name, exc)
+                    continue
+                self._tunnel_vr[spec.name] = spec.vr
+        self._config = config
+        self._service()
+
+    def write_memory(self) -> str:
+        from ..config.render import render
+
+        save_atomic(self.config_path, render(self._config))
+        return str(self.config_path)
+
+    # -- operations ---------------------------------------------------------
+
+    def clear_sa(self, tunnels: Iterable[str] | None, phase: int | None) -> int:
+        now = self.now()
+        names = None if tunnels is None else set(tunnels)
+        cleared = 0
+        for engine in self.engines.values():
+            cleared += engine.clear_sa(names, phase, now)
+        self._service()
+        return cleared
+
+    def tunnels(self) -> list[TunnelStatus]:
+        now = self.now()
+        result: list[TunnelStatus] = []
+        for engine in self.engines.values():
+            for status in engine.tunnel_status(now):
+                counters = self._sa_counters(status.ipsec_sas)
+                result.append(
+                    TunnelStatus(
+                        name=status.name,
+                        vr=status.vr,
+                        state=status.state,
+                        local=status.local,
+                        peer=status.peer,
+                        transform=status.transform,
+                        up_since=status.up_since,
+                        last_failure=status.last_failure,
+                        ike_sas=status.ike_sas,
+                        ipsec_sas=counters,
+                    )
+                )
+        return sorted(result, key=lambda t: t.name)
+
+    def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
+        out = []
+        for sa in sas:
+            try:
+                c = self.dataplane.sa_counters(sa.inbound_spi, sa.outbound_spi)
+            except (KeyError, AttributeError):
+                out.append(sa)
+                continue
+            out.append(
+                IpsecSaStatus(
+                    **{
+                        **sa.__dict__,
+                        "inbound_bytes": c.inbound_bytes,
+                        "inbound_packets": c.inbound_packets,
+                        "outbound_bytes": c.outbound_bytes,
+                        "outbound_packets": c.outbound_packets,
+                    }
+                )
+            )
+        return tuple(out)
+
+    def ike_sas(self) -> list[IkeSaStatus]:
+        now = self.now()
+        return [sa for engine in self.engines.values() for sa in engine.ike_sa_status(now)]
+
+    def ipsec_sas(self) -> list[IpsecSaStatus]:
+        return [sa for t in self.tunnels() for sa in t.ipsec_sas]
+
+    def statistics(self) -> list[VrStatistics]:
+        return [
+            VrStatistics(vr=vr, counters=dict(engine.statistics()))
+            for vr, engine in sorted(self.engines.items())
+        ]
+
+    # -- I/O ----------------------------------------------------------------
+
+    def _on_ike(self, vr: str, data: bytes, local: Address, remote: Address) -> None:
+        engine = self.engines.get(vr)
+        if engine is None:
+            return
+        engine.receive_datagram(data, local, remote, self.now())
+        self._service()
+
+    def _on_esp(self, vr: str, data: bytes, local: Address, remote: Address) -> None:
+        self.dataplane.receive_esp(data, local, remote, True)
+
+    def _send_esp_udp(self, data: bytes, local: Address, remote: Address) -> None:
+        for vr, engine in self.engines.items():
+            endpoint = self.endpoints.get(vr, local)
+            if endpoint is not None:
+                endpoint.send_raw(data, remote)
+                return
+
+    def _service(self) -> None:
+        """Flush every engine's output and events, then re-arm the one timer."""
+        now = self.now()
+        for vr, engine in list(self.engines.items()):
+            self._drain(vr, engine, now)
+        self._arm_timer()
+
+    def _drain(self, vr: str, engine: Engine, now: float) -> None:
+        for datagram in engine.datagrams_to_send(now):
+            endpoint = self.endpoints.get(vr, datagram.local)
+            if endpoint is None:
+                log.warning("no local endpoint %s:%d in VR %s for a message to %s",
+                            *datagram.local, vr, datagram.remote[0])
+                continue
+            endpoint.send_ike(datagram.data, datagram.remote)
+        while (event := engine.next_event()) is not None:
+            self._handle_event(vr, event)
+
+    def _handle_event(self, vr: str, event: object) -> None:
+        if isinstance(event, ev.IpsecSaEstablished):
+            try:
+                self.dataplane.install_sa(event)
+            except Exception as exc:
+                log.error("tunnel ipsec:%s: data plane refused SA: %s", event.tunnel, exc)
+                return
+            pair = (event.inbound.spi, event.outbound.spi)
+            self._installed.setdefault(event.tunnel, set()).add(pair)
+            if len(self._installed[event.tunnel]) == 1:
+                self.dataplane.set_tunnel_up(event.tunnel, True)
+            if self.save_keys:
+                self.save_keys.esp_sa_added(
+                    event.inbound.spi, event.peer[0], event.local[0], event.inbound.encryption,
+                    event.inbound.encryption_key, event.inbound.integrity,
+                    event.inbound.integrity_key)
+                self.save_keys.esp_sa_added(
+                    event.outbound.spi, event.local[0], event.peer[0], event.outbound.encryption,
+                    event.outbound.encryption_key, event.outbound.integrity,
+                    event.outbound.integrity_key)
+        elif isinstance(event, ev.IpsecSaDeleted):
+            self.dataplane.remove_sa(event.tunnel, event.inbound_spi, event.outbound_spi)
+            pairs = self._installed.get(event.tunnel, set())
+            pairs.discard((event.inbound_spi, event.outbound_spi))
+            if not pairs:
+                self.dataplane.set_tunnel_up(event.tunnel, False)
+            if self.save_keys:
+                self.save_keys.esp_sa_removed(event.inbound_spi)
+                self.save_keys.esp_sa_removed(event.outbound_spi)
+        elif isinstance(event, ev.Phase1Established):
+            key = getattr(event, "encryption_key", None)
+            if self.save_keys and key:
+                self.save_keys.ike_sa_added(event.initiator_cookie, key)
+        elif isinstance(event, ev.Phase1Deleted):
+            if self.save_keys:
+                self.save_keys.ike_sa_removed(event.initiator_cookie)
+
+    def _arm_timer(self) -> None:
+        deadlines = [t for e in self.engines.values() if (t := e.get_timer()) is not None]
+        at = min(deadlines) if deadlines else None
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(self._loop_time(at), self._on_timer)
+
+    def _loop_time(self, at: float) -> float:
+        # The engine's clock is time.monotonic(); asyncio's loop clock is too,
+        # but do not depend on that.
+        return self.loop.time() + max(0.0, at - self.now())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.now()
+        for engine in self.engines.values():
+            deadline = engine.get_timer()
+            if deadline is not None and deadline <= now:
+                engine.handle_timer(now)
+        self._service()
+
+    def _poll_traffic(self) -> None:
+        now = self.now()
+        for engine in self.engines.values():
+            for tunnel in list(self._installed):
+                try:
+                    c = self.dataplane.counters(tunnel)
+                except KeyError:
+                    continue
+                engine.traffic(tunnel, c.inbound_bytes, c.outbound_bytes, now)
+        self._service()
+        self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
+
+    def start(self) -> None:
+        self.load_startup()
+        self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
+
+    def close(self) -> None:
+        now = self.now()
+        # Tell peers we are going (Delete payloads) before the sockets close.
+        for vr, engine in self.engines.items():
+            engine.clear_sa(None, None, now)
+            for datagram in engine.datagrams_to_send(now):
+                endpoint = self.endpoints.get(vr, datagram.local)
+                if endpoint is not None:
+                    endpoint.send_ike(datagram.data, datagram.remote)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._poll is not None:
+            self._poll.cancel()
+        self.endpoints.close()
+        self.dataplane.close()
+
+
+async def _serve(runtime: GatewayRuntime, control_path: str) -> None:
+    from ..cli.protocol import handle_connection
+
+    if os.path.exists(control_path):
+        os.unlink(control_path)
+    old_umask = os.umask(0o177)  # the control socket is mode 0600: it can change everything
+    try:
+        server = await asyncio.start_unix_server(
+            lambda r, w: handle_connection(r, w, runtime), path=control_path
+        )
+    finally:
+        os.umask(old_umask)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("ipsecgw running; control socket %s", control_path)
+    async with server:
+        await stop.wait()
+    log.info("ipsecgw stopping")
+
+
+def run_daemon(
+    *, config_path: str, control_path: str, dataplane: str, save_keys: str | None
+) -> int:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        runtime = GatewayRuntime(loop, config_path, dataplane=dataplane, save_keys=save_keys)
+        runtime.start()
+        try:
+            await _serve(runtime, control_path)
+        finally:
+            runtime.close()
+            if os.path.exists(control_path):
+                os.unlink(control_path)
+
+    asyncio.run(main())
+    return 0

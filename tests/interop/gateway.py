@@ -1,0 +1,135 @@
+"""Shared pieces of the interop tests: site configs and traffic checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+from ipsecgw import testbed as tb
+from ipsecgw.daemon.lab import IpsecgwProcess
+
+PSK = "s3cr3t-test-psk"
+
+
+def site_config(
+    *,
+    hostname: str = "siteA",
+    local: str = tb.SITE_A_OUTER,
+    peer: str = tb.SITE_B_OUTER,
+    local_net: str = tb.SITE_A_NET,
+    remote_net: str = tb.SITE_B_NET,
+    tunnel: str = "siteB",
+    encryption: str = "aes128",
+    hash_: str = "sha",
+    group: int = 14,
+    transforms: str = "esp-aes128-hmac-sha",
+    pfs: int | None = 14,
+    aggressive: str | None = None,
+    local_identity: str | None = None,
+    peer_identity: str | None = None,
+    psk_peer: str | None = None,
+    shutdown: bool = False,
+    extra_global: str = "",
+    extra_tunnel: str = "",
+) -> str:
+    lines = [
+        f"hostname {hostname}",
+        f"ipsec local-endpoint {local} transport-virtual-router default",
+        "ipsec ike-policy-rule 1",
+        " authentication pre-share",
+        f" encryption {encryption}",
+        f" hash {hash_}",
+        f" group {group}",
+    ]
+    if aggressive:
+        lines.append(f" aggressive-mode {aggressive}")
+    lines += [
+        " exit",
+        f"ipsec key manual pre-share {psk_peer or peer}",
+        f" key {PSK}",
+        " exit",
+        f"ipsec transform-set ts {transforms}",
+    ]
+    if extra_global:
+        lines += textwrap.dedent(extra_global).strip().splitlines()
+    lines += [
+        f"interface tunnel ipsec:{tunnel} transport-virtual-router default",
+        f" tunnel source {local}",
+        f" tunnel destination {peer}",
+        " tunnel transform-set ts",
+        f" tunnel local-network {local_net}",
+        f" tunnel remote-network {remote_net}",
+    ]
+    if pfs:
+        lines.append(f" tunnel pfs group {pfs}")
+    if local_identity:
+        lines.append(f" tunnel local-identity {local_identity}")
+    if peer_identity:
+        lines.append(f" tunnel peer-identity {peer_identity}")
+    if extra_tunnel:
+        lines += [" " + x for x in textwrap.dedent(extra_tunnel).strip().splitlines()]
+    if shutdown:
+        lines.append(" shutdown")
+    lines.append(" exit")
+    return "\n".join(lines) + "\n"
+
+
+def ping(netns: tb.Netns, source: str, target: str, count: int = 3) -> str:
+    return netns.run("ping", "-c", str(count), "-i", "0.2", "-W", "2", "-I", source, target,
+                     check=False)
+
+
+def ping_ok(netns: tb.Netns, source: str, target: str, count: int = 3) -> bool:
+    return f"{count} received" in ping(netns, source, target, count)
+
+
+def wait_until(predicate, timeout: float = 20, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+_TCP_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(20)
+c, _ = s.accept(); c.settimeout(20)
+total = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    total += len(b)
+c.sendall(str(total).encode()); c.close()
+"""
+
+_TCP_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20,
+                             source_address=(sys.argv[3], 0))
+data = b"x" * int(sys.argv[4]); c.sendall(data); c.shutdown(socket.SHUT_WR)
+print(c.recv(100).decode())
+"""
+
+
+def tcp_transfer(server_ns: tb.Netns, server_addr: str, client_ns: tb.Netns, client_addr: str,
+                 size: int = 200_000, port: int = 5001) -> int:
+    """Send ``size`` bytes over TCP through the tunnel; return what the server counted."""
+    server = server_ns.popen([sys.executable, "-c", _TCP_SERVER, server_addr, str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.3)
+        out = client_ns.run(sys.executable, "-c", _TCP_CLIENT, server_addr, str(port),
+                            client_addr, str(size), timeout=40)
+        return int(out.strip() or 0)
+    finally:
+        server.kill()
+        server.wait()
+
+
+__all__ = ["IpsecgwProcess", "PSK", "site_config", "ping", "ping_ok", "tcp_transfer",
+           "wait_until"]

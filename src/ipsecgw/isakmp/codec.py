@@ -155,7 +155,8 @@ _PHASE1_EXCHANGES = frozenset(
     }
 )
 _PHASE2_EXCHANGES = frozenset({ExchangeType.QUICK_MODE, ExchangeType.NEW_GROUP_MODE})
-_ALL_FLAGS = Flags.ENCRYPTION | Flags.COMMIT | Flags.AUTHENTICATION_ONLY
+# int(): ~ on an IntFlag only inverts within the defined bits.
+_ALL_FLAGS = int(Flags.ENCRYPTION | Flags.COMMIT | Flags.AUTHENTICATION_ONLY)
 
 
 def encode_payloads(payloads: Sequence[Payload]) -> tuple[int, bytes]:

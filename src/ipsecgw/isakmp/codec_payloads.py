@@ -302,7 +302,7 @@ def _decode_sa(payload_type: int, data: bytes, pos: int, end: int) -> SecurityAs
     if doi != Doi.IPSEC:
         # RFC 2408 3.4: the situation's format depends on the DOI.
         raise DoiNotSupported(f"SA payload at offset {pos}: DOI {doi} is not IPsec", pos)
-    if situation & ~Situation.IDENTITY_ONLY:
+    if situation & ~int(Situation.IDENTITY_ONLY):
         # RFC 2407 4.6.1: secrecy/integrity situations append labelled-domain
         # fields that we do not implement.
         raise SituationNotSupported(

@@ -1,0 +1,311 @@
+"""The security association database shared by the data plane backends.
+
+Sans-IO: it holds tunnels and SA pairs, picks the outbound SA for a packet
+by its selectors, finds the inbound SA by SPI, runs ESP and keeps the
+counters.  The backends only move bytes between it and the world, so the
+memory fake exercises exactly the packet logic that the user-space backend
+runs.
+
+Selectors are checked both ways (RFC 4301 section 5): an outbound packet is
+protected only by an SA whose local/remote networks contain its source and
+destination, and a decrypted inbound packet is dropped unless its addresses
+fall inside the SA it arrived on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ipsecgw.dataplane.base import (
+    Address,
+    DataPlaneError,
+    IpsecSa,
+    SaCounters,
+    TunnelCounters,
+    TunnelSpec,
+)
+from ipsecgw.dataplane.esp import (
+    DropReason,
+    EspError,
+    InboundSa,
+    OutboundSa,
+    SequenceExhausted,
+)
+
+# Where the addresses sit in an IP header: (source slice, destination slice).
+_ADDRESS_OFFSETS = {4: (12, 16, 20), 6: (8, 24, 40)}
+
+
+@dataclass(frozen=True)
+class EspRoute:
+    """Where the ESP packets of one SA pair go and come from."""
+
+    vr: str  # transport VR: namespace of the outer packets
+    local: Address
+    remote: Address
+    udp: bool  # RFC 3948 UDP encapsulation, else raw IP protocol 50
+
+
+class _Selector:
+    """A network prefix matched against raw address bytes, no objects per packet."""
+
+    __slots__ = ("version", "network", "mask")
+
+    def __init__(self, prefix: str) -> None:
+        network = ipaddress.ip_network(prefix, strict=False)
+        self.version = network.version
+        self.network = int(network.network_address)
+        self.mask = int(network.netmask)
+
+    def matches(self, address: bytes) -> bool:
+        return int.from_bytes(address, "big") & self.mask == self.network
+
+
+class SaPair:
+    """One installed SA pair: both ESP directions of one Quick Mode."""
+
+    def __init__(self, sa: IpsecSa, vr: str, *, replay_window: int, now: float) -> None:
+        if sa.protocol != "esp":
+            raise DataPlaneError(f"protocol {sa.protocol!r} is not supported (ESP only)")
+        if sa.encapsulation not in ("tunnel", "udp-tunnel"):
+            raise DataPlaneError(f"encapsulation {sa.encapsulation!r} is not supported")
+        try:
+            self.inbound = InboundSa(sa.inbound, replay_window=replay_window)
+            self.outbound = OutboundSa(sa.outbound)
+            self._local_selector = _Selector(sa.local_network)
+            self._remote_selector = _Selector(sa.remote_network)
+        except ValueError as error:
+            raise DataPlaneError(f"SA for {sa.tunnel}: {error}") from error
+        if self._local_selector.version != self._remote_selector.version:
+            raise DataPlaneError("local and remote networks are of different IP versions")
+        udp = sa.encapsulation == "udp-tunnel"
+        # Raw ESP has no ports; keep 0 so that addresses compare alike.
+        self.route = EspRoute(
+            vr,
+            sa.local if udp else (sa.local[0], 0),
+            sa.peer if udp else (sa.peer[0], 0),
+            udp,
+        )
+        self.tunnel = sa.tunnel
+        self.installed_at = now
+        self.last_inbound_at: float | None = None
+        self.drops = dict.fromkeys(DropReason, 0)
+
+    def selects(self, packet: bytes, outbound: bool) -> bool:
+        """True when the packet's addresses are inside this SA's selectors."""
+        local, remote = self._local_selector, self._remote_selector
+        offsets = _ADDRESS_OFFSETS.get(packet[0] >> 4)
+        if offsets is None or local.version != packet[0] >> 4 or len(packet) < offsets[2]:
+            return False
+        source, destination = packet[offsets[0] : offsets[1]], packet[offsets[1] : offsets[2]]
+        if outbound:
+            return local.matches(source) and remote.matches(destination)
+        return remote.matches(source) and local.matches(destination)
+
+    def counters(self) -> SaCounters:
+        return SaCounters(
+            tunnel=self.tunnel,
+            inbound_spi=self.inbound.spi,
+            outbound_spi=self.outbound.spi,
+            inbound_bytes=self.inbound.bytes,
+            inbound_packets=self.inbound.packets,
+            outbound_bytes=self.outbound.bytes,
+            outbound_packets=self.outbound.packets,
+            auth_failed=self.drops[DropReason.AUTH_FAILED],
+            replay=self.drops[DropReason.REPLAY],
+            malformed=self.drops[DropReason.MALFORMED],
+            pad_error=self.drops[DropReason.PAD_ERROR],
+            policy=self.drops[DropReason.POLICY],
+            sequence_number=self.outbound.sequence_number,
+            rekey_needed=self.outbound.rekey_needed,
+            installed_at=self.installed_at,
+            last_inbound_at=self.last_inbound_at,
+        )
+
+
+class _Tunnel:
+    def __init__(self, spec: TunnelSpec) -> None:
+        self.spec = spec
+        self.up = False
+        self.pairs: list[SaPair] = []  # oldest first; the newest carries outbound traffic
+        self.inbound_bytes = 0
+        self.inbound_packets = 0
+        self.outbound_bytes = 0
+        self.outbound_packets = 0
+        self.drops = dict.fromkeys(DropReason, 0)
+        self.no_sa = 0
+        self.io_errors = 0
+        self.last_inbound_at: float | None = None
+        self.last_outbound_at: float | None = None
+
+
+class SaDatabase:
+    """Tunnels, SA pairs and counters; every method is pure bookkeeping."""
+
+    def __init__(self, *, replay_window: int = 64) -> None:
+        self._replay_window = replay_window
+        self._tunnels: dict[str, _Tunnel] = {}
+        self._by_inbound_spi: dict[bytes, SaPair] = {}
+        # (local ip, remote ip) -> tunnel, to charge drops that name no SA.
+        self._by_addresses: dict[tuple[str, str], str] = {}
+        self.unattributed_drops = dict.fromkeys(DropReason, 0)
+
+    # Configuration
+
+    def add_tunnel(self, spec: TunnelSpec) -> None:
+        if spec.name in self._tunnels:
+            raise DataPlaneError(f"tunnel {spec.name} already exists")
+        self._tunnels[spec.name] = _Tunnel(spec)
+
+    def remove_tunnel(self, name: str) -> list[SaPair]:
+        """Forget the tunnel; returns the SA pairs that went with it."""
+        tunnel = self._tunnels.pop(name, None)
+        if tunnel is None:
+            return []
+        self._forget(tunnel.pairs)
+        return tunnel.pairs
+
+    def spec(self, name: str) -> TunnelSpec:
+        return self._tunnel(name).spec
+
+    def tunnel_names(self) -> list[str]:
+        return list(self._tunnels)
+
+    def set_up(self, name: str, up: bool) -> bool:
+        """Record the state; returns whether it changed."""
+        tunnel = self._tunnel(name)
+        changed = tunnel.up != up
+        tunnel.up = up
+        return changed
+
+    def is_up(self, name: str) -> bool:
+        return self._tunnel(name).up
+
+    def install(self, sa: IpsecSa, now: float) -> SaPair:
+        tunnel = self._tunnel(sa.tunnel)
+        if sa.inbound.spi in self._by_inbound_spi:
+            raise DataPlaneError(f"inbound SPI {sa.inbound.spi.hex()} is already installed")
+        pair = SaPair(sa, tunnel.spec.outer_vr, replay_window=self._replay_window, now=now)
+        tunnel.pairs.append(pair)
+        self._by_inbound_spi[pair.inbound.spi] = pair
+        self._by_addresses[(pair.route.local[0], pair.route.remote[0])] = tunnel.spec.name
+        return pair
+
+    def remove(self, tunnel_name: str, inbound_spi: bytes, outbound_spi: bytes) -> SaPair | None:
+        pair = self._by_inbound_spi.get(inbound_spi)
+        if pair is None or pair.tunnel != tunnel_name or pair.outbound.spi != outbound_spi:
+            return None
+        self._tunnels[tunnel_name].pairs.remove(pair)
+        self._forget([pair])
+        return pair
+
+    def pairs(self) -> list[SaPair]:
+        return list(self._by_inbound_spi.values())
+
+    def _forget(self, pairs: list[SaPair]) -> None:
+        for pair in pairs:
+            del self._by_inbound_spi[pair.inbound.spi]
+        for key in {(pair.route.local[0], pair.route.remote[0]) for pair in pairs}:
+            survivor = next(
+                (
+                    p.tunnel
+                    for p in reversed(self._by_inbound_spi.values())
+                    if (p.route.local[0], p.route.remote[0]) == key
+                ),
+                None,
+            )
+            if survivor is None:
+                self._by_addresses.pop(key, None)
+            else:
+                self._by_addresses[key] = survivor
+
+    def _tunnel(self, name: str) -> _Tunnel:
+        tunnel = self._tunnels.get(name)
+        if tunnel is None:
+            raise DataPlaneError(f"no tunnel {name}")
+        return tunnel
+
+    # Packets
+
+    def protect(self, tunnel_name: str, inner: bytes, now: float) -> tuple[bytes, EspRoute] | None:
+        """ESP for an inner packet leaving through the tunnel; None if dropped."""
+        tunnel = self._tunnels.get(tunnel_name)
+        if tunnel is None:
+            return None
+        for pair in reversed(tunnel.pairs):
+            if pair.selects(inner, outbound=True):
+                break
+        else:
+            tunnel.no_sa += 1
+            return None
+        try:
+            esp = pair.outbound.encapsulate(inner)
+        except SequenceExhausted:
+            tunnel.no_sa += 1
+            return None
+        tunnel.outbound_packets += 1
+        tunnel.outbound_bytes += len(inner)
+        tunnel.last_outbound_at = now
+        return esp, pair.route
+
+    def accept(
+        self, data: bytes, local: Address, remote: Address, now: float
+    ) -> tuple[str, bytes] | None:
+        """(tunnel, inner packet) for an arriving ESP packet; None if dropped."""
+        pair = self._by_inbound_spi.get(data[:4]) if len(data) >= 8 else None
+        if pair is None:
+            reason = DropReason.UNKNOWN_SPI if len(data) >= 8 else DropReason.MALFORMED
+            name = self._by_addresses.get((local[0], remote[0]))
+            drops = self._tunnels[name].drops if name is not None else self.unattributed_drops
+            drops[reason] += 1
+            return None
+        tunnel = self._tunnels[pair.tunnel]
+        try:
+            inner = pair.inbound.decapsulate(data)
+            if inner and not pair.selects(inner, outbound=False):
+                raise EspError(DropReason.POLICY, "inner addresses outside the selectors")
+        except EspError as error:
+            pair.drops[error.reason] += 1
+            tunnel.drops[error.reason] += 1
+            return None
+        pair.last_inbound_at = now
+        tunnel.last_inbound_at = now  # authenticated: the peer is alive (RFC 3706)
+        if not inner:
+            return None  # dummy packet (RFC 4303 2.6)
+        tunnel.inbound_packets += 1
+        tunnel.inbound_bytes += len(inner)
+        return pair.tunnel, inner
+
+    def count_io_error(self, tunnel_name: str) -> int:
+        """Count a failed TUN write or ESP send; returns the tunnel's total."""
+        tunnel = self._tunnels.get(tunnel_name)
+        if tunnel is None:
+            return 0
+        tunnel.io_errors += 1
+        return tunnel.io_errors
+
+    # Counters
+
+    def counters(self, name: str) -> TunnelCounters:
+        tunnel = self._tunnel(name)
+        return TunnelCounters(
+            inbound_bytes=tunnel.inbound_bytes,
+            inbound_packets=tunnel.inbound_packets,
+            outbound_bytes=tunnel.outbound_bytes,
+            outbound_packets=tunnel.outbound_packets,
+            auth_failed=tunnel.drops[DropReason.AUTH_FAILED],
+            replay=tunnel.drops[DropReason.REPLAY],
+            unknown_spi=tunnel.drops[DropReason.UNKNOWN_SPI],
+            malformed=tunnel.drops[DropReason.MALFORMED],
+            pad_error=tunnel.drops[DropReason.PAD_ERROR],
+            policy=tunnel.drops[DropReason.POLICY],
+            no_sa=tunnel.no_sa,
+            io_errors=tunnel.io_errors,
+            last_inbound_at=tunnel.last_inbound_at,
+            last_outbound_at=tunnel.last_outbound_at,
+        )
+
+    def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
+        pair = self._by_inbound_spi.get(inbound_spi)
+        return pair.counters() if pair is not None else None

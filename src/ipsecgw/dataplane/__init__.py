@@ -15,6 +15,7 @@ from ipsecgw.dataplane.base import (
     SendUdp,
     TunnelCounters,
     TunnelSpec,
+    UnknownTunnel,
 )
 from ipsecgw.dataplane.esp import DropReason, EspError, EspKeys, InboundSa, OutboundSa
 from ipsecgw.dataplane.memory import MemoryDataPlane
@@ -35,4 +36,5 @@ __all__ = [
     "SendUdp",
     "TunnelCounters",
     "TunnelSpec",
+    "UnknownTunnel",
 ]

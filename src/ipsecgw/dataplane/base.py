@@ -36,6 +36,13 @@ class DataPlaneError(Exception):
     """A request the data plane cannot carry out (unknown tunnel, bad SA ...)."""
 
 
+class UnknownTunnel(DataPlaneError, KeyError):
+    """No tunnel interface of that name (also a KeyError: a failed lookup)."""
+
+    def __str__(self) -> str:
+        return f"no tunnel {self.args[0]}"
+
+
 class IpsecSa(Protocol):
     """What `install_sa` reads; `ipsecgw.isakmp.events.IpsecSaEstablished` fits."""
 
@@ -189,7 +196,7 @@ class DataPlane(Protocol):
         """Install both directions; the newest matching SA carries outbound traffic.
 
         Older SAs of the tunnel keep decrypting until `remove_sa` (rekey
-        overlap).  DataPlaneError for an unknown tunnel, an unsupported
+        overlap).  DataPlaneError (UnknownTunnel) for an unknown tunnel, an unsupported
         protocol or algorithm, or an inbound SPI already installed.
         """
 
@@ -200,7 +207,7 @@ class DataPlane(Protocol):
         """An ESP packet (starting at the SPI) that arrived at `local` from `remote`."""
 
     def counters(self, tunnel: str) -> TunnelCounters:
-        """Cumulative counters; DataPlaneError for an unknown tunnel."""
+        """Cumulative counters; UnknownTunnel for an unknown tunnel."""
 
     def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
         """Counters of an installed SA pair, None when it is not installed."""

@@ -24,6 +24,7 @@ from ipsecgw.dataplane.base import (
     SaCounters,
     TunnelCounters,
     TunnelSpec,
+    UnknownTunnel,
 )
 from ipsecgw.dataplane.esp import (
     DropReason,
@@ -223,7 +224,7 @@ class SaDatabase:
     def _tunnel(self, name: str) -> _Tunnel:
         tunnel = self._tunnels.get(name)
         if tunnel is None:
-            raise DataPlaneError(f"no tunnel {name}")
+            raise UnknownTunnel(name)
         return tunnel
 
     # Packets

@@ -1,0 +1,169 @@
+"""Just enough rtnetlink (RFC 3549; linux/rtnetlink.h) to set up a TUN device.
+
+Link up and MTU, one address, routes through the device, and the list of
+addresses present (to choose a route's preferred source).  Requests are
+synchronous and answered within microseconds by the kernel, so they can be
+made from the event loop; pyroute2's synchronous API cannot (it runs an
+event loop of its own).  The socket belongs to the network namespace that
+was current when it was created.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import itertools
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+_RTATTR = struct.Struct("=HH")  # length, type
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, device type, index, flags, change
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
+_RTMSG = struct.Struct(
+    "=BBBBBBBBI"
+)  # family, dst len, src len, tos, table, protocol, scope, type, flags
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWLINK = 16
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_CREATE = 0x400
+
+IFF_UP = 0x1
+IFLA_MTU = 4
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_F_NODAD = 0x02  # an address on a point-to-point tunnel has no one to collide with
+RTA_DST = 1
+RTA_OIF = 4
+RTA_PREFSRC = 7
+RT_TABLE_MAIN = 254
+RTPROT_STATIC = 4
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
+RTN_UNICAST = 1
+
+
+def _attribute(kind: int, value: bytes) -> bytes:
+    length = _RTATTR.size + len(value)
+    return _RTATTR.pack(length, kind) + value + bytes(-length % 4)
+
+
+def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + _RTATTR.size <= len(data):
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            return
+        yield kind, data[offset + _RTATTR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
+def _family(version: int) -> int:
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
+
+
+class Rtnl:
+    """A NETLINK_ROUTE socket in the current network namespace."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._socket.bind((0, 0))
+        self._sequence = itertools.count(1)
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def _request(self, kind: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
+        """Send one request; return the (type, body) of the answers, raise OSError on NACK."""
+        sequence = next(self._sequence)
+        header = _NLMSG_HEADER.pack(
+            _NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0
+        )
+        self._socket.send(header + body)
+        answers: list[tuple[int, bytes]] = []
+        while True:
+            data = self._socket.recv(65536)
+            offset = 0
+            while offset + _NLMSG_HEADER.size <= len(data):
+                length, answer, _, answer_sequence, _ = _NLMSG_HEADER.unpack_from(data, offset)
+                if length < _NLMSG_HEADER.size:
+                    raise OSError(errno.EPROTO, "truncated netlink message")
+                payload = data[offset + _NLMSG_HEADER.size : offset + length]
+                offset += (length + 3) & ~3
+                if answer_sequence != sequence:
+                    continue  # a late answer to an earlier request
+                if answer == NLMSG_DONE:
+                    return answers
+                if answer == NLMSG_ERROR:
+                    (code,) = struct.unpack_from("=i", payload)
+                    if code:
+                        raise OSError(-code, os.strerror(-code))
+                    return answers
+                answers.append((answer, payload))
+
+    def set_link(self, index: int, *, mtu: int, up: bool) -> None:
+        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
+        body += _attribute(IFLA_MTU, struct.pack("=I", mtu))
+        self._request(RTM_NEWLINK, NLM_F_ACK, body)
+
+    def add_address(self, index: int, interface: str) -> None:
+        """Add "ip/len" to the device (replacing it if already there)."""
+        address = ipaddress.ip_interface(interface)
+        packed = address.ip.packed
+        body = _IFADDRMSG.pack(
+            _family(address.version),
+            address.network.prefixlen,
+            IFA_F_NODAD if address.version == 6 else 0,
+            RT_SCOPE_UNIVERSE,
+            index,
+        )
+        body += _attribute(IFA_LOCAL, packed) + _attribute(IFA_ADDRESS, packed)
+        self._request(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body)
+
+    def addresses(self) -> list[str]:
+        """Every address in the namespace, in the kernel's order."""
+        found: list[str] = []
+        for _, payload in self._request(RTM_GETADDR, NLM_F_DUMP, _IFADDRMSG.pack(0, 0, 0, 0, 0)):
+            family = payload[0]
+            attributes = dict(_attributes(payload[_IFADDRMSG.size :]))
+            # IPv4 keeps the local address in IFA_LOCAL (IFA_ADDRESS is the
+            # peer on point-to-point links); IPv6 has only IFA_ADDRESS.
+            value = attributes.get(IFA_LOCAL) or attributes.get(IFA_ADDRESS)
+            if value is not None and family in (socket.AF_INET, socket.AF_INET6):
+                found.append(str(ipaddress.ip_address(value)))
+        return found
+
+    def route(self, add: bool, network: str, index: int, source: str | None = None) -> None:
+        """Add (replacing) or delete the route to `network` through device `index`."""
+        destination = ipaddress.ip_network(network, strict=False)
+        body = _RTMSG.pack(
+            _family(destination.version),
+            destination.prefixlen,
+            0,
+            0,
+            RT_TABLE_MAIN,
+            RTPROT_STATIC,
+            RT_SCOPE_LINK,
+            RTN_UNICAST,
+            0,
+        )
+        body += _attribute(RTA_DST, destination.network_address.packed)
+        body += _attribute(RTA_OIF, struct.pack("=I", index))
+        if source is not None:
+            body += _attribute(RTA_PREFSRC, ipaddress.ip_address(source).packed)
+        if add:
+            self._request(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body)
+        else:
+            self._request(RTM_DELROUTE, NLM_F_ACK, body)

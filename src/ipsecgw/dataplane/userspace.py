@@ -1,0 +1,278 @@
+"""The `userspace` data plane: TUN devices and ESP in Python, on the event loop.
+
+This is what strongSwan's kernel-libipsec does, and the only ESP these
+machines can run (their kernel has no ESP, TESTBED.md).  Outbound: the host
+routes a packet into a tunnel's TUN device, we read it, pick the SA by its
+selectors, encapsulate and send it either raw (IP protocol 50, from a raw
+socket of our own in the transport VR) or UDP-encapsulated through the
+daemon's port-4500 socket (`send_udp`, RFC 3948).  Inbound: raw ESP arrives on
+our raw socket, UDP ESP comes from the daemon through `receive_esp`; after
+SPI lookup and decapsulation the inner packet is written to the TUN device.
+
+Failures stay local: a TUN write or a send that fails is counted on its
+tunnel and logged (with back-off), and the other tunnels carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from ipsecgw.daemon.netns import in_vr
+from ipsecgw.dataplane.base import (
+    Address,
+    DataPlaneError,
+    IpsecSa,
+    SaCounters,
+    SendUdp,
+    TunnelCounters,
+    TunnelSpec,
+    UnknownTunnel,
+)
+from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW, DropReason
+from ipsecgw.dataplane.sadb import EspRoute, SaDatabase
+from ipsecgw.dataplane.tun import TunDevice
+
+log = logging.getLogger("ipsecgw.dataplane")
+
+IPPROTO_ESP = 50
+# Packets handled per readiness callback before yielding to the loop, so that
+# one busy tunnel cannot starve the others or the IKE sockets.
+_BATCH = 64
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the 1st, 2nd, 4th, 8th ... error: visible, but never a flood."""
+    return count & (count - 1) == 0
+
+
+class _RawEspSocket:
+    """An IP protocol 50 socket bound to one local address of one VR."""
+
+    def __init__(self, vr: str, local_ip: str) -> None:
+        self.vr = vr
+        self.local_ip = local_ip
+        self.ipv6 = ipaddress.ip_address(local_ip).version == 6
+        with in_vr(vr):
+            self.socket = socket.socket(
+                socket.AF_INET6 if self.ipv6 else socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP
+            )
+        try:
+            self.socket.setblocking(False)
+            # Binding filters by destination address and fixes the source.
+            self.socket.bind((local_ip, 0))
+        except OSError:
+            self.socket.close()
+            raise
+        self.users = 0  # SA pairs sending through it
+
+    def receive(self) -> tuple[bytes, str]:
+        """(ESP packet from the SPI on, source address); BlockingIOError when empty."""
+        data, source = self.socket.recvfrom(65535)
+        if not self.ipv6:
+            # IPv4 raw sockets deliver the IP header too (raw(7)); IPv6 ones do not.
+            data = data[(data[0] & 0x0F) * 4 :]
+        return data, source[0]
+
+
+class UserspaceDataPlane:
+    """A `DataPlane` running ESP in this process over TUN devices.
+
+    `loop`: the daemon's event loop (TUN and raw sockets are read from it).
+    `send_udp(esp, local, remote)`: sends UDP-encapsulated ESP from the
+    daemon's socket bound to `local`.  `clock`: the time base of
+    `last_inbound_at`/`last_outbound_at` (the daemon's `now`).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send_udp: SendUdp,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        replay_window: int = DEFAULT_REPLAY_WINDOW,
+    ) -> None:
+        self._loop = loop
+        self._send_udp = send_udp
+        self._clock = clock
+        self._sadb = SaDatabase(replay_window=replay_window)
+        self._tuns: dict[str, TunDevice] = {}
+        self._raw: dict[tuple[str, str], _RawEspSocket] = {}
+
+    # Tunnels
+
+    def add_tunnel(self, tunnel: TunnelSpec) -> None:
+        self._sadb.add_tunnel(tunnel)
+        try:
+            device = TunDevice(tunnel)
+        except OSError as error:
+            self._sadb.remove_tunnel(tunnel.name)
+            raise DataPlaneError(
+                f"tunnel {tunnel.name}: cannot create its TUN device in VR {tunnel.vr}: {error}"
+            ) from error
+        self._tuns[tunnel.name] = device
+        self._loop.add_reader(device.fileno(), self._on_tun_readable, tunnel.name, device)
+        log.info("tunnel %s: interface %s in VR %s", tunnel.name, device.ifname, tunnel.vr)
+
+    def remove_tunnel(self, name: str) -> None:
+        for pair in self._sadb.remove_tunnel(name):
+            self._release_raw(pair.route)
+        device = self._tuns.pop(name, None)
+        if device is not None:
+            self._loop.remove_reader(device.fileno())
+            device.close()  # the kernel removes the device and its routes
+
+    def set_tunnel_up(self, name: str, up: bool) -> None:
+        if not self._sadb.set_up(name, up):
+            return
+        spec, device = self._sadb.spec(name), self._tuns[name]
+        candidates = device.addresses() if up and spec.remote_networks else []
+        for network in spec.remote_networks:
+            try:
+                device.route(up, network, spec.route_source(network, candidates))
+            except OSError as error:
+                if not up and error.errno == errno.ESRCH:
+                    continue  # already gone (someone removed it by hand)
+                self._sadb.count_io_error(name)
+                log.error(
+                    "tunnel %s: cannot %s route %s via %s: %s",
+                    name,
+                    "add" if up else "remove",
+                    network,
+                    device.ifname,
+                    error,
+                )
+
+    # SAs
+
+    def install_sa(self, sa: IpsecSa) -> None:
+        pair = self._sadb.install(sa, self._clock())
+        if not pair.route.udp:
+            try:
+                self._acquire_raw(pair.route)
+            except OSError as error:
+                self._sadb.remove(sa.tunnel, sa.inbound.spi, sa.outbound.spi)
+                raise DataPlaneError(
+                    f"tunnel {sa.tunnel}: no raw ESP socket on {pair.route.local[0]} "
+                    f"in VR {pair.route.vr}: {error}"
+                ) from error
+        log.info(
+            "tunnel %s: SA installed, SPI in %s out %s, %s, %s -> %s",
+            sa.tunnel,
+            sa.inbound.spi.hex(),
+            sa.outbound.spi.hex(),
+            sa.encapsulation,
+            sa.local_network,
+            sa.remote_network,
+        )
+
+    def remove_sa(self, tunnel: str, inbound_spi: bytes, outbound_spi: bytes) -> None:
+        pair = self._sadb.remove(tunnel, inbound_spi, outbound_spi)
+        if pair is not None:
+            self._release_raw(pair.route)
+            log.info(
+                "tunnel %s: SA removed, SPI in %s out %s",
+                tunnel,
+                inbound_spi.hex(),
+                outbound_spi.hex(),
+            )
+
+    def _acquire_raw(self, route: EspRoute) -> None:
+        key = (route.vr, route.local[0])
+        raw = self._raw.get(key)
+        if raw is None:
+            raw = _RawEspSocket(route.vr, route.local[0])
+            self._raw[key] = raw
+            self._loop.add_reader(raw.socket.fileno(), self._on_raw_readable, raw)
+        raw.users += 1
+
+    def _release_raw(self, route: EspRoute) -> None:
+        raw = self._raw.get((route.vr, route.local[0])) if not route.udp else None
+        if raw is None:
+            return
+        raw.users -= 1
+        if raw.users == 0:
+            del self._raw[(route.vr, route.local[0])]
+            self._loop.remove_reader(raw.socket.fileno())
+            raw.socket.close()
+
+    # Packets
+
+    def _on_tun_readable(self, name: str, device: TunDevice) -> None:
+        for _ in range(_BATCH):
+            try:
+                inner = device.read()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self._io_error(name, "TUN read", error)
+                return
+            protected = self._sadb.protect(name, inner, self._clock())
+            if protected is not None:
+                self._send(name, *protected)
+
+    def _send(self, name: str, esp: bytes, route: EspRoute) -> None:
+        try:
+            if route.udp:
+                self._send_udp(esp, route.local, route.remote)
+            else:
+                self._raw[(route.vr, route.local[0])].socket.sendto(esp, (route.remote[0], 0))
+        except OSError as error:
+            self._io_error(name, f"ESP send to {route.remote[0]}", error)
+
+    def _on_raw_readable(self, raw: _RawEspSocket) -> None:
+        for _ in range(_BATCH):
+            try:
+                data, source = raw.receive()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                log.warning("raw ESP socket %s in VR %s: %s", raw.local_ip, raw.vr, error)
+                return
+            self.receive_esp(data, (raw.local_ip, 0), (source, 0), udp=False)
+
+    def receive_esp(self, data: bytes, local: Address, remote: Address, udp: bool) -> None:
+        accepted = self._sadb.accept(data, local, remote, self._clock())
+        if accepted is None:
+            return
+        name, inner = accepted
+        try:
+            self._tuns[name].write(inner)
+        except OSError as error:
+            self._io_error(name, "TUN write", error)
+
+    def _io_error(self, name: str, what: str, error: OSError) -> None:
+        count = self._sadb.count_io_error(name)
+        if _worth_logging(count):
+            log.warning("tunnel %s: %s failed (%d so far): %s", name, what, count, error)
+
+    # Counters
+
+    def counters(self, tunnel: str) -> TunnelCounters:
+        return self._sadb.counters(tunnel)
+
+    def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
+        return self._sadb.sa_counters(inbound_spi)
+
+    def drop_counters(self) -> dict[DropReason, int]:
+        return dict(self._sadb.unattributed_drops)
+
+    def interface_name(self, tunnel: str) -> str:
+        """The TUN device's name (for logs and show commands)."""
+        device = self._tuns.get(tunnel)
+        if device is None:
+            raise UnknownTunnel(tunnel)
+        return device.ifname
+
+    def close(self) -> None:
+        for name in self._sadb.tunnel_names():
+            self.remove_tunnel(name)
+        for raw in self._raw.values():
+            self._loop.remove_reader(raw.socket.fileno())
+            raw.socket.close()
+        self._raw.clear()

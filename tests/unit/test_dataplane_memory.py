@@ -1,0 +1,420 @@
+"""The memory data plane: bookkeeping, routes, and traffic between two of them."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from ipsecgw.dataplane import (
+    DataPlane,
+    DataPlaneError,
+    DropReason,
+    MemoryDataPlane,
+    TunnelSpec,
+    UnknownTunnel,
+)
+from ipsecgw.dataplane.esp import ENCRYPTIONS, INTEGRITIES
+from ipsecgw.dataplane.memory import Route, connect
+from ipsecgw.isakmp.events import EncryptionName, IntegrityName, IpsecSaEstablished, SaKeys
+
+A_OUTER, B_OUTER = "10.99.0.1", "10.99.0.2"
+A_NET, B_NET = "10.98.1.0/24", "10.98.2.0/24"
+
+
+def ipv4(src: str, dst: str, payload: bytes = b"hello through the tunnel") -> bytes:
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(payload),
+            7,
+            0,
+            64,
+            17,
+            0,
+            bytes(map(int, src.split("."))),
+            bytes(map(int, dst.split("."))),
+        )
+        + payload
+    )
+
+
+def sa_keys(spi: bytes, encryption: EncryptionName, integrity: IntegrityName | None) -> SaKeys:
+    return SaKeys(
+        spi=spi,
+        encryption=encryption,
+        encryption_key=os.urandom(ENCRYPTIONS[encryption].key_size),
+        integrity=integrity,
+        integrity_key=os.urandom(INTEGRITIES[integrity][1]) if integrity else b"",
+    )
+
+
+def sa_pair(
+    spi_a: bytes,
+    spi_b: bytes,
+    *,
+    udp: bool = False,
+    encryption: EncryptionName = "aes128",
+    integrity: IntegrityName | None = "hmac-sha1-96",
+    tunnel: str = "t1",
+    rekey_of: tuple[bytes, bytes] | None = None,
+) -> tuple[IpsecSaEstablished, IpsecSaEstablished]:
+    """Mirrored events for site A (inbound SPI spi_a) and site B (inbound spi_b)."""
+    to_a = sa_keys(spi_a, encryption, integrity)  # B -> A traffic
+    to_b = sa_keys(spi_b, encryption, integrity)  # A -> B traffic
+    port = 4500 if udp else 500
+    common = {
+        "protocol": "esp",
+        "encapsulation": "udp-tunnel" if udp else "tunnel",
+        "lifetime_seconds": 3600,
+        "lifetime_kilobytes": 102400,
+    }
+    a = IpsecSaEstablished(
+        tunnel=tunnel,
+        peer=(B_OUTER, port),
+        local=(A_OUTER, port),
+        inbound=to_a,
+        outbound=to_b,
+        local_network=A_NET,
+        remote_network=B_NET,
+        rekey_of=rekey_of[0] if rekey_of else None,
+        **common,  # type: ignore[arg-type]
+    )
+    b = IpsecSaEstablished(
+        tunnel=tunnel,
+        peer=(A_OUTER, port),
+        local=(B_OUTER, port),
+        inbound=to_b,
+        outbound=to_a,
+        local_network=B_NET,
+        remote_network=A_NET,
+        rekey_of=rekey_of[1] if rekey_of else None,
+        **common,  # type: ignore[arg-type]
+    )
+    return a, b
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sites(clock: Clock) -> tuple[MemoryDataPlane, MemoryDataPlane]:
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    a.add_tunnel(TunnelSpec("t1", remote_networks=(B_NET,), local_networks=(A_NET,)))
+    b.add_tunnel(TunnelSpec("t1", remote_networks=(A_NET,), local_networks=(B_NET,)))
+    return a, b
+
+
+def test_memory_backend_is_a_data_plane() -> None:
+    plane: DataPlane = MemoryDataPlane()
+    assert plane.drop_counters() == dict.fromkeys(DropReason, 0)
+
+
+@pytest.mark.parametrize("udp", [False, True])
+@pytest.mark.parametrize(
+    ("encryption", "integrity"),
+    [("aes128", "hmac-sha1-96"), ("aes256gcm", None), ("3des", "hmac-md5-96")],
+)
+def test_traffic_both_ways(
+    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+    clock: Clock,
+    udp: bool,
+    encryption: EncryptionName,
+    integrity: IntegrityName | None,
+) -> None:
+    a, b = sites
+    ev_a, ev_b = sa_pair(
+        b"\xa0\x00\x00\x01",
+        b"\xb0\x00\x00\x01",
+        udp=udp,
+        encryption=encryption,
+        integrity=integrity,
+    )
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    ping, pong = ipv4("10.98.1.1", "10.98.2.1"), ipv4("10.98.2.1", "10.98.1.1", b"reply")
+    a.inject("t1", ping)
+    clock.now += 1
+    b.inject("t1", pong)
+
+    assert b.delivered["t1"] == [ping]
+    assert a.delivered["t1"] == [pong]
+    sent = a.sent[0]
+    assert sent.udp is udp
+    assert sent.local == (A_OUTER, 4500 if udp else 0)
+    assert sent.remote == (B_OUTER, 4500 if udp else 0)
+    assert sent.data[:4] == b"\xb0\x00\x00\x01"  # the peer's inbound SPI
+    assert ping not in sent.data
+
+    ca, cb = a.counters("t1"), b.counters("t1")
+    assert (ca.outbound_packets, ca.outbound_bytes) == (1, len(ping))
+    assert (ca.inbound_packets, ca.inbound_bytes) == (1, len(pong))
+    assert (cb.inbound_packets, cb.outbound_packets) == (1, 1)
+    assert ca.drops == cb.drops == 0
+    assert ca.last_outbound_at == 1000.0 and ca.last_inbound_at == 1001.0
+    assert cb.last_inbound_at == 1000.0
+
+    sa = a.sa_counters(b"\xa0\x00\x00\x01")
+    assert sa is not None
+    assert (sa.tunnel, sa.outbound_spi, sa.sequence_number) == ("t1", b"\xb0\x00\x00\x01", 1)
+    assert (sa.inbound_packets, sa.outbound_packets, sa.outbound_bytes) == (1, 1, len(ping))
+    assert sa.installed_at == 1000.0 and not sa.rekey_needed
+
+
+def test_routes_follow_tunnel_state() -> None:
+    plane = MemoryDataPlane()
+    plane.add_tunnel(
+        TunnelSpec(
+            "t1",
+            vr="vr2",
+            address="10.98.1.254/32",
+            remote_networks=(B_NET, "10.97.0.0/16"),
+            local_networks=(A_NET,),
+        )
+    )
+    assert plane.routes == set()
+    plane.set_tunnel_up("t1", True)
+    assert plane.routes == {
+        Route("vr2", B_NET, "t1", "10.98.1.254"),
+        Route("vr2", "10.97.0.0/16", "t1", "10.98.1.254"),
+    }
+    plane.set_tunnel_up("t1", True)  # idempotent
+    assert len(plane.routes) == 2
+    plane.set_tunnel_up("t1", False)
+    assert plane.routes == set()
+    plane.set_tunnel_up("t1", True)
+    plane.remove_tunnel("t1")
+    assert plane.routes == set() and plane.tunnels == {}
+
+
+def test_route_source_must_lie_in_a_local_network() -> None:
+    spec = TunnelSpec("t", address="192.0.2.1/32", local_networks=(A_NET,))
+    assert spec.route_source(B_NET) is None
+    assert spec.route_source(B_NET, ["127.0.0.1", "10.99.0.1", "10.98.1.1"]) == "10.98.1.1"
+    assert spec.route_source("2001:db8::/32", ["10.98.1.1"]) is None
+    assert TunnelSpec("t", address="10.98.1.9/24").route_source(B_NET, ["10.98.1.1"]) == "10.98.1.9"
+    assert TunnelSpec("t").route_source(B_NET, ["10.98.1.1"]) is None
+
+
+def test_tunnel_spec_validates() -> None:
+    for bad in (
+        {"remote_networks": ("10.1.0.0/33",)},
+        {"address": "10.0.0.300/24"},
+        {"mtu": 20},
+    ):
+        with pytest.raises(ValueError):
+            TunnelSpec("t", **bad)  # type: ignore[arg-type]
+    assert TunnelSpec("t", vr="v").outer_vr == "v"
+    assert TunnelSpec("t", vr="v", transport_vr="w").outer_vr == "w"
+
+
+def test_rekey_keeps_old_inbound_until_removed(
+    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> None:
+    a, b = sites
+    old_a, old_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    a.install_sa(old_a)
+    b.install_sa(old_b)
+    ping = ipv4("10.98.1.1", "10.98.2.1")
+
+    # B installs the new SA first; A still sends on the old one for a while.
+    new_a, new_b = sa_pair(
+        b"\xa0\x00\x00\x02",
+        b"\xb0\x00\x00\x02",
+        rekey_of=(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01"),
+    )
+    b.install_sa(new_b)
+    a.inject("t1", ping)
+    assert a.sent[-1].data[:4] == b"\xb0\x00\x00\x01"
+    assert b.delivered["t1"] == [ping]
+    b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
+    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x02"  # newest SA carries outbound traffic
+    assert a.delivered["t1"] == []  # A does not know SPI a2 yet
+    assert a.counters("t1").unknown_spi == 1  # charged to t1 by the outer addresses
+
+    a.install_sa(new_a)
+    a.inject("t1", ping)
+    assert a.sent[-1].data[:4] == b"\xb0\x00\x00\x02"
+    assert b.delivered["t1"] == [ping, ping]
+
+    # The old SA's late packet still decrypts until the delete arrives.
+    late = a.sent[0].data
+    b.remove_sa("t1", b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")  # mismatched pair: ignored
+    assert b.sa_counters(b"\xb0\x00\x00\x01") is not None
+    b.remove_sa("t1", b"\xb0\x00\x00\x01", b"\xa0\x00\x00\x01")
+    assert b.sa_counters(b"\xb0\x00\x00\x01") is None
+    assert set(b.installed) == {b"\xb0\x00\x00\x02"}
+    b.receive_esp(late, (B_OUTER, 0), (A_OUTER, 0), udp=False)
+    assert b.counters("t1").unknown_spi == 1
+    b.remove_sa("t1", b"\xb0\x00\x00\x01", b"\xa0\x00\x00\x01")  # again: ignored
+
+
+def test_old_sa_decrypts_during_overlap(sites: tuple[MemoryDataPlane, MemoryDataPlane]) -> None:
+    a, b = sites
+    old_a, old_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    new_a, new_b = sa_pair(b"\xa0\x00\x00\x02", b"\xb0\x00\x00\x02")
+    a.install_sa(old_a)
+    b.install_sa(old_b)
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1", b"old"))
+    in_flight = a.sent[-1].data
+    a.install_sa(new_a)
+    b.install_sa(new_b)
+    b.receive_esp(in_flight, (B_OUTER, 0), (A_OUTER, 0), udp=False)  # delivered late
+    assert b.delivered["t1"][-1].endswith(b"old")
+
+
+def test_tampered_and_replayed_packets_are_counted(
+    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> None:
+    a, b = sites
+    ev_a, ev_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    a.send_raw = None  # capture only
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1"))
+    packet = a.sent[-1].data
+    tampered = packet[:-1] + bytes([packet[-1] ^ 1])
+    for data in (tampered, packet, packet, b"\xb0\x00\x00\x01\x00"):
+        b.receive_esp(data, (B_OUTER, 0), (A_OUTER, 0), udp=False)
+    counters = b.counters("t1")
+    assert (counters.auth_failed, counters.replay, counters.malformed) == (1, 1, 1)
+    assert counters.inbound_packets == 1
+    sa = b.sa_counters(b"\xb0\x00\x00\x01")
+    assert sa is not None and (sa.auth_failed, sa.replay) == (1, 1)
+
+
+def test_unattributed_drops() -> None:
+    plane = MemoryDataPlane()
+    plane.receive_esp(
+        b"\x01\x02\x03\x04" + bytes(40), ("192.0.2.1", 4500), ("192.0.2.2", 4500), True
+    )
+    plane.receive_esp(b"\x01\x02", ("192.0.2.1", 4500), ("192.0.2.2", 4500), True)
+    drops = plane.drop_counters()
+    assert drops[DropReason.UNKNOWN_SPI] == 1 and drops[DropReason.MALFORMED] == 1
+
+
+def test_outbound_selectors(sites: tuple[MemoryDataPlane, MemoryDataPlane]) -> None:
+    a, b = sites
+    ev_a, ev_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    a.inject("t1", ipv4("10.99.0.1", "10.98.2.1"))  # source outside the local network
+    a.inject("t1", ipv4("10.98.1.1", "10.98.3.1"))  # destination outside the remote one
+    a.inject("t1", b"\x60" + bytes(39))  # IPv6 on an IPv4 SA
+    a.inject("t1", b"\x45\x00")  # truncated
+    assert a.sent == [] and a.counters("t1").no_sa == 4
+    a.inject("nonexistent", ipv4("10.98.1.1", "10.98.2.1"))
+    assert a.sent == []
+
+
+def test_inbound_policy_check(clock: Clock) -> None:
+    """A peer with wider selectors cannot inject traffic outside ours (RFC 4301 5.2)."""
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    a.add_tunnel(TunnelSpec("t1"))
+    b.add_tunnel(TunnelSpec("t1"))
+    ev_a, ev_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    wide_a = IpsecSaEstablished(
+        **{**ev_a.__dict__, "local_network": "0.0.0.0/0", "remote_network": "0.0.0.0/0"}
+    )
+    a.install_sa(wide_a)
+    b.install_sa(ev_b)
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1"))
+    a.inject("t1", ipv4("10.98.1.1", "10.50.0.1"))
+    a.inject("t1", ipv4("172.16.0.1", "10.98.2.1"))
+    assert len(b.delivered["t1"]) == 1
+    counters = b.counters("t1")
+    assert counters.policy == 2 and counters.inbound_packets == 1
+    assert counters.last_inbound_at == clock.now  # authenticated: the peer is alive
+
+
+def test_errors() -> None:
+    plane = MemoryDataPlane()
+    ev_a, _ = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    with pytest.raises(UnknownTunnel):
+        plane.install_sa(ev_a)
+    with pytest.raises(KeyError):  # the daemon catches lookups as KeyError
+        plane.counters("t1")
+    plane.add_tunnel(TunnelSpec("t1"))
+    with pytest.raises(DataPlaneError):
+        plane.add_tunnel(TunnelSpec("t1"))
+    plane.install_sa(ev_a)
+    with pytest.raises(DataPlaneError, match="already installed"):
+        plane.install_sa(ev_a)
+    ah = IpsecSaEstablished(
+        **{
+            **ev_a.__dict__,
+            "protocol": "ah",
+            "inbound": sa_keys(b"\x01\x01\x01\x01", "null", "hmac-sha1-96"),
+        }
+    )
+    with pytest.raises(DataPlaneError, match="ESP only"):
+        plane.install_sa(ah)
+    bad_key = IpsecSaEstablished(
+        **{
+            **ev_a.__dict__,
+            "inbound": SaKeys(b"\x02\x02\x02\x02", "aes128", bytes(5), "hmac-sha1-96", bytes(20)),
+        }
+    )
+    with pytest.raises(DataPlaneError, match="16-byte key"):
+        plane.install_sa(bad_key)
+    mixed = IpsecSaEstablished(
+        **{
+            **ev_a.__dict__,
+            "inbound": sa_keys(b"\x03\x03\x03\x03", "aes128", "hmac-sha1-96"),
+            "remote_network": "2001:db8::/32",
+        }
+    )
+    with pytest.raises(DataPlaneError, match="IP versions"):
+        plane.install_sa(mixed)
+    assert len(plane.installed) == 1  # failed installs leave nothing behind
+    with pytest.raises(UnknownTunnel):
+        plane.set_tunnel_up("t2", True)
+    plane.remove_tunnel("t2")  # unknown: ignored
+
+
+def test_remove_tunnel_drops_its_sas(sites: tuple[MemoryDataPlane, MemoryDataPlane]) -> None:
+    a, b = sites
+    ev_a, ev_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
+    packet = b.sent[-1].data
+    a.remove_tunnel("t1")
+    assert a.installed == {} and a.sa_counters(b"\xa0\x00\x00\x01") is None
+    a.receive_esp(packet, (A_OUTER, 0), (B_OUTER, 0), udp=False)
+    assert a.drop_counters()[DropReason.UNKNOWN_SPI] == 1  # no tunnel left to charge
+    a.add_tunnel(TunnelSpec("t1"))
+    a.install_sa(ev_a)  # the same SPI can be installed again
+    a.close()
+    assert a.closed and a.tunnels == {}
+
+
+def test_two_tunnels_are_independent(clock: Clock) -> None:
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    for plane in (a, b):
+        plane.add_tunnel(TunnelSpec("t1"))
+        plane.add_tunnel(TunnelSpec("t2"))
+    t1 = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01", tunnel="t1")
+    t2 = sa_pair(b"\xa0\x00\x00\x02", b"\xb0\x00\x00\x02", tunnel="t2", udp=True)
+    for ev_a, ev_b in (t1, t2):
+        a.install_sa(ev_a)
+        b.install_sa(ev_b)
+    a.inject("t2", ipv4("10.98.1.1", "10.98.2.1", b"via t2"))
+    assert b.delivered == {"t1": [], "t2": [ipv4("10.98.1.1", "10.98.2.1", b"via t2")]}
+    assert a.counters("t1").outbound_packets == 0 and a.counters("t2").outbound_packets == 1

@@ -352,14 +352,15 @@ class Capture:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        # tshark says "Capturing on ..." once the capture is live.
-        assert self.proc.stderr is not None
+        # tshark announces "Capturing on ..." and creates the file a moment
+        # before the kernel filter is attached; packets sent in that window
+        # are lost, so wait for the file and then a little longer.
         deadline = time.monotonic() + 10
-        buf = b""
-        while b"Capturing on" not in buf and time.monotonic() < deadline:
+        while not self.path.exists() and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            buf += self.proc.stderr.read1(4096)  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        time.sleep(1.0)
 
     def stop(self) -> Path:
         if self.proc.poll() is None:

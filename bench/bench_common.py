@@ -1,0 +1,355 @@
+"""Shared pieces of the benchmarks: result rows, process accounting, peers.
+
+Every benchmark module ``bench_<name>.py`` exposes ``NAME`` (the name
+``bench/run`` takes on its command line) and ``run(ctx) -> list[Row]``.
+A row is one line of the table and one key of ``bench/results.json``; its
+``ipsecgw`` or ``strongswan`` value is None when that side could not be
+measured, and ``details`` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+SRC = REPO / "src"
+
+from ipsecgw import testbed as tb  # noqa: E402  (bench/run puts src/ on sys.path first)
+
+PSK = "bench-psk-not-secret"
+
+# The three suites of the setup-rate benchmark (issue 8): name -> (ike
+# proposal, strongSwan esp_proposals, ipsecgw transform, PFS group).
+SUITES: dict[str, tuple[str, str, str, int | None]] = {
+    "aes128-sha1-modp2048": (
+        "aes128-sha1-modp2048", "aes128-sha1", "esp-aes128-hmac-sha", None),
+    "aes128-sha1-modp2048-pfs": (
+        "aes128-sha1-modp2048", "aes128-sha1-modp2048", "esp-aes128-hmac-sha", 14),
+    "aes256-sha256-modp2048": (
+        "aes256-sha256-modp2048", "aes256-sha256", "esp-aes256-hmac-sha256", None),
+}
+
+# strongSwan at its best as a load-test responder (TESTBED.md): DoS limits
+# lifted, openssl first so that DH uses short exponents, and logging at the
+# level a production responder would run with (control messages only).
+LOAD_PLUGINS = (
+    "random nonce openssl aes sha1 sha2 md5 hmac gmp pem pkcs1 x509 pubkey gcm kdf "
+    "curve25519 kernel-libipsec kernel-netlink socket-default updown vici"
+)
+LOAD_CHARON_EXTRA = f"""load = {LOAD_PLUGINS}
+  threads = 16
+  block_threshold = 100000
+  cookie_threshold = 100000
+  cookie_threshold_ip = 50000
+  init_limit_half_open = 0
+  init_limit_job_load = 0
+  ikesa_table_size = 4096
+  ikesa_table_segments = 16
+"""
+
+
+@dataclass
+class Row:
+    """One benchmark result: a table line and a key of results.json."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    ipsecgw: float | None = None
+    strongswan: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ipsecgw": self.ipsecgw,
+            "strongswan": self.strongswan,
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            **self.details,
+        }
+
+
+@dataclass
+class Context:
+    """What every benchmark gets: quick mode, a scratch directory, a log."""
+
+    quick: bool
+    workdir: Path
+    verbose: bool = True
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    def subdir(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.workdir))
+        return path
+
+
+# -- process accounting -------------------------------------------------------
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    # fields[11], [12] are utime, stime (proc(5) fields 14 and 15).
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def find_process(root_pid: int, name: str, timeout: float = 5) -> int:
+    """The pid of the process called ``name``: ``root_pid`` or one of its descendants.
+
+    The wrappers that put a daemon into a namespace (`ip netns exec`, `unshare`,
+    `sh -c`) exec or fork on the way; this finds the daemon itself.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        todo = [root_pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                if comm(pid) == name:
+                    return pid
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            todo.extend(int(c) for c in children)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no process {name!r} under pid {root_pid}")
+        time.sleep(0.05)
+
+
+class CpuMeter:
+    """CPU seconds used by a set of processes between start() and stop()."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self._start: dict[int, float] = {}
+        self._wall = 0.0
+        self.cpu: dict[int, float] = {}
+        self.wall = 0.0
+
+    def start(self) -> CpuMeter:
+        self._start = {pid: cpu_seconds(pid) for pid in self.pids}
+        self._wall = time.monotonic()
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.wall = time.monotonic() - self._wall
+        self.cpu = {pid: cpu_seconds(pid) - t for pid, t in self._start.items()}
+        return self
+
+
+# -- strongSwan ----------------------------------------------------------------
+
+def quiet_strongswan(swan: tb.StrongSwan) -> None:
+    """Log only errors: a production responder does not log every exchange."""
+    text = swan.conf.read_text()
+    text = re.sub(r"default = \d+", "default = 0", text)
+    text = re.sub(r"ike = \d+", "ike = 0", text)
+    swan.conf.write_text(text)
+
+
+def charon_pid(swan: tb.StrongSwan) -> int:
+    assert swan.proc is not None, "strongSwan not started"
+    return find_process(swan.proc.pid, "charon")
+
+
+def load_responder_conf(suite: str, *, dpd_delay: str | None = None,
+                        local_addr: str = tb.SITE_B_OUTER,
+                        local_ts: str = tb.SITE_B_NET) -> str:
+    """swanctl.conf for charon answering any identity with one PSK (TESTBED.md)."""
+    proposals, esp_proposals, _, _ = SUITES[suite]
+    dpd = f"dpd_delay = {dpd_delay}" if dpd_delay else ""
+    return f"""connections {{
+  load {{
+    version = 1
+    local_addrs = {local_addr}
+    remote_addrs = %any
+    proposals = {proposals}
+    unique = never
+    rekey_time = 0
+    {dpd}
+    local {{ auth = psk
+            id = {local_addr} }}
+    remote {{ auth = psk
+             id = %any }}
+    children {{
+      load {{ local_ts = {local_ts}
+             remote_ts = 0.0.0.0/0
+             esp_proposals = {esp_proposals}
+             rekey_time = 0 }} }}
+  }}
+}}
+secrets {{ ike-any {{ secret = "{PSK}" }} }}
+"""
+
+
+# -- ipsecgw -------------------------------------------------------------------
+
+def python_env() -> dict[str, str]:
+    """Environment for child Pythons: the package from this checkout first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def python() -> str:
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def site_config(*, encryption: str = "aes128", hash_: str = "sha", group: int = 14,
+                transforms: str = "esp-aes128-hmac-sha", pfs: int | None = None,
+                extra_global: str = "") -> str:
+    """ipsecgw at site A with one tunnel to site B (TESTBED.md addresses)."""
+    lines = [
+        "hostname benchA",
+        f"ipsec local-endpoint {tb.SITE_A_OUTER} transport-virtual-router default",
+        "ipsec ike-policy-rule 1",
+        " authentication pre-share",
+        f" encryption {encryption}",
+        f" hash {hash_}",
+        f" group {group}",
+        " exit",
+        f"ipsec key manual pre-share {tb.SITE_B_OUTER}",
+        f" key {PSK}",
+        " exit",
+        f"ipsec transform-set ts {transforms}",
+        *extra_global.strip().splitlines(),
+        "interface tunnel ipsec:siteB transport-virtual-router default",
+        f" tunnel source {tb.SITE_A_OUTER}",
+        f" tunnel destination {tb.SITE_B_OUTER}",
+        " tunnel transform-set ts",
+        f" tunnel local-network {tb.SITE_A_NET}",
+        f" tunnel remote-network {tb.SITE_B_NET}",
+        *([f" tunnel pfs group {pfs}"] if pfs else []),
+        " exit",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+TUNNEL_STATES = ("up", "negotiating", "down", "disabled")
+
+
+class Ipsecgw:
+    """``python -m ipsecgw daemon`` inside a namespace; stopped on exit."""
+
+    def __init__(self, netns: tb.Netns, workdir: Path, config: str, *,
+                 dataplane: str = "userspace", log_level: str = "warning") -> None:
+        self.netns = netns
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "ipsecgw.conf"
+        self.config_path.write_text(config)
+        self.control = workdir / "control.sock"
+        self.log_path = workdir / "ipsecgw.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # `ip netns exec` execs the command, so the child's pid is the daemon's.
+        self.proc = netns.popen(
+            ["env", f"PYTHONPATH={python_env()['PYTHONPATH']}", python(), "-m", "ipsecgw",
+             "daemon", "--config", str(self.config_path), "--control", str(self.control),
+             "--log-level", log_level, "--dataplane", dataplane],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not self.control.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+        self.pid = find_process(self.proc.pid, Path(python()).name[:15])
+
+    def cli(self, *commands: str, check: bool = True, timeout: float = 60) -> str:
+        args = [python(), "-m", "ipsecgw", "cli", "--control", str(self.control)]
+        for command in commands:
+            args += ["-c", command]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              env=python_env())
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"ipsecgw cli {commands}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def tunnel_states(self) -> dict[str, str]:
+        """Tunnel name -> state, from `show ipsec tunnel`."""
+        states = {}
+        for line in self.cli("show ipsec tunnel", check=False).splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[1] in TUNNEL_STATES:
+                states[words[0].removeprefix("ipsec:")] = words[1]
+        return states
+
+    def wait_tunnel_up(self, name: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.tunnel_states().get(name) == "up":
+                return True
+            time.sleep(0.2)
+        return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> Ipsecgw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def two_sites() -> Iterator[tb.TwoSites]:
+    sites = tb.TwoSites("bn")
+    try:
+        yield sites
+    finally:
+        sites.close()
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` that is a JSON object."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out

@@ -1,0 +1,151 @@
+"""What the engine tells its runtime: small frozen dataclasses, named in the past tense.
+
+The daemon drains them with `Engine.next_event()` and acts (installs or removes
+SAs in the data plane, logs, updates counters); it never reaches into engine
+state.  Addresses are `(ip, port)` tuples; cookies are the 16 octets CKY-I | CKY-R.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .policy import Address
+
+EncryptionName = Literal[
+    "null", "des", "3des", "aes128", "aes192", "aes256", "aes128gcm", "aes256gcm"
+]
+IntegrityName = Literal["hmac-md5-96", "hmac-sha1-96", "hmac-sha256-128"]
+
+
+@dataclass(frozen=True)
+class SaKeys:
+    """One direction of an IPsec SA, ready for the data plane.
+
+    `spi`: the 4-octet SPI carried in this direction's packets.
+    `encryption`: ESP cipher; "null" for ESP-NULL and for AH.  For GCM the key
+    ends with the 4-octet salt (RFC 4106 8.1).
+    `integrity`: the ICV algorithm, None for GCM (combined mode).
+    """
+
+    spi: bytes
+    encryption: EncryptionName
+    encryption_key: bytes = field(repr=False)
+    integrity: IntegrityName | None
+    integrity_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Phase1Established:
+    """An ISAKMP SA (phase 1) finished authenticating.
+
+    `tunnel`: the tunnel we initiated it for, None when the peer initiated.
+    `cookies`: CKY-I | CKY-R.  `role`: "initiator" | "responder".
+    `exchange`: "main" | "aggressive".  `nat_detected`: a NAT lies between us
+    (RFC 3947 NAT-D); `local_behind_nat` says it is on our side, so the daemon
+    sends NAT keepalives (RFC 3948 4).  `remote_port`: the peer's port now
+    (4500 after floating).
+    """
+
+    tunnel: str | None
+    peer: Address
+    local: Address
+    cookies: bytes
+    role: str
+    exchange: str
+    nat_detected: bool
+    remote_port: int
+    local_behind_nat: bool = False
+
+
+@dataclass(frozen=True)
+class Phase1Failed:
+    """A phase 1 negotiation ended without an SA; `reason` says why."""
+
+    tunnel: str | None
+    peer: Address
+    reason: str
+
+
+@dataclass(frozen=True)
+class Phase1Deleted:
+    """An established ISAKMP SA is gone (expired, deleted by either side, dead peer)."""
+
+    peer: Address
+    cookies: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class IpsecSaEstablished:
+    """A Quick Mode finished: install both directions.
+
+    `encapsulation`: "tunnel" (raw ESP/AH, IP protocol 50/51) or "udp-tunnel"
+    (RFC 3948 UDP-encapsulated ESP between `local` and `peer`, normally port
+    4500).  Lifetimes are what was negotiated (the lesser of both sides);
+    the engine itself deletes the SA at expiry and rekeys before it.
+    `rekey_of`: the inbound SPI of the SA this one replaces, if any; the old
+    SA stays installed until an `IpsecSaDeleted` names it.
+    """
+
+    tunnel: str
+    peer: Address
+    local: Address
+    inbound: SaKeys
+    outbound: SaKeys
+    protocol: Literal["esp", "ah"]
+    encapsulation: Literal["tunnel", "udp-tunnel"]
+    local_network: str
+    remote_network: str
+    lifetime_seconds: int
+    lifetime_kilobytes: int
+    rekey_of: bytes | None = None
+
+
+@dataclass(frozen=True)
+class IpsecSaDeleted:
+    """Remove an IPsec SA pair from the data plane.
+
+    `reason`: "expired", "rekeyed", "deleted by peer", "cleared", "dead peer",
+    "initial contact", "policy" ...
+    """
+
+    tunnel: str
+    inbound_spi: bytes
+    outbound_spi: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class PeerDead:
+    """DPD (RFC 3706) got no answer: the tunnel's SAs with `peer` were removed."""
+
+    tunnel: str | None
+    peer: Address
+
+
+@dataclass(frozen=True)
+class InvalidCookieReceived:
+    """An INVALID-COOKIE notify arrived; it was counted and nothing else changed."""
+
+    peer: Address
+    protected: bool
+
+
+@dataclass(frozen=True)
+class InvalidCookieSent:
+    """We answered an unknown cookie pair with an unprotected INVALID-COOKIE notify."""
+
+    peer: Address
+
+
+Event = (
+    Phase1Established
+    | Phase1Failed
+    | Phase1Deleted
+    | IpsecSaEstablished
+    | IpsecSaDeleted
+    | PeerDead
+    | InvalidCookieReceived
+    | InvalidCookieSent
+)

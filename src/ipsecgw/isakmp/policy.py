@@ -1,0 +1,219 @@
+"""The engine's view of the configuration: plain frozen dataclasses.
+
+The daemon builds an `EnginePolicy` per transport virtual router from the
+running configuration and hands it to `Engine` (and again to
+`Engine.update_policy` whenever the configuration changes).  Nothing here
+knows about the CLI; names follow the JUNOSe commands they come from.
+
+Aggressive-mode policy (`IkeRule.aggressive_mode`), as this project reads the
+JUNOSe guide's table (initiator's first request / initiator's rekey /
+responder):
+
+============  ==================  ==============  ============================
+setting       first request       rekey           responder
+============  ==================  ==============  ============================
+accepted      Main Mode           Main Mode       accepts Main and Aggressive
+requested     Aggressive Mode     Main Mode       accepts Main and Aggressive
+required      Aggressive Mode     Aggressive      accepts Aggressive only
+none          Main Mode           Main Mode       refuses Aggressive Mode
+============  ==================  ==============  ============================
+
+The initiator's exchange comes from its highest-priority rule; a rule whose
+setting forbids the chosen exchange is left out of the offer, and the
+responder only picks, from the initiator's offer, a rule whose setting allows
+the exchange the initiator used.  Aggressive Mode can carry one DH group
+only (the KE payload is in the first message), so its offer is restricted to
+the rules with the first rule's group and authentication method.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+Address = tuple[str, int]
+
+AggressiveMode = Literal["accepted", "requested", "required", "none"]
+IdentityKind = Literal["address", "domain-name", "user-fqdn", "asn1-dn"]
+
+ENCRYPTIONS = ("des", "3des", "aes128", "aes192", "aes256")
+HASHES = ("md5", "sha", "sha256", "sha384", "sha512")
+GROUPS = (1, 2, 5, 14, 15, 16, 19, 20)
+AUTHENTICATIONS = ("pre-share", "rsa-sig")
+AGGRESSIVE_MODES = ("accepted", "requested", "required", "none")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An ISAKMP identity as the CLI names it (`tunnel local-identity ...`).
+
+    `value` is an IP address, a domain name, a user@domain, or an RFC 4514
+    distinguished name string ("CN=gw1,O=Example") for "asn1-dn".
+    """
+
+    kind: IdentityKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+
+@dataclass(frozen=True)
+class IkeRule:
+    """One `ipsec ike-policy-rule` (phase 1 proposal); lower priority number first."""
+
+    priority: int = 10
+    authentication: str = "pre-share"
+    encryption: str = "aes256"
+    hash: str = "sha256"
+    group: int = 14
+    lifetime_seconds: int = 28800
+    aggressive_mode: AggressiveMode = "accepted"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.priority <= 10:
+            raise ValueError(f"IKE rule priority {self.priority} not in 1..10")
+        if self.authentication not in AUTHENTICATIONS:
+            raise ValueError(f"unknown authentication {self.authentication!r}")
+        if self.encryption not in ENCRYPTIONS:
+            raise ValueError(f"unknown encryption {self.encryption!r}")
+        if self.hash not in HASHES:
+            raise ValueError(f"unknown hash {self.hash!r}")
+        if self.group not in GROUPS:
+            raise ValueError(f"unsupported DH group {self.group}")
+        if self.aggressive_mode not in AGGRESSIVE_MODES:
+            raise ValueError(f"unknown aggressive-mode setting {self.aggressive_mode!r}")
+        if self.lifetime_seconds <= 0:
+            raise ValueError("lifetime must be positive")
+
+
+#: Used when no `ipsec ike-policy-rule` is configured (SPEC 2: modern defaults).
+DEFAULT_IKE_RULE = IkeRule(priority=10)
+
+
+@dataclass(frozen=True)
+class DpdPolicy:
+    """Dead peer detection timing (RFC 3706; SPEC 3.3 `ipsec option dpd`).
+
+    An R-U-THERE is sent when nothing was received from the peer for `idle`
+    seconds, or for `silence` seconds while traffic was sent to it in the last
+    `silence / 2` seconds (the guide's "sent in the last 30 s, nothing received
+    for 60 s").  Unanswered, it is repeated every `retry` seconds; after
+    `retries` unanswered probes (and one more `retry` interval) the peer is dead.
+    """
+
+    enabled: bool = True
+    idle: float = 150.0
+    silence: float = 60.0
+    retry: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class RetransmitPolicy:
+    """Retransmission of an unanswered message (RFC 2408 5: implementation choice).
+
+    The first retransmission comes `initial` seconds after the original, each
+    later one after twice the previous interval (capped at `maximum`); after
+    `retries` retransmissions and one more interval the exchange has failed.
+    Defaults: 2, 4, 8, 16, 30 s, failure 30 s later (90 s in all).  The cap
+    keeps a restarting peer from waiting more than half a minute for our
+    next attempt (SPEC 3.3).
+    """
+
+    initial: float = 2.0
+    maximum: float = 30.0
+    retries: int = 5
+
+
+@dataclass(frozen=True)
+class TunnelPolicy:
+    """One `interface tunnel ipsec:NAME` as the engine needs it.
+
+    `transforms` are CLI transform names (SPEC 3.3) in priority order, at most
+    six; `peer_address` is an IP address (the daemon resolves an FQDN).
+    """
+
+    name: str
+    local_address: str
+    peer_address: str
+    transforms: tuple[str, ...] = ("esp-aes256-hmac-sha256",)
+    pfs_group: int | None = None
+    lifetime_seconds: int = 28800
+    lifetime_kilobytes: int = 102400
+    local_identity: Identity | None = None
+    peer_identity: Identity | None = None
+    local_network: str = "0.0.0.0/0"
+    remote_network: str = "0.0.0.0/0"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.transforms or len(self.transforms) > 6:
+            raise ValueError(f"tunnel {self.name}: 1 to 6 transforms, got {len(self.transforms)}")
+        ipaddress.ip_network(self.local_network, strict=False)
+        ipaddress.ip_network(self.remote_network, strict=False)
+        if self.pfs_group is not None and self.pfs_group not in GROUPS:
+            raise ValueError(f"tunnel {self.name}: unsupported PFS group {self.pfs_group}")
+
+
+def _frozen_mapping(value: Mapping[str, bytes]) -> Mapping[str, bytes]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class EnginePolicy:
+    """Everything one engine (one transport virtual router) is configured with.
+
+    `preshared_keys` maps a peer address or an identity value (domain name,
+    user@domain, DN string) to its key; the key "0.0.0.0" is a wildcard used
+    when nothing more specific matches.  Certificates and keys may be given as
+    PEM/DER bytes or as `cryptography` objects.
+    """
+
+    vr: str = "default"
+    local_addresses: tuple[str, ...] = ()
+    ike_rules: tuple[IkeRule, ...] = ()
+    preshared_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    local_certificate: Any = None
+    local_private_key: Any = field(default=None, repr=False)
+    ca_certificates: tuple[Any, ...] = ()
+    tunnels: tuple[TunnelPolicy, ...] = ()
+    tx_invalid_cookie: bool = False
+    nat_t: bool = True
+    dpd: DpdPolicy = DpdPolicy()
+    retransmit: RetransmitPolicy = RetransmitPolicy()
+    reinit_backoff_initial: float = 1.0
+    reinit_backoff_maximum: float = 30.0
+    half_open_limit: int = 1000
+    half_open_timeout: float = 60.0
+    #: How long an IPsec SA replaced by a rekey stays installed (inbound traffic
+    #: still protected with the old SA arrives during this time).
+    rekey_grace: float = 30.0
+    #: Invalid-cookie replies: per peer and overall token buckets (rate/s, burst).
+    invalid_cookie_rate: float = 1.0
+    invalid_cookie_burst: int = 3
+    invalid_cookie_total_rate: float = 20.0
+    invalid_cookie_total_burst: int = 40
+
+    def __post_init__(self) -> None:
+        if len(self.ike_rules) > 10:
+            raise ValueError("at most ten IKE policy rules")
+        object.__setattr__(self, "preshared_keys", _frozen_mapping(self.preshared_keys))
+        names = [tunnel.name for tunnel in self.tunnels]
+        if len(names) != len(set(names)):
+            raise ValueError("tunnel names must be unique")
+
+    def rules_by_priority(self) -> tuple[IkeRule, ...]:
+        """The configured rules in priority order, or the default rule."""
+        if not self.ike_rules:
+            return (DEFAULT_IKE_RULE,)
+        return tuple(sorted(self.ike_rules, key=lambda rule: rule.priority))
+
+    def tunnel(self, name: str) -> TunnelPolicy | None:
+        for tunnel in self.tunnels:
+            if tunnel.name == name:
+                return tunnel
+        return None

@@ -1,0 +1,162 @@
+"""Two engines back to back with a hand-advanced clock (aioquic's client_and_server pattern).
+
+`Pair` moves datagrams between engine A (10.99.0.1) and engine B (10.99.0.2),
+optionally through a simulated NAT in front of A (A appears to B as
+192.0.2.1 with a translated source port), and lets a test drop, duplicate or
+reorder datagrams with a `Filter`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ipsecgw.isakmp.engine import Datagram, Engine
+from ipsecgw.isakmp.events import Event
+from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
+
+A_IP = "10.99.0.1"
+B_IP = "10.99.0.2"
+NAT_IP = "192.0.2.1"
+PSK = b"s3cr3t-test-psk"
+
+# direction "ab" or "ba", the datagram, its index in that direction -> deliver?
+Filter = Callable[[str, Datagram, int], bool]
+
+
+def rng(seed: int) -> Callable[[int], bytes]:
+    generator = random.Random(seed)
+    return generator.randbytes
+
+
+def tunnel(name: str, local: str, peer: str, **kwargs: Any) -> TunnelPolicy:
+    defaults: dict[str, Any] = {}
+    if local == A_IP:
+        defaults.update(local_network="10.98.1.0/24", remote_network="10.98.2.0/24")
+    else:
+        defaults.update(local_network="10.98.2.0/24", remote_network="10.98.1.0/24")
+    defaults.update(kwargs)
+    return TunnelPolicy(name=name, local_address=local, peer_address=peer, **defaults)
+
+
+def policies(*, nat: bool = False, rules: tuple[IkeRule, ...] = (IkeRule(group=19),),
+             a_tunnel: dict[str, Any] | None = None, b_tunnel: dict[str, Any] | None = None,
+             a: dict[str, Any] | None = None, b: dict[str, Any] | None = None,
+             ) -> tuple[EnginePolicy, EnginePolicy]:
+    a_seen_by_b = NAT_IP if nat else A_IP
+    policy_a = EnginePolicy(
+        vr="a", local_addresses=(A_IP,), ike_rules=rules, preshared_keys={B_IP: PSK},
+        tunnels=(tunnel("gw", A_IP, B_IP, **(a_tunnel or {})),))
+    policy_b = EnginePolicy(
+        vr="b", local_addresses=(B_IP,), ike_rules=rules, preshared_keys={a_seen_by_b: PSK},
+        tunnels=(tunnel("gw", B_IP, a_seen_by_b, **(b_tunnel or {})),))
+    return replace(policy_a, **(a or {})), replace(policy_b, **(b or {}))
+
+
+@dataclass
+class Nat:
+    """A NAT in front of A: A's (ip, port) <-> (NAT_IP, mapped port)."""
+
+    next_port: int = 41000
+    mapping: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def outbound(self, source: tuple[str, int]) -> tuple[str, int]:
+        if source not in self.mapping:
+            self.mapping[source] = self.next_port
+            self.next_port += 1
+        return (NAT_IP, self.mapping[source])
+
+    def inbound(self, destination: tuple[str, int]) -> tuple[str, int] | None:
+        for source, port in self.mapping.items():
+            if destination == (NAT_IP, port):
+                return source
+        return None
+
+
+@dataclass
+class Pair:
+    a: Engine
+    b: Engine
+    now: float = 0.0
+    nat: Nat | None = None
+    filter: Filter | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"ab": 0, "ba": 0})
+    events_a: list[Event] = field(default_factory=list)
+    events_b: list[Event] = field(default_factory=list)
+    wire: list[tuple[str, Datagram]] = field(default_factory=list)
+    held: list[tuple[str, Datagram]] = field(default_factory=list)
+
+    def _drain_events(self) -> None:
+        for engine, sink in ((self.a, self.events_a), (self.b, self.events_b)):
+            while (event := engine.next_event()) is not None:
+                sink.append(event)
+
+    def _deliver(self, direction: str, datagram: Datagram) -> None:
+        self.wire.append((direction, datagram))
+        if direction == "ab":
+            source = self.nat.outbound(datagram.local) if self.nat else datagram.local
+            self.b.receive_datagram(datagram.data, datagram.remote, source, self.now)
+            return
+        destination: tuple[str, int] | None = datagram.remote
+        if self.nat is not None:
+            destination = self.nat.inbound(datagram.remote)
+            if destination is None:
+                return  # no mapping: the NAT drops it
+        self.a.receive_datagram(datagram.data, destination, datagram.local, self.now)
+
+    def pump(self, rounds: int = 50) -> int:
+        """Deliver datagrams until both engines are quiet; returns how many moved."""
+        moved = 0
+        for _ in range(rounds):
+            outgoing = [("ab", d) for d in self.a.datagrams_to_send(self.now)] + \
+                [("ba", d) for d in self.b.datagrams_to_send(self.now)]
+            self._drain_events()
+            if not outgoing:
+                break
+            for direction, datagram in outgoing:
+                index = self.counts[direction]
+                self.counts[direction] += 1
+                if self.filter is not None and not self.filter(direction, datagram, index):
+                    continue
+                moved += 1
+                self._deliver(direction, datagram)
+        self._drain_events()
+        return moved
+
+    def advance(self, seconds: float) -> None:
+        """Run both engines' timers up to now + seconds, pumping after each firing."""
+        target = self.now + seconds
+        while True:
+            timers = [t for t in (self.a.get_timer(), self.b.get_timer()) if t is not None]
+            due = min(timers) if timers else None
+            if due is None or due > target:
+                break
+            self.now = max(self.now, due)
+            self.a.handle_timer(self.now)
+            self.b.handle_timer(self.now)
+            self.pump()
+        self.now = target
+        self.a.handle_timer(self.now)
+        self.b.handle_timer(self.now)
+        self.pump()
+
+    def start(self) -> None:
+        """A initiates first; B only starts its timers once it has heard from A."""
+        self.a.handle_timer(self.now)
+        self.pump()
+        self.b.handle_timer(self.now)
+        self.pump()
+
+    def events(self, side: str, kind: type[Any]) -> list[Any]:
+        sink = self.events_a if side == "a" else self.events_b
+        return [event for event in sink if isinstance(event, kind)]
+
+
+def make_pair(policy_a: EnginePolicy | None = None, policy_b: EnginePolicy | None = None, *,
+              nat: bool = False, seed: int = 1) -> Pair:
+    if policy_a is None or policy_b is None:
+        policy_a, policy_b = policies(nat=nat)
+    return Pair(Engine(policy_a, rng=rng(seed)), Engine(policy_b, rng=rng(seed + 1000)),
+                nat=Nat() if nat else None)

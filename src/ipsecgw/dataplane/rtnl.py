@@ -42,6 +42,9 @@ NLM_F_CREATE = 0x400
 
 IFF_UP = 0x1
 IFLA_MTU = 4
+IFLA_AF_SPEC = 26
+IFLA_INET6_ADDR_GEN_MODE = 8
+IN6_ADDR_GEN_MODE_NONE = 1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_F_NODAD = 0x02  # an address on a point-to-point tunnel has no one to collide with
@@ -116,6 +119,14 @@ class Rtnl:
     def set_link(self, index: int, *, mtu: int, up: bool) -> None:
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
         body += _attribute(IFLA_MTU, struct.pack("=I", mtu))
+        self._request(RTM_NEWLINK, NLM_F_ACK, body)
+
+    def disable_link_local(self, index: int) -> None:
+        """No IPv6 link-local address, hence no router solicitations or MLD
+        reports that the host would route into the device.  Must precede `up`."""
+        mode = _attribute(IFLA_INET6_ADDR_GEN_MODE, bytes((IN6_ADDR_GEN_MODE_NONE,)))
+        spec = _attribute(IFLA_AF_SPEC, _attribute(socket.AF_INET6, mode))
+        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0) + spec
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
 
     def add_address(self, index: int, interface: str) -> None:

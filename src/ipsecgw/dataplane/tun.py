@@ -14,8 +14,10 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from ipsecgw.daemon.netns import in_vr
+from ipsecgw.daemon.netns import DEFAULT_VR, NetnsError, in_vr
 from ipsecgw.dataplane.base import TunnelSpec
 from ipsecgw.dataplane.rtnl import Rtnl
 
@@ -23,6 +25,7 @@ TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
+NETNS_RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 _MAX_PACKET = 65535
 
 _INVALID_IFNAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
@@ -42,13 +45,22 @@ def default_ifname(tunnel: str) -> str:
     return "ips-" + cleaned[:5] + "-" + hashlib.sha1(tunnel.encode()).hexdigest()[:5]
 
 
+@contextmanager
+def entered(vr: str) -> Iterator[None]:
+    """Inside VR `vr`'s namespace, which must exist: the data plane never creates one."""
+    if vr != DEFAULT_VR and not os.path.exists(os.path.join(NETNS_RUN_DIR, vr)):
+        raise NetnsError(f"virtual router {vr}: no network namespace {vr!r}")
+    with in_vr(vr):
+        yield
+
+
 class TunDevice:
     """A configured TUN device; its file descriptor is non-blocking."""
 
     def __init__(self, spec: TunnelSpec) -> None:
         self.ifname = spec.ifname or default_ifname(spec.name)
         self.vr = spec.vr
-        with in_vr(spec.vr):
+        with entered(spec.vr):
             # Both the device and the netlink socket land in the namespace
             # that is current now.
             self._fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -61,6 +73,10 @@ class TunDevice:
                 os.close(self._fd)
                 raise
         try:
+            # Nothing but the tunnel's own traffic should enter the device:
+            # with a link-local address the kernel would send IPv6 router
+            # solicitations and MLD reports into it, only to be dropped.
+            self._rtnl.disable_link_local(self.index)
             self._rtnl.set_link(self.index, mtu=spec.mtu, up=True)
             if spec.address is not None:
                 self._rtnl.add_address(self.index, spec.address)

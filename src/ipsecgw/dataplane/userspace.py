@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from ipsecgw.daemon.netns import in_vr
+from ipsecgw.daemon.netns import NetnsError
 from ipsecgw.dataplane.base import (
     Address,
     DataPlaneError,
@@ -36,7 +36,7 @@ from ipsecgw.dataplane.base import (
 )
 from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW, DropReason
 from ipsecgw.dataplane.sadb import EspRoute, SaDatabase
-from ipsecgw.dataplane.tun import TunDevice
+from ipsecgw.dataplane.tun import TunDevice, entered
 
 log = logging.getLogger("ipsecgw.dataplane")
 
@@ -58,7 +58,7 @@ class _RawEspSocket:
         self.vr = vr
         self.local_ip = local_ip
         self.ipv6 = ipaddress.ip_address(local_ip).version == 6
-        with in_vr(vr):
+        with entered(vr):
             self.socket = socket.socket(
                 socket.AF_INET6 if self.ipv6 else socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP
             )
@@ -110,7 +110,7 @@ class UserspaceDataPlane:
         self._sadb.add_tunnel(tunnel)
         try:
             device = TunDevice(tunnel)
-        except OSError as error:
+        except (OSError, NetnsError) as error:
             self._sadb.remove_tunnel(tunnel.name)
             raise DataPlaneError(
                 f"tunnel {tunnel.name}: cannot create its TUN device in VR {tunnel.vr}: {error}"
@@ -155,7 +155,7 @@ class UserspaceDataPlane:
         if not pair.route.udp:
             try:
                 self._acquire_raw(pair.route)
-            except OSError as error:
+            except (OSError, NetnsError) as error:
                 self._sadb.remove(sa.tunnel, sa.inbound.spi, sa.outbound.spi)
                 raise DataPlaneError(
                     f"tunnel {sa.tunnel}: no raw ESP socket on {pair.route.local[0]} "

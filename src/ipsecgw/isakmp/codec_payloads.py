@@ -133,26 +133,37 @@ def encode_attributes(attributes: Sequence[Attribute]) -> bytes:
     return b"".join(attribute.encode() for attribute in attributes)
 
 
-def decode_attribute_list(data: bytes, pos: int, end: int, where: str) -> tuple[Attribute, ...]:
-    attributes = []
+def _where(transform_offset: int | None) -> str:
+    return "attributes" if transform_offset is None else f"Transform at offset {transform_offset}"
+
+
+def decode_attribute_list(
+    data: bytes, pos: int, end: int, transform_offset: int | None
+) -> tuple[Attribute, ...]:
+    # The hottest loop of the codec (a first message carries dozens of
+    # attributes): names are bound locally and error text is built only on error.
+    attributes: list[Attribute] = []
+    append, unpack, make = attributes.append, _ATTRIBUTE.unpack_from, Attribute
     while pos < end:
         if end - pos < 4:
             raise PayloadMalformed(
-                f"{where}: attribute at offset {pos} truncated ({end - pos} octets left)", pos
+                f"{_where(transform_offset)}: attribute at offset {pos} truncated "
+                f"({end - pos} octets left)",
+                pos,
             )
-        af_type, value = _ATTRIBUTE.unpack_from(data, pos)
+        af_type, value = unpack(data, pos)
         if af_type & _TV_FLAG:
-            attributes.append(Attribute(af_type & ~_TV_FLAG, value, True))
+            append(make(af_type & 0x7FFF, value, True))
             pos += 4
             continue
         value_end = pos + 4 + value
         if value_end > end:
             raise PayloadMalformed(
-                f"{where}: attribute at offset {pos} has length {value}, "
+                f"{_where(transform_offset)}: attribute at offset {pos} has length {value}, "
                 f"past the end ({end - pos - 4} octets left)",
                 pos,
             )
-        attributes.append(Attribute(af_type, data[pos + 4 : value_end], False))
+        append(make(af_type, data[pos + 4 : value_end], False))
         pos = value_end
     return tuple(attributes)
 
@@ -160,7 +171,7 @@ def decode_attribute_list(data: bytes, pos: int, end: int, where: str) -> tuple[
 def decode_attributes(data: bytes) -> tuple[Attribute, ...]:
     """Parse attributes that fill `data` exactly (e.g. RESPONDER-LIFETIME notify data)."""
     data = bytes(data)
-    return decode_attribute_list(data, 0, len(data), "attributes")
+    return decode_attribute_list(data, 0, len(data), None)
 
 
 def _chain(items: Sequence[Transform | Proposal], next_type: int, what: str) -> bytes:
@@ -253,7 +264,7 @@ def _decode_transform(data: bytes, pos: int, end: int) -> Transform:
     number, transform_id, reserved = _TRANSFORM.unpack_from(data, pos + 4)
     if reserved:
         raise BadProposalSyntax(f"Transform at offset {pos}: RESERVED2 is {reserved:#x}", pos)
-    attributes = decode_attribute_list(data, pos + 8, end, f"Transform at offset {pos}")
+    attributes = decode_attribute_list(data, pos + 8, end, pos)
     return Transform(number, transform_id, attributes)
 
 

@@ -22,8 +22,10 @@ B_IP = "10.99.0.2"
 NAT_IP = "192.0.2.1"
 PSK = b"s3cr3t-test-psk"
 
-# direction "ab" or "ba", the datagram, its index in that direction -> deliver?
-Filter = Callable[[str, Datagram, int], bool]
+# (direction "ab" | "ba", datagram, its index in that direction) -> how many copies to
+# deliver (0 drops it, 2 duplicates it), or HOLD to deliver it after the next datagram.
+Filter = Callable[[str, Datagram, int], int]
+HOLD = -1
 
 
 def rng(seed: int) -> Callable[[int], bytes]:
@@ -118,10 +120,18 @@ class Pair:
             for direction, datagram in outgoing:
                 index = self.counts[direction]
                 self.counts[direction] += 1
-                if self.filter is not None and not self.filter(direction, datagram, index):
+                copies = 1 if self.filter is None else self.filter(direction, datagram, index)
+                if copies == HOLD:
+                    self.held.append((direction, datagram))
                     continue
-                moved += 1
-                self._deliver(direction, datagram)
+                for _ in range(copies):
+                    moved += 1
+                    self._deliver(direction, datagram)
+                if copies and self.held:
+                    held, self.held = self.held, []
+                    for item in held:
+                        moved += 1
+                        self._deliver(*item)
         self._drain_events()
         return moved
 
@@ -148,6 +158,17 @@ class Pair:
         self.pump()
         self.b.handle_timer(self.now)
         self.pump()
+
+    def live_sas(self, side: str) -> set[tuple[bytes, bytes]]:
+        """(inbound SPI, outbound SPI) of every installed IPsec SA of one side."""
+        engine = self.a if side == "a" else self.b
+        return {(sa.inbound_spi, sa.outbound_spi) for status in engine.tunnel_status(self.now)
+                for sa in status.ipsec_sas}
+
+    def consistent(self) -> bool:
+        """Both sides hold mirror-image IPsec SAs, and at least one."""
+        a = self.live_sas("a")
+        return bool(a) and {(o, i) for i, o in a} == self.live_sas("b")
 
     def events(self, side: str, kind: type[Any]) -> list[Any]:
         sink = self.events_a if side == "a" else self.events_b

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from . import crypto, informational, phase1, quickmode
 from .codec import DecodeError, Delete, Identification, Message, Notification
-from .constants import ExchangeType, Flags, NotifyType, ProtocolId
+from .constants import NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .errors import MessageRejected, NegotiationError
 from .events import (
     Event,
@@ -342,7 +342,13 @@ class Engine(Lifecycle):
             self._phase1_established(ike, now, step.initial_contact)
 
     def _peer_moved(self, ike: IkeSa, local: Address, remote: Address) -> None:
-        """RFC 3947 4: follow the peer to the address it now uses (authenticated only)."""
+        """RFC 3947 4: follow the peer to the address it now uses (authenticated only).
+
+        Once on port 4500 an SA never goes back to 500 (a late or retransmitted
+        message on 500 must not undo the float).
+        """
+        if ike.local[1] == NAT_T_PORT and local[1] != NAT_T_PORT:
+            return
         if (ike.local, ike.remote) != (local, remote):
             ike.log.debug("peer now at %s:%d (local %s:%d)", remote[0], remote[1], *local)
             ike.local, ike.remote = local, remote

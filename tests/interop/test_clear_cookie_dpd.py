@@ -21,7 +21,7 @@ import pytest
 
 from ipsecgw import testbed as tb
 
-from .gateway import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
+from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
 DPD_FAST = "ipsec option dpd idle 2 silence 2 retry 1 retries 2"
 

@@ -15,7 +15,7 @@ import pytest
 
 from ipsecgw import testbed as tb
 
-from .gateway import PSK, IpsecgwProcess, ping_ok, site_config, tcp_transfer, wait_until
+from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, tcp_transfer, wait_until
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..cli.gateway import SaSelector
 from ..config.model import RunningConfig
 from ..config.store import save_atomic
 from ..isakmp import events as ev
@@ -31,10 +32,6 @@ log = logging.getLogger("ipsecgw.daemon")
 # kilobyte lifetimes and DPD's "was there traffic" test, neither of which
 # needs finer resolution.
 TRAFFIC_POLL_SECONDS = 1.0
-
-
-class GatewayError(Exception):
-    """A configuration change the gateway refuses; the message says why."""
 
 
 class GatewayRuntime:
@@ -135,12 +132,20 @@ class GatewayRuntime:
 
     # -- operations ---------------------------------------------------------
 
-    def clear_sa(self, tunnels: Iterable[str] | None, phase: int | None) -> int:
+    def clear_sa(self, vr: str | None, selector: SaSelector, phase: int | None) -> int:
+        """`ipsec clear sa` (SPEC 1.1) in transport VR `vr` (None: every VR)."""
         now = self.now()
-        names = None if tunnels is None else set(tunnels)
+        names: set[str] | None
+        if selector == "all":
+            names = None
+        elif selector[0] == "tunnel":
+            names = {selector[1]}
+        else:
+            names = {t.name for t in self.tunnels() if t.state == selector[1]}
         cleared = 0
-        for engine in self.engines.values():
-            cleared += engine.clear_sa(names, phase, now)
+        for engine_vr, engine in self.engines.items():
+            if vr is None or engine_vr == vr:
+                cleared += engine.clear_sa(names, phase, now)
         self._service()
         return cleared
 
@@ -169,9 +174,8 @@ class GatewayRuntime:
     def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
         out = []
         for sa in sas:
-            try:
-                c = self.dataplane.sa_counters(sa.inbound_spi, sa.outbound_spi)
-            except (KeyError, AttributeError):
+            c = self.dataplane.sa_counters(sa.inbound_spi)
+            if c is None:
                 out.append(sa)
                 continue
             out.append(
@@ -213,7 +217,7 @@ class GatewayRuntime:
         self.dataplane.receive_esp(data, local, remote, True)
 
     def _send_esp_udp(self, data: bytes, local: Address, remote: Address) -> None:
-        for vr, engine in self.engines.items():
+        for vr in self.engines:
             endpoint = self.endpoints.get(vr, local)
             if endpoint is not None:
                 endpoint.send_raw(data, remote)
@@ -267,12 +271,12 @@ class GatewayRuntime:
                 self.save_keys.esp_sa_removed(event.inbound_spi)
                 self.save_keys.esp_sa_removed(event.outbound_spi)
         elif isinstance(event, ev.Phase1Established):
-            key = getattr(event, "encryption_key", None)
+            key = getattr(event, "encryption_key", b"")
             if self.save_keys and key:
-                self.save_keys.ike_sa_added(event.initiator_cookie, key)
+                self.save_keys.ike_sa_added(event.cookies[:8], key)
         elif isinstance(event, ev.Phase1Deleted):
             if self.save_keys:
-                self.save_keys.ike_sa_removed(event.initiator_cookie)
+                self.save_keys.ike_sa_removed(event.cookies[:8])
 
     def _arm_timer(self) -> None:
         deadlines = [t for e in self.engines.values() if (t := e.get_timer()) is not None]
@@ -319,9 +323,11 @@ class GatewayRuntime:
 
     def close(self) -> None:
         now = self.now()
-        # Tell peers we are going (Delete payloads) before the sockets close.
+        # Tell peers we are going (Delete payloads) before the sockets close,
+        # without renegotiating: no tunnels, then every phase 1 cleared.
         for vr, engine in self.engines.items():
-            engine.clear_sa(None, None, now)
+            engine.update_policy(replace(engine.policy, tunnels=()), now)
+            engine.clear_sa(None, 1, now)
             for datagram in engine.datagrams_to_send(now):
                 endpoint = self.endpoints.get(vr, datagram.local)
                 if endpoint is not None:

@@ -1,0 +1,131 @@
+"""From the running configuration to what the engines and the data plane take.
+
+The configuration model speaks the CLI's language; the engine has its own
+plain policy dataclasses (`ipsecgw.isakmp.policy`) and the data plane its
+`TunnelSpec`. This module is the one place that maps one onto the others.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+
+from ..config.model import ANY_NETWORK, RunningConfig, TunnelInterface
+from ..dataplane.base import DEFAULT_MTU, TunnelSpec
+from ..isakmp.policy import DpdPolicy, EnginePolicy, Identity, IkeRule, TunnelPolicy
+
+log = logging.getLogger("ipsecgw.daemon")
+
+
+def _resolve(destination: str) -> str | None:
+    """An IPv4 address for `tunnel destination` (an address or an FQDN)."""
+    try:
+        return str(ipaddress.IPv4Address(destination))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(destination)
+    except OSError:
+        return None
+
+
+def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface) -> TunnelPolicy | None:
+    if tunnel.source is None or tunnel.destination is None:
+        return None
+    peer = _resolve(tunnel.destination)
+    if peer is None:
+        log.warning("tunnel ipsec:%s: cannot resolve destination %s", tunnel.name,
+                    tunnel.destination)
+        return None
+    lifetime = config.tunnel_lifetime(tunnel)
+    return TunnelPolicy(
+        name=tunnel.name,
+        local_address=tunnel.source,
+        peer_address=peer,
+        transforms=config.tunnel_transforms(tunnel),
+        pfs_group=tunnel.pfs_group,
+        lifetime_seconds=lifetime.seconds,
+        lifetime_kilobytes=lifetime.kilobytes,
+        local_identity=(Identity(tunnel.local_identity.kind, tunnel.local_identity.value)
+                        if tunnel.local_identity else None),
+        peer_identity=(Identity(tunnel.peer_identity.kind, tunnel.peer_identity.value)
+                       if tunnel.peer_identity else None),
+        local_network=tunnel.local_network,
+        remote_network=tunnel.remote_network,
+        enabled=not tunnel.shutdown,
+    )
+
+
+def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
+    """One `EnginePolicy` per transport virtual router."""
+    rules = tuple(
+        IkeRule(
+            priority=r.priority,
+            authentication=r.authentication,
+            encryption=r.encryption,
+            hash=r.hash,
+            group=r.group,
+            lifetime_seconds=r.lifetime_seconds,
+            aggressive_mode=r.aggressive_mode,
+        )
+        for r in config.ike_policy_rules
+    )
+    keys = {k.peer: k.secret.encode() for k in config.pre_shared_keys if k.secret is not None}
+    policies: dict[str, EnginePolicy] = {}
+    for vr in config.transport_vrs():
+        tunnels = []
+        addresses = set(config.local_endpoints_in(vr))
+        for tunnel in config.tunnels:
+            if tunnel.transport_vr != vr:
+                continue
+            policy = _tunnel_policy(config, tunnel)
+            if policy is not None:
+                tunnels.append(policy)
+                addresses.add(policy.local_address)
+        options = config.options(vr)
+        policies[vr] = EnginePolicy(
+            vr=vr,
+            local_addresses=tuple(sorted(addresses)),
+            ike_rules=rules,
+            preshared_keys=keys,
+            tunnels=tuple(tunnels),
+            tx_invalid_cookie=options.tx_invalid_cookie,
+            nat_t=options.nat_t,
+            dpd=DpdPolicy(
+                enabled=options.dpd.enabled,
+                idle=float(options.dpd.idle),
+                silence=float(options.dpd.silence),
+                retry=float(options.dpd.retry),
+                retries=options.dpd.retries,
+            ),
+        )
+    return policies
+
+
+def tunnel_specs(config: RunningConfig) -> list[TunnelSpec]:
+    """The tunnel interfaces the data plane should have.
+
+    A remote network of 0.0.0.0/0 (the default selector) is not routed into
+    the tunnel: that would also capture the IKE and ESP packets to the peer
+    itself. Route such traffic with an explicit `tunnel remote-network`.
+    """
+    specs = []
+    for tunnel in config.tunnels:
+        remote = () if tunnel.remote_network == ANY_NETWORK else (tunnel.remote_network,)
+        local = () if tunnel.local_network == ANY_NETWORK else (tunnel.local_network,)
+        try:
+            specs.append(
+                TunnelSpec(
+                    name=tunnel.name,
+                    vr=tunnel.vr,
+                    address=tunnel.ip_address,
+                    mtu=tunnel.mtu or DEFAULT_MTU,
+                    remote_networks=remote,
+                    local_networks=local,
+                    transport_vr=tunnel.transport_vr,
+                )
+            )
+        except ValueError as exc:
+            log.error("tunnel ipsec:%s: %s", tunnel.name, exc)
+    return specs

@@ -9,6 +9,7 @@ measured, and ``details`` says why.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,19 @@ class Context:
     def subdir(self, name: str) -> Path:
         path = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.workdir))
         return path
+
+
+def error_text(exc: BaseException, limit: int = 600) -> str:
+    """An exception for the results: its type and the end of its message (where
+    a captured traceback keeps the actual error)."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def pick(results: dict[str, dict[str, Any]], side: str, key: str) -> float | None:
+    """results[side][key] as a float, or None when that side has no such number."""
+    value = results.get(side, {}).get(key)
+    return None if value is None else float(value)
 
 
 # -- process accounting -------------------------------------------------------
@@ -305,6 +319,18 @@ class Ipsecgw:
                 states[words[0].removeprefix("ipsec:")] = words[1]
         return states
 
+    def count_up(self) -> int:
+        return sum(1 for state in self.tunnel_states().values() if state == "up")
+
+    def statistics(self) -> dict[str, int]:
+        """`show ipsec statistics` as label -> value (one VR)."""
+        out: dict[str, int] = {}
+        for line in self.cli("show ipsec statistics", check=False).splitlines():
+            match = re.match(r"\s+(\S.*?)\s+(\d+)$", line)
+            if match:
+                out[match.group(1)] = int(match.group(2))
+        return out
+
     def wait_tunnel_up(self, name: str, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -353,3 +379,129 @@ def json_lines(text: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+# -- the gateway under test initiating many tunnels ------------------------------
+#
+# tunnels-held, clear-all and cookie-flood run the gateway under test in site A
+# as the initiator of N tunnels, each to its own address of one strongSwan
+# responder in site B (10.97.0.0/16 on veth-b). Distinct peers, because both
+# ipsecgw and JUNOSe share one ISAKMP SA among the tunnels to the same peer;
+# this way each tunnel owns its phase 1 and its IPsec SA pair, on either
+# gateway. Tunnel n proposes 10.100.0.0+n/32 <-> 10.98.2.0/24.
+
+PEER_BASE = "10.97.0.1"
+LOCAL_NET_BASE = "10.100.0.0"
+
+
+def peer_address(n: int) -> str:
+    return str(ipaddress.IPv4Address(PEER_BASE) + n)
+
+
+def local_network(n: int) -> str:
+    return f"{ipaddress.IPv4Address(LOCAL_NET_BASE) + n}/32"
+
+
+def add_peer_addresses(sites: tb.TwoSites, count: int) -> None:
+    """Give B `count` peer addresses; A reaches them through B (one neighbour entry)."""
+    batch = "".join(f"addr add {peer_address(n)}/16 dev veth-b\n" for n in range(count))
+    subprocess.run(["ip", "-n", sites.b.name, "-batch", "-"], input=batch, text=True,
+                   check=True, capture_output=True)
+    sites.a.ip("route", "add", "10.97.0.0/16", "via", tb.SITE_B_OUTER)
+
+
+def many_peers_responder_conf(suite: str, *, dpd_delay: str | None = None) -> str:
+    """charon in B answering on every peer address (its load-test settings)."""
+    conf = load_responder_conf(suite, dpd_delay=dpd_delay)
+    return conf.replace(f"local_addrs = {tb.SITE_B_OUTER}", "local_addrs = %any").replace(
+        f"id = {tb.SITE_B_OUTER}", "id = %any")
+
+
+def strongswan_initiator_conf(suite: str, count: int, *, dpd_delay: str = "30s",
+                              extra_conn: str = "", extra_child: str = "") -> str:
+    """charon in A with `count` connections, one per peer address, all started at load."""
+    proposals, esp_proposals, _, _ = SUITES[suite]
+    conns = []
+    for n in range(count):
+        conns.append(f"""  t{n} {{
+    version = 1
+    local_addrs = {tb.SITE_A_OUTER}
+    remote_addrs = {peer_address(n)}
+    proposals = {proposals}
+    dpd_delay = {dpd_delay}
+    {extra_conn}
+    local {{ auth = psk }}
+    remote {{ auth = psk }}
+    children {{ t{n} {{ local_ts = {local_network(n)}
+                   remote_ts = {tb.SITE_B_NET}
+                   esp_proposals = {esp_proposals}
+                   start_action = start
+                   {extra_child} }} }}
+  }}
+""")
+    return "connections {\n" + "".join(conns) + "}\n" + \
+        f'secrets {{ ike-any {{ secret = "{PSK}" }} }}\n'
+
+
+# charon under test as an initiator: like the responder (DoS limits off,
+# openssl DH), no routes (ipsecgw's memory data plane routes nothing either).
+INITIATOR_CHARON_EXTRA = LOAD_CHARON_EXTRA + "  install_routes = no\n"
+
+
+def ipsecgw_initiator_config(suite: str, count: int, *, dpd_idle: int = 30,
+                             extra_global: str = "", extra_tunnel: str = "") -> str:
+    """ipsecgw in A with `count` tunnel interfaces, one per peer address."""
+    _, _, transform, pfs = SUITES[suite]
+    encryption, hash_ = ("aes256", "sha256") if "sha256" in suite else ("aes128", "sha")
+    lines = [
+        "hostname bench",
+        f"ipsec local-endpoint {tb.SITE_A_OUTER} transport-virtual-router default",
+        "ipsec ike-policy-rule 1",
+        " authentication pre-share",
+        f" encryption {encryption}",
+        f" hash {hash_}",
+        " group 14",
+        " exit",
+        "ipsec key manual pre-share 0.0.0.0",
+        f" key {PSK}",
+        " exit",
+        f"ipsec transform-set ts {transform}",
+        f"ipsec option dpd idle {dpd_idle}",
+        *extra_global.strip().splitlines(),
+    ]
+    for n in range(count):
+        lines += [
+            f"interface tunnel ipsec:t{n} transport-virtual-router default",
+            f" tunnel source {tb.SITE_A_OUTER}",
+            f" tunnel destination {peer_address(n)}",
+            " tunnel transform-set ts",
+            f" tunnel local-network {local_network(n)}",
+            f" tunnel remote-network {tb.SITE_B_NET}",
+            *([f" tunnel pfs group {pfs}"] if pfs else []),
+            *[" " + line for line in extra_tunnel.strip().splitlines()],
+            " exit",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def swan_stats(swan: tb.StrongSwan) -> tuple[int, int]:
+    """(IKE SAs total, half-open) from `swanctl --stats`."""
+    out = swan.swanctl("--stats", check=False)
+    match = re.search(r"IKE_SAs:\s*(\d+) total,\s*(\d+) half-open", out)
+    if not match:
+        return (0, 0)
+    return (int(match.group(1)), int(match.group(2)))
+
+
+def swan_child_count(swan: tb.StrongSwan) -> int:
+    """Installed CHILD_SAs, from `swanctl --list-sas`."""
+    return swan.swanctl("--list-sas", check=False, timeout=120).count("INSTALLED")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

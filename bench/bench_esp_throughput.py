@@ -230,6 +230,6 @@ def run(ctx: Context) -> list[Row]:
                 r = results[f"{side}/{cipher}"]
                 ctx.log(f"  {summary(r)}")
             except Exception as exc:  # one side failing must not hide the other's numbers
-                errors[f"{side}/{cipher}"] = f"{type(exc).__name__}: {exc}"[:2000]
-                ctx.log(f"  FAILED: {errors[f'{side}/{cipher}'][:300]}")
+                errors[f"{side}/{cipher}"] = bc.error_text(exc)
+                ctx.log(f"  FAILED: {errors[f'{side}/{cipher}']}")
     return _rows(ceiling, results, errors)

@@ -1,0 +1,160 @@
+"""tunnels-held: resident memory per held tunnel and idle CPU, ipsecgw vs charon.
+
+The gateway under test in site A initiates N tunnels, one per address of a
+strongSwan load responder in site B (bench_common: distinct peers, so that
+each tunnel owns its ISAKMP SA and its IPsec SA pair on either gateway),
+with DPD on (probe after 30 s idle). Once all are up it holds them through
+an idle window. Memory per tunnel = (RSS with N up - RSS of a fresh process
+with no tunnel configured) / N, so a tunnel's configuration counts too.
+Idle CPU = the gateway's CPU time over the window / the window.
+
+ipsecgw runs with `--dataplane memory` (no TUN devices, SAs recorded only);
+charon runs kernel-libipsec without routes. The responder's own memory per
+tunnel (charon answering N) is in the details.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bench_common as bc
+from bench_common import Context, Row
+
+from ipsecgw import testbed as tb
+
+NAME = "tunnels-held"
+SUITE = "aes128-sha1-modp2048"
+DPD_SECONDS = 30
+
+
+def _responder(ctx: Context, sites: tb.TwoSites, count: int) -> tuple[tb.StrongSwan, int]:
+    """The strongSwan responder in B and its RSS before any tunnel."""
+    bc.add_peer_addresses(sites, count)
+    swan = tb.StrongSwan(sites.b, bc.many_peers_responder_conf(SUITE),
+                         charon_extra=bc.LOAD_CHARON_EXTRA, workdir=ctx.subdir("responder"))
+    bc.quiet_strongswan(swan)
+    swan.start()
+    time.sleep(0.5)
+    return swan, bc.rss_kib(bc.charon_pid(swan))
+
+
+def _responder_growth(responder: tb.StrongSwan, baseline: int, count: int) -> float:
+    return round((bc.rss_kib(bc.charon_pid(responder)) - baseline) / count, 2)
+
+
+def _hold(ctx: Context, pid: int, count: int, up: Any, window: float,
+          started: float) -> dict[str, Any]:
+    """Wait for `count` tunnels up, then measure RSS and CPU over an idle window.
+
+    `started`: when the gateway was given its tunnels (monotonic clock).
+    """
+    timeout = count / 20 + 120
+    if not bc.wait_until(lambda: up() >= count, timeout, interval=1.0):
+        raise RuntimeError(f"only {up()} of {count} tunnels up after {timeout:.0f} s")
+    bring_up = time.monotonic() - started
+    rss_up = bc.rss_kib(pid)
+    meter = bc.CpuMeter(pid).start()
+    time.sleep(window)
+    meter.stop()
+    still_up = up()
+    return {
+        "bring_up_s": round(bring_up, 1),
+        "rss_kib": bc.rss_kib(pid),
+        "rss_kib_when_up": rss_up,
+        "idle_cpu_percent": round(100 * meter.cpu[pid] / meter.wall, 2),
+        "idle_window_s": window,
+        "up_after_window": still_up,
+    }
+
+
+def strongswan_side(ctx: Context, count: int, window: float) -> dict[str, Any]:
+    with bc.two_sites() as sites:
+        responder, responder_baseline = _responder(ctx, sites, count)
+        try:
+            # Baseline: charon with no connection loaded.
+            gateway = tb.StrongSwan(sites.a, "connections {}\n",
+                                    charon_extra=bc.INITIATOR_CHARON_EXTRA,
+                                    workdir=ctx.subdir("swan-a"))
+            with gateway:
+                bc.quiet_strongswan(gateway)
+                gateway.start()
+                pid = bc.charon_pid(gateway)
+                time.sleep(1)
+                baseline = bc.rss_kib(pid)
+                started = time.monotonic()
+                (gateway.dir / "swanctl" / "swanctl.conf").write_text(
+                    bc.strongswan_initiator_conf(SUITE, count, dpd_delay=f"{DPD_SECONDS}s"))
+                gateway.swanctl("--load-all", "--noprompt", "--file",
+                                str(gateway.dir / "swanctl" / "swanctl.conf"),
+                                timeout=max(60, count / 20))
+
+                def up() -> int:
+                    total, half_open = bc.swan_stats(gateway)
+                    return total - half_open
+
+                result = _hold(ctx, pid, count, up, window, started)
+                result["child_sas"] = bc.swan_child_count(gateway)
+                result["baseline_rss_kib"] = baseline
+                result["responder_kib_per_tunnel"] = _responder_growth(
+                    responder, responder_baseline, count)
+        finally:
+            responder.close()
+    return result
+
+
+def ipsecgw_side(ctx: Context, count: int, window: float) -> dict[str, Any]:
+    with bc.two_sites() as sites:
+        with bc.Ipsecgw(sites.a, ctx.subdir("ipsecgw-empty"),
+                        bc.ipsecgw_initiator_config(SUITE, 0, dpd_idle=DPD_SECONDS),
+                        dataplane="memory") as empty:
+            time.sleep(1)
+            baseline = bc.rss_kib(empty.pid)
+        responder, responder_baseline = _responder(ctx, sites, count)
+        try:
+            config = bc.ipsecgw_initiator_config(SUITE, count, dpd_idle=DPD_SECONDS)
+            started = time.monotonic()
+            with bc.Ipsecgw(sites.a, ctx.subdir("ipsecgw"), config, dataplane="memory") as gw:
+                result = _hold(ctx, gw.pid, count, gw.count_up, window, started)
+                result["baseline_rss_kib"] = baseline
+                result["statistics"] = gw.statistics()
+            result["responder_kib_per_tunnel"] = _responder_growth(
+                responder, responder_baseline, count)
+        finally:
+            responder.close()
+    return result
+
+
+def run(ctx: Context) -> list[Row]:
+    counts = (1000,) if ctx.quick else (1000, 10000)
+    window = 10.0 if ctx.quick else 60.0
+    rows = []
+    for count in counts:
+        results: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for side, fn in (("strongswan", strongswan_side), ("ipsecgw", ipsecgw_side)):
+            ctx.log(f"{count} tunnels held by {side}, idle window {window:.0f} s")
+            try:
+                r = fn(ctx, count, window)
+                r["kib_per_tunnel"] = round((r["rss_kib"] - r["baseline_rss_kib"]) / count, 2)
+                results[side] = r
+                ctx.log(f"  {r['kib_per_tunnel']} KiB/tunnel (RSS {r['rss_kib']} KiB, "
+                        f"baseline {r['baseline_rss_kib']}), idle CPU {r['idle_cpu_percent']}%, "
+                        f"up in {r['bring_up_s']} s")
+            except Exception as exc:  # one side failing must not hide the other's numbers
+                errors[side] = bc.error_text(exc)
+                ctx.log(f"  FAILED: {errors[side]}")
+        details: dict[str, Any] = {
+            "tunnels": count, "dpd_idle_s": DPD_SECONDS, "suite": SUITE,
+            **{f"{side}_detail": r for side, r in results.items()},
+            **{f"{side}_error": e for side, e in errors.items()},
+        }
+        rows.append(Row(f"{NAME}/{count}/memory", "KiB/tunnel", False,
+                        bc.pick(results, "ipsecgw", "kib_per_tunnel"),
+                        bc.pick(results, "strongswan", "kib_per_tunnel"), details))
+        rows.append(Row(f"{NAME}/{count}/idle-cpu", "% of a core", False,
+                        bc.pick(results, "ipsecgw", "idle_cpu_percent"),
+                        bc.pick(results, "strongswan", "idle_cpu_percent"),
+                        {"tunnels": count, "window_s": window, "dpd_idle_s": DPD_SECONDS}))
+    return rows
+

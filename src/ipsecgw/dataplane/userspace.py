@@ -44,11 +44,23 @@ IPPROTO_ESP = 50
 # Packets handled per readiness callback before yielding to the loop, so that
 # one busy tunnel cannot starve the others or the IKE sockets.
 _BATCH = 64
+RECEIVE_BUFFER = 4 << 20
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h; the socket module does not export it
 
 
 def _worth_logging(count: int) -> bool:
     """Log the 1st, 2nd, 4th, 8th ... error: visible, but never a flood."""
     return count & (count - 1) == 0
+
+
+def _enlarge_receive_buffer(sock: socket.socket) -> None:
+    """Room for bursts: a TCP window's worth of ESP arrives back to back while
+    the loop is busy, and the default buffer (~200 KB) overflowing costs TCP
+    far more than the memory.  SO_RCVBUFFORCE passes net.core.rmem_max (root)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 class _RawEspSocket:
@@ -64,6 +76,7 @@ class _RawEspSocket:
             )
         try:
             self.socket.setblocking(False)
+            _enlarge_receive_buffer(self.socket)
             # Binding filters by destination address and fixes the source.
             self.socket.bind((local_ip, 0))
         except OSError:

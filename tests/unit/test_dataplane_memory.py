@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 
@@ -418,3 +419,51 @@ def test_two_tunnels_are_independent(clock: Clock) -> None:
     a.inject("t2", ipv4("10.98.1.1", "10.98.2.1", b"via t2"))
     assert b.delivered == {"t1": [], "t2": [ipv4("10.98.1.1", "10.98.2.1", b"via t2")]}
     assert a.counters("t1").outbound_packets == 0 and a.counters("t2").outbound_packets == 1
+
+
+def ipv6(src: str, dst: str, payload: bytes = b"six") -> bytes:
+    return (
+        struct.pack("!IHBB", 6 << 28, len(payload), 17, 64)
+        + ipaddress.ip_address(src).packed
+        + ipaddress.ip_address(dst).packed
+        + payload
+    )
+
+
+def test_ipv6_inner_traffic(clock: Clock) -> None:
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    a.add_tunnel(TunnelSpec("t6", remote_networks=("2001:db8:2::/48",)))
+    b.add_tunnel(TunnelSpec("t6", remote_networks=("2001:db8:1::/48",)))
+    ev_a, ev_b = sa_pair(
+        b"\xa6\x00\x00\x01",
+        b"\xb6\x00\x00\x01",
+        tunnel="t6",
+        encryption="aes128gcm",
+        integrity=None,
+    )
+    a.install_sa(
+        IpsecSaEstablished(
+            **{
+                **ev_a.__dict__,
+                "local_network": "2001:db8:1::/48",
+                "remote_network": "2001:db8:2::/48",
+            }
+        )
+    )
+    b.install_sa(
+        IpsecSaEstablished(
+            **{
+                **ev_b.__dict__,
+                "local_network": "2001:db8:2::/48",
+                "remote_network": "2001:db8:1::/48",
+            }
+        )
+    )
+    good = ipv6("2001:db8:1::1", "2001:db8:2:ffff::9")
+    a.inject("t6", good)
+    a.inject("t6", ipv6("2001:db8:1::1", "2001:db8:3::1"))  # outside the remote network
+    a.inject("t6", ipv4("10.98.1.1", "10.98.2.1"))  # IPv4 on an IPv6 SA
+    a.inject("t6", good[:30])  # shorter than an IPv6 header
+    assert b.delivered["t6"] == [good]
+    assert a.counters("t6").no_sa == 3

@@ -219,15 +219,28 @@ def test_gcm_cross_check(encryption: str) -> None:
     k = keys(encryption, None)
     sa = OutboundSa(k)
     aead, salt = AESGCM(k.encryption_key[:-4]), k.encryption_key[-4:]
+    ivs: list[int] = []
     for sequence in (1, 2):
         inner = ipv4_packet(bytes([sequence]) * 77)
         packet = sa.encapsulate(inner)
         header, iv = packet[:8], packet[8:16]
         assert header == k.spi + sequence.to_bytes(4, "big")
-        assert iv == sequence.to_bytes(8, "big")  # unique per packet: RFC 4106 3.1
+        # Unique per packet (RFC 4106 3.1): the sequence number under a fixed mask.
+        ivs.append(int.from_bytes(iv, "big") ^ sequence)
         plaintext = aead.decrypt(salt + iv, packet[16:], header)  # AAD = SPI || seq (RFC 4106 5)
         _check_trailer(plaintext, inner, 4, 4)
         assert len(packet) == 8 + 8 + len(plaintext) + 16
+    assert ivs[0] == ivs[1]
+
+
+def test_gcm_ivs_differ_between_installs_of_the_same_keys() -> None:
+    k = keys("aes256gcm", None)
+    first, second = (
+        OutboundSa(k).encapsulate(ipv4_packet()),
+        OutboundSa(k).encapsulate(ipv4_packet()),
+    )
+    assert first[4:8] == second[4:8] == b"\x00\x00\x00\x01"
+    assert first[8:16] != second[8:16]
 
 
 def test_null_encryption_is_plaintext_with_icv() -> None:

@@ -211,6 +211,11 @@ class OutboundSa:
         self._encryptor: CipherContext | None = (
             self._t.cipher.encryptor() if self._t.cipher is not None else None
         )
+        # RFC 4106 3.1: a GCM IV must never repeat under one key.  The
+        # sequence number never does on one SA; XORing it with a random mask
+        # keeps that and also protects against the same keys being
+        # installed twice (the sequence number would restart at 1).
+        self._iv_mask = int.from_bytes(random_bytes(8), "big") if self._t.aead else 0
         self.spi = keys.spi
         self.sequence_number = 0  # the last one sent; the first packet carries 1
         self.packets = 0
@@ -238,9 +243,7 @@ class OutboundSa:
         plaintext = inner + _PADDING[:pad_length] + bytes((pad_length, next_header))
         header = t.spi + sequence_number.to_bytes(4, "big")
         if t.aead is not None:
-            # RFC 4106 3.1: the 8-byte IV only has to be unique per key; the
-            # sequence number is, because it never cycles on one SA.
-            iv = sequence_number.to_bytes(8, "big")
+            iv = (sequence_number ^ self._iv_mask).to_bytes(8, "big")
             packet = header + iv + t.aead.encrypt(t.salt + iv, plaintext, header)
         else:
             if self._encryptor is not None:

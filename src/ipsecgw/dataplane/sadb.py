@@ -15,6 +15,7 @@ fall inside the SA it arrived on.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 
 from ipsecgw.dataplane.base import (
@@ -34,8 +35,10 @@ from ipsecgw.dataplane.esp import (
     SequenceExhausted,
 )
 
-# Where the addresses sit in an IP header: (source slice, destination slice).
-_ADDRESS_OFFSETS = {4: (12, 16, 20), 6: (8, 24, 40)}
+# Source and destination address of an IPv4 (at offset 12) and an IPv6
+# header (at offset 8, as two 64-bit halves each).
+_IPV4_ADDRESSES = struct.Struct("!II")
+_IPV6_ADDRESSES = struct.Struct("!QQQQ")
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,50 @@ class EspRoute:
     udp: bool  # RFC 3948 UDP encapsulation, else raw IP protocol 50
 
 
-class _Selector:
-    """A network prefix matched against raw address bytes, no objects per packet."""
+class _Selectors:
+    """An SA's local and remote networks (RFC 4301 4.4.1), matched against
+    raw IP headers without building address objects per packet."""
 
-    __slots__ = ("version", "network", "mask")
+    __slots__ = ("version", "local_network", "local_mask", "remote_network", "remote_mask")
 
-    def __init__(self, prefix: str) -> None:
-        network = ipaddress.ip_network(prefix, strict=False)
-        self.version = network.version
-        self.network = int(network.network_address)
-        self.mask = int(network.netmask)
+    def __init__(self, local: str, remote: str) -> None:
+        local_network = ipaddress.ip_network(local, strict=False)
+        remote_network = ipaddress.ip_network(remote, strict=False)
+        if local_network.version != remote_network.version:
+            raise ValueError("local and remote networks are of different IP versions")
+        self.version = local_network.version
+        self.local_network = int(local_network.network_address)
+        self.local_mask = int(local_network.netmask)
+        self.remote_network = int(remote_network.network_address)
+        self.remote_mask = int(remote_network.netmask)
 
-    def matches(self, address: bytes) -> bool:
-        return int.from_bytes(address, "big") & self.mask == self.network
+    def _addresses(self, packet: bytes) -> tuple[int, int] | None:
+        if not packet or packet[0] >> 4 != self.version:
+            return None
+        try:
+            if self.version == 4:
+                source, destination = _IPV4_ADDRESSES.unpack_from(packet, 12)
+                return source, destination
+            high, low, destination_high, destination_low = _IPV6_ADDRESSES.unpack_from(packet, 8)
+        except struct.error:
+            return None  # shorter than an IP header
+        return high << 64 | low, destination_high << 64 | destination_low
+
+    def outbound(self, packet: bytes) -> bool:
+        addresses = self._addresses(packet)
+        return (
+            addresses is not None
+            and addresses[0] & self.local_mask == self.local_network
+            and addresses[1] & self.remote_mask == self.remote_network
+        )
+
+    def inbound(self, packet: bytes) -> bool:
+        addresses = self._addresses(packet)
+        return (
+            addresses is not None
+            and addresses[0] & self.remote_mask == self.remote_network
+            and addresses[1] & self.local_mask == self.local_network
+        )
 
 
 class SaPair:
@@ -74,12 +108,9 @@ class SaPair:
         try:
             self.inbound = InboundSa(sa.inbound, replay_window=replay_window)
             self.outbound = OutboundSa(sa.outbound)
-            self._local_selector = _Selector(sa.local_network)
-            self._remote_selector = _Selector(sa.remote_network)
+            self.selectors = _Selectors(sa.local_network, sa.remote_network)
         except ValueError as error:
             raise DataPlaneError(f"SA for {sa.tunnel}: {error}") from error
-        if self._local_selector.version != self._remote_selector.version:
-            raise DataPlaneError("local and remote networks are of different IP versions")
         udp = sa.encapsulation == "udp-tunnel"
         # Raw ESP has no ports; keep 0 so that addresses compare alike.
         self.route = EspRoute(
@@ -92,17 +123,6 @@ class SaPair:
         self.installed_at = now
         self.last_inbound_at: float | None = None
         self.drops = dict.fromkeys(DropReason, 0)
-
-    def selects(self, packet: bytes, outbound: bool) -> bool:
-        """True when the packet's addresses are inside this SA's selectors."""
-        local, remote = self._local_selector, self._remote_selector
-        offsets = _ADDRESS_OFFSETS.get(packet[0] >> 4)
-        if offsets is None or local.version != packet[0] >> 4 or len(packet) < offsets[2]:
-            return False
-        source, destination = packet[offsets[0] : offsets[1]], packet[offsets[1] : offsets[2]]
-        if outbound:
-            return local.matches(source) and remote.matches(destination)
-        return remote.matches(source) and local.matches(destination)
 
     def counters(self) -> SaCounters:
         return SaCounters(
@@ -235,7 +255,7 @@ class SaDatabase:
         if tunnel is None:
             return None
         for pair in reversed(tunnel.pairs):
-            if pair.selects(inner, outbound=True):
+            if pair.selectors.outbound(inner):
                 break
         else:
             tunnel.no_sa += 1
@@ -264,7 +284,7 @@ class SaDatabase:
         tunnel = self._tunnels[pair.tunnel]
         try:
             inner = pair.inbound.decapsulate(data)
-            if inner and not pair.selects(inner, outbound=False):
+            if inner and not pair.selectors.inbound(inner):
                 raise EspError(DropReason.POLICY, "inner addresses outside the selectors")
         except EspError as error:
             pair.drops[error.reason] += 1

@@ -1,0 +1,108 @@
+"""Show commands (SPEC 3.4): usable from every mode, `do` optional.
+
+They follow the virtual-router context: in the default VR they cover the
+whole router, in another VR only what belongs to it (`show.in_scope`).
+`show ipsec option` shows the options of the current VR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config.render import render
+from . import show
+from .context import Context
+from .tree import ALL_MODES, CONFIG_MODES, TREE, Args, CommandError, Handler, Mode
+
+SHOW_HELP = {"ipsec": "IPsec status and settings"}
+
+
+def _show(
+    syntax: str, *, modes: frozenset[Mode] = ALL_MODES, help: dict[str, str] | None = None
+) -> Callable[[Handler], Handler]:
+    return TREE.command(
+        f"show {syntax}", modes=modes, operational=True, help={**SHOW_HELP, **(help or {})}
+    )
+
+
+@_show("ipsec tunnel [<tunnel:TUNNEL>] [detail]", help={"tunnel": "IPsec tunnel interfaces"})
+def show_tunnel(ctx: Context, args: Args) -> None:
+    """Tunnel interfaces: state, peer, transform, uptime (`detail`: SAs and counters)."""
+    statuses = {s.name: s for s in ctx.gateway.tunnels()}
+    for tunnel in ctx.config.tunnels:
+        statuses.setdefault(tunnel.name, show.config_status(tunnel))
+    name = args.opt_text("tunnel")
+    if name is not None:
+        if name not in statuses:
+            raise CommandError(f"Unknown tunnel interface ipsec:{name}", at="tunnel")
+        selected = [statuses[name]]
+    else:
+        selected = [s for _, s in sorted(statuses.items()) if show.in_scope(ctx.vr, s.vr)]
+    if args.has("detail"):
+        text = "\n\n".join(show.tunnel_detail(s, ctx.config, ctx.now) for s in selected)
+        ctx.print(text or "No IPsec tunnels")
+    else:
+        ctx.print(show.tunnels(selected, ctx.now))
+
+
+@_show("ipsec ike-sa")
+def show_ike_sa(ctx: Context, args: Args) -> None:
+    """ISAKMP/IKE (phase 1) SAs."""
+    ctx.print(show.ike_sas([sa for sa in ctx.gateway.ike_sas() if show.in_scope(ctx.vr, sa.vr)]))
+
+
+@_show("ipsec sa")
+def show_sa(ctx: Context, args: Args) -> None:
+    """IPsec (phase 2) SAs."""
+    ctx.print(
+        show.ipsec_sas([sa for sa in ctx.gateway.ipsec_sas() if show.in_scope(ctx.vr, sa.vr)])
+    )
+
+
+@_show("ipsec option")
+def show_option(ctx: Context, args: Args) -> None:
+    """IPsec options of the current virtual router."""
+    ctx.print(show.options(ctx.vr, ctx.config.options(ctx.vr)))
+
+
+@_show("ipsec transform-set")
+def show_transform_set(ctx: Context, args: Args) -> None:
+    """Transform sets."""
+    ctx.print(show.transform_sets(ctx.config))
+
+
+@_show("ipsec ike-policy-rule")
+def show_ike_policy_rule(ctx: Context, args: Args) -> None:
+    """IKE (phase 1) policy rules."""
+    ctx.print(show.ike_policy_rules(ctx.config))
+
+
+@_show("ipsec local-endpoint")
+def show_local_endpoint(ctx: Context, args: Args) -> None:
+    """Local IKE endpoints."""
+    vrs = [
+        vr
+        for vr in ctx.config.virtual_routers
+        if show.in_scope(ctx.vr, vr.name)
+        or any(show.in_scope(ctx.vr, ep.transport_vr) for ep in vr.local_endpoints)
+    ]
+    ctx.print(show.local_endpoints(vrs))
+
+
+@_show("ipsec lifetime")
+def show_lifetime(ctx: Context, args: Args) -> None:
+    """Default IPsec SA lifetime."""
+    ctx.print(show.lifetime(ctx.config))
+
+
+@_show("ipsec statistics")
+def show_statistics(ctx: Context, args: Args) -> None:
+    """IKE message, invalid cookie and DPD counters per virtual router."""
+    stats = [s for s in ctx.gateway.statistics() if show.in_scope(ctx.vr, s.vr)]
+    ctx.print(show.statistics(stats))
+
+
+@_show("configuration", modes=CONFIG_MODES | {Mode.PRIV_EXEC})
+def show_configuration(ctx: Context, args: Args) -> None:
+    """The running configuration (pre-shared keys masked)."""
+    ctx.print(render(ctx.config).rstrip("\n"))

@@ -1,0 +1,132 @@
+"""What the command line needs from the gateway, and an in-memory gateway for tests.
+
+The daemon implements `Gateway`; a `Session` only ever talks to it through
+these methods, synchronously, from the daemon's event loop.
+
+Virtual-router scope: the CLI passes `vr=None` when the session is in the
+default virtual router, which sees the whole router, and the VR name in any
+other context, which sees only the SAs whose transport VR it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ..config.model import RunningConfig
+from ..config.render import render
+from ..config.store import save_atomic
+from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from .show import config_status
+
+SaSelector = Literal["all"] | tuple[Literal["tunnel"], str] | tuple[Literal["state"], TunnelState]
+
+
+class GatewayError(Exception):
+    """The gateway refuses a change or an operation; the message says why."""
+
+
+class Gateway(Protocol):
+    @property
+    def config(self) -> RunningConfig:
+        """The running configuration."""
+        ...
+
+    def apply(self, new_config: RunningConfig) -> None:
+        """Make `new_config` the running configuration, or raise GatewayError."""
+        ...
+
+    def clear_sa(self, vr: str | None, selector: SaSelector, phase: int | None) -> int:
+        """`ipsec clear sa` (SPEC 1.1); returns how many SAs were cleared.
+
+        `vr`: the transport VR to act in, None for every VR. `selector`:
+        "all", ("tunnel", NAME) (the CLI has checked that the tunnel exists;
+        `vr` is then its transport VR) or ("state", STATE) (tunnels whose
+        state `tunnels()` reports as STATE). `phase`: 1 (ISAKMP/IKE SAs),
+        2 (IPsec SAs) or None (both). Each SA is announced to the peer with a
+        Delete, removed, and renegotiated for tunnels that are not shut down.
+        """
+        ...
+
+    def tunnels(self) -> list[TunnelStatus]: ...
+
+    def ike_sas(self) -> list[IkeSaStatus]: ...
+
+    def ipsec_sas(self) -> list[IpsecSaStatus]: ...
+
+    def statistics(self) -> list[VrStatistics]: ...
+
+    def write_memory(self) -> str:
+        """Save `render(config)` atomically to the startup file; return its path."""
+        ...
+
+
+class FakeGateway:
+    """A gateway with no engine: configuration in memory, status set by tests.
+
+    Also what the startup-file loader runs its session against.
+    """
+
+    def __init__(
+        self, config: RunningConfig | None = None, *, startup_path: str | Path | None = None
+    ) -> None:
+        self._config = config if config is not None else RunningConfig()
+        self.startup_path = Path(startup_path) if startup_path is not None else None
+        self.status: dict[str, TunnelStatus] = {}  # per tunnel name, overrides the default
+        self.counters: dict[str, dict[str, int]] = {}  # per transport VR
+        self.refuse: str | None = None  # the next apply() raises GatewayError(refuse)
+        self.cleared: list[tuple[str | None, SaSelector, int | None]] = []
+        self.applied = 0
+
+    @property
+    def config(self) -> RunningConfig:
+        return self._config
+
+    def apply(self, new_config: RunningConfig) -> None:
+        if self.refuse is not None:
+            message, self.refuse = self.refuse, None
+            raise GatewayError(message)
+        self._config = new_config
+        self.applied += 1
+
+    def tunnels(self) -> list[TunnelStatus]:
+        return [self.status.get(t.name) or config_status(t) for t in self._config.tunnels]
+
+    def ike_sas(self) -> list[IkeSaStatus]:
+        return [sa for t in self.tunnels() for sa in t.ike_sas]
+
+    def ipsec_sas(self) -> list[IpsecSaStatus]:
+        return [sa for t in self.tunnels() for sa in t.ipsec_sas]
+
+    def statistics(self) -> list[VrStatistics]:
+        return [VrStatistics(vr, dict(c)) for vr, c in sorted(self.counters.items())]
+
+    def clear_sa(self, vr: str | None, selector: SaSelector, phase: int | None) -> int:
+        self.cleared.append((vr, selector, phase))
+        cleared = 0
+        for status in self.tunnels():
+            if vr is not None and status.vr != vr:
+                continue
+            if selector != "all" and selector[0] == "tunnel" and status.name != selector[1]:
+                continue
+            if selector != "all" and selector[0] == "state" and status.state != selector[1]:
+                continue
+            ike = status.ike_sas if phase in (None, 1) else ()
+            ipsec = status.ipsec_sas if phase in (None, 2) else ()
+            cleared += len(ike) + len(ipsec)
+            if ike or ipsec:
+                self.status[status.name] = replace(
+                    status,
+                    state=TunnelState.NEGOTIATING,
+                    up_since=None,
+                    ike_sas=tuple(sa for sa in status.ike_sas if sa not in ike),
+                    ipsec_sas=tuple(sa for sa in status.ipsec_sas if sa not in ipsec),
+                )
+        return cleared
+
+    def write_memory(self) -> str:
+        if self.startup_path is None:
+            raise GatewayError("no startup configuration file")
+        save_atomic(self.startup_path, render(self._config))
+        return str(self.startup_path)

@@ -1,0 +1,296 @@
+"""Show renderers: status snapshots and configuration in, aligned text out.
+
+Pure functions, so the output can be tested without a gateway. Tables put
+the name first and the state second (`show ipsec tunnel`: scripts look for
+"up" in the second column). SPIs and cookies are hex; secrets never appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config.model import DEFAULT_VR, RunningConfig, TunnelInterface, VirtualRouter, VrOptions
+from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+
+#: `show ipsec statistics` labels for the counters the engine reports, in
+#: display order; other counters follow with their key as label.
+COUNTER_LABELS: dict[str, str] = {
+    "messages_received": "Messages received",
+    "messages_sent": "Messages sent",
+    "retransmits": "Retransmissions",
+    "malformed_dropped": "Malformed messages dropped",
+    "phase1_established": "Phase 1 SAs established",
+    "phase1_failed": "Phase 1 negotiations failed",
+    "phase2_established": "Phase 2 SAs established",
+    "phase2_failed": "Phase 2 negotiations failed",
+    "invalid_cookies_sent": "Invalid cookies sent",
+    "invalid_cookies_suppressed": "Invalid cookies suppressed",
+    "invalid_cookies_received": "Invalid cookies received",
+    "dpd_requests_sent": "DPD R-U-THERE sent",
+    "dpd_requests_received": "DPD R-U-THERE received",
+    "dpd_acks_sent": "DPD R-U-THERE-ACK sent",
+    "dpd_acks_received": "DPD R-U-THERE-ACK received",
+    "dpd_peers_dead": "DPD peers dead",
+}
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines
+    )
+
+
+def duration(seconds: float) -> str:
+    """0:05:12, or 3d 04:05:06."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02}:{secs:02}" if not days else f"{hours:02}:{minutes:02}:{secs:02}"
+    return f"{days}d {clock}" if days else clock
+
+
+def spi(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def cookies(sa: IkeSaStatus) -> str:
+    return f"{sa.initiator_cookie.hex()}:{sa.responder_cookie.hex()}"
+
+
+def config_status(tunnel: TunnelInterface) -> TunnelStatus:
+    """What is known of a tunnel that the gateway reports nothing about (yet)."""
+    return TunnelStatus(
+        name=tunnel.name,
+        vr=tunnel.transport_vr,
+        state=TunnelState.DISABLED if tunnel.shutdown else TunnelState.DOWN,
+        local=tunnel.source or "",
+        peer=tunnel.destination or "",
+        transform=tunnel.transform_set or "",
+    )
+
+
+def _uptime(status: TunnelStatus, now: float) -> str:
+    if status.state != TunnelState.UP or status.up_since is None:
+        return "-"
+    return duration(now - status.up_since)
+
+
+def tunnels(statuses: Sequence[TunnelStatus], now: float) -> str:
+    if not statuses:
+        return "No IPsec tunnels"
+    several_vrs = len({s.vr for s in statuses}) > 1
+    headers = ["Tunnel", "State", "Local", "Peer", "Transform", "Uptime"]
+    rows = []
+    for s in statuses:
+        row = [
+            "ipsec:" + s.name,
+            s.state.value,
+            s.local or "-",
+            s.peer or "-",
+            s.transform or "-",
+            _uptime(s, now),
+        ]
+        rows.append([*row, s.vr] if several_vrs else row)
+    return table([*headers, "Transport VR"] if several_vrs else headers, rows)
+
+
+def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> str:
+    lines = [
+        f"Tunnel ipsec:{status.name} is {status.state.value}, transport virtual router {status.vr}"
+    ]
+    where = f"  Local {status.local or '-'}, peer {status.peer or '-'}"
+    if status.state == TunnelState.UP and status.up_since is not None:
+        where += f", for {duration(now - status.up_since)}"
+    lines.append(where)
+    tunnel = config.tunnel(status.name)
+    if tunnel is not None:
+        offered = " ".join(config.tunnel_transforms(tunnel))
+        named = f"transform set {tunnel.transform_set}" if tunnel.transform_set else "default"
+        pfs = f"PFS group {tunnel.pfs_group}" if tunnel.pfs_group else "no PFS"
+        life = config.tunnel_lifetime(tunnel)
+        lines += [
+            f"  Offers {offered} ({named}), {pfs}",
+            f"  Local network {tunnel.local_network}, remote network {tunnel.remote_network}",
+            f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes",
+        ]
+    if status.last_failure:
+        lines.append(f"  Last failure: {status.last_failure}")
+    for ike in status.ike_sas:
+        lines += ["", *_ike_detail(ike)]
+    for sa in status.ipsec_sas:
+        lines += ["", *_ipsec_detail(sa)]
+    if not status.ike_sas and not status.ipsec_sas:
+        lines += ["", "  No SAs"]
+    return "\n".join(lines)
+
+
+def _ike_detail(sa: IkeSaStatus) -> list[str]:
+    remaining = f", {sa.remaining_seconds} s remaining" if sa.remaining_seconds else ""
+    return [
+        f"  ISAKMP/IKE SA {cookies(sa)}",
+        f"    {sa.exchange} mode, {sa.role}, {sa.state}",
+        f"    {sa.authentication} {sa.encryption} {sa.hash} group {sa.group}",
+        f"    {sa.local}:{sa.local_port} -> {sa.remote}:{sa.remote_port}"
+        f"{', NAT detected' if sa.nat_detected else ''}",
+        f"    lifetime {sa.lifetime_seconds} s{remaining}",
+    ]
+
+
+def _ipsec_detail(sa: IpsecSaStatus) -> list[str]:
+    pfs = f"PFS group {sa.pfs_group}" if sa.pfs_group else "no PFS"
+    return [
+        f"  IPsec SA inbound SPI {spi(sa.inbound_spi)}, outbound SPI {spi(sa.outbound_spi)}",
+        f"    {sa.transform}, {sa.encapsulation}, {pfs}",
+        f"    {sa.local_network} <-> {sa.remote_network}",
+        f"    lifetime {sa.lifetime_seconds} s / {sa.lifetime_kilobytes} KB, {sa.remaining_seconds} s remaining",
+        f"    inbound {sa.inbound_packets} packets {sa.inbound_bytes} bytes,"
+        f" outbound {sa.outbound_packets} packets {sa.outbound_bytes} bytes",
+    ]
+
+
+def ike_sas(sas: Sequence[IkeSaStatus]) -> str:
+    if not sas:
+        return "No ISAKMP/IKE SAs"
+    rows = [
+        [
+            f"ipsec:{sa.tunnel}" if sa.tunnel else "-",
+            sa.state,
+            f"{sa.local}:{sa.local_port}",
+            f"{sa.remote}:{sa.remote_port}",
+            cookies(sa),
+            sa.role,
+            sa.exchange,
+            str(sa.remaining_seconds) if sa.remaining_seconds else "-",
+            sa.vr,
+        ]
+        for sa in sas
+    ]
+    headers = [
+        "Tunnel",
+        "State",
+        "Local",
+        "Remote",
+        "Cookies (initiator:responder)",
+        "Role",
+        "Mode",
+        "Remaining",
+        "VR",
+    ]
+    return table(headers, rows)
+
+
+def ipsec_sas(sas: Sequence[IpsecSaStatus]) -> str:
+    if not sas:
+        return "No IPsec SAs"
+    rows = [
+        [
+            f"ipsec:{sa.tunnel}",
+            spi(sa.inbound_spi),
+            spi(sa.outbound_spi),
+            sa.transform,
+            sa.encapsulation,
+            str(sa.remaining_seconds),
+            str(sa.inbound_bytes),
+            str(sa.outbound_bytes),
+        ]
+        for sa in sas
+    ]
+    headers = [
+        "Tunnel",
+        "Inbound SPI",
+        "Outbound SPI",
+        "Transform",
+        "Encapsulation",
+        "Remaining",
+        "In bytes",
+        "Out bytes",
+    ]
+    return table(headers, rows)
+
+
+def options(vr: str, opts: VrOptions) -> str:
+    def state(on: bool) -> str:
+        return "enabled" if on else "disabled"
+
+    dpd = opts.dpd
+    timers = (
+        f"idle {dpd.idle} s, silence {dpd.silence} s, retry {dpd.retry} s, retries {dpd.retries}"
+    )
+    return "\n".join(
+        [
+            f"Virtual router {vr}",
+            f"  tx-invalid-cookie  {state(opts.tx_invalid_cookie)}",
+            f"  nat-t              {state(opts.nat_t)}",
+            f"  dpd                {state(dpd.enabled)} ({timers})",
+        ]
+    )
+
+
+def transform_sets(config: RunningConfig) -> str:
+    if not config.transform_sets:
+        return "No transform sets (tunnels without one offer esp-aes256-hmac-sha256)"
+    rows = [[ts.name, " ".join(ts.transforms)] for ts in config.transform_sets]
+    return table(["Transform set", "Transforms (in priority order)"], rows)
+
+
+def ike_policy_rules(config: RunningConfig) -> str:
+    if not config.ike_policy_rules:
+        return "No IKE policy rules (the default proposal is pre-share aes256 sha256 group 14, 28800 s)"
+    rows = [
+        [
+            str(r.priority),
+            r.authentication,
+            r.encryption,
+            r.hash,
+            str(r.group),
+            str(r.lifetime_seconds),
+            r.aggressive_mode,
+        ]
+        for r in config.ike_policy_rules
+    ]
+    headers = [
+        "Rule",
+        "Authentication",
+        "Encryption",
+        "Hash",
+        "Group",
+        "Lifetime",
+        "Aggressive mode",
+    ]
+    return table(headers, rows)
+
+
+def local_endpoints(vrs: Sequence[VirtualRouter]) -> str:
+    rows = [[ep.address, ep.transport_vr, vr.name] for vr in vrs for ep in vr.local_endpoints]
+    if not rows:
+        return "No local endpoints"
+    return table(["Address", "Transport virtual router", "Configured in"], rows)
+
+
+def lifetime(config: RunningConfig) -> str:
+    life = config.lifetime
+    return f"IPsec SA lifetime: {life.seconds} seconds, {life.kilobytes} kilobytes"
+
+
+def statistics(stats: Sequence[VrStatistics]) -> str:
+    if not stats:
+        return "No statistics"
+    blocks = []
+    for vr in stats:
+        known = [k for k in COUNTER_LABELS if k in vr.counters]
+        others = sorted(k for k in vr.counters if k not in COUNTER_LABELS)
+        items = [(COUNTER_LABELS[k], vr.counters[k]) for k in known]
+        items += [(k.replace("_", " ").capitalize(), vr.counters[k]) for k in others]
+        width = max((len(label) for label, _ in items), default=0)
+        lines = [f"Virtual router {vr.vr}"]
+        lines += [f"  {label.ljust(width)}  {value:>10}" for label, value in items]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def in_scope(context_vr: str, vr: str) -> bool:
+    """The default virtual router sees the whole router; another sees itself."""
+    return context_vr == DEFAULT_VR or vr == context_vr

@@ -1,0 +1,389 @@
+"""The one command tree: a decorator registry, and the matcher that walks it.
+
+Every command, in every mode, registers here with the syntax a manual would
+print (see `grammar`); the interactive shell, batch mode, `?` help, Tab
+completion and the startup-file loader all go through `CommandTree.match`
+and `CommandTree.suggest`, so they can never disagree about what a command
+line means.
+
+Matching follows all commands of a mode at once, word by word. A word that
+equals a keyword selects it; otherwise a word selects every keyword it is a
+prefix of, and every argument that parses it. When the line ends, exactly
+one reading must remain: if the readings disagree about a keyword the
+command is ambiguous (IOS: `% Ambiguous command`), so `sh` in interface mode
+(`shutdown` or `show`) is ambiguous while `sh ipsec tunnel` is not.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..config.model import RunningConfig
+from ..config.tokens import Token
+from .grammar import Automaton, Terminal
+from .helptext import KEYWORD_HELP
+from .types import TYPES, ArgError, IntRange, Value
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+#: An invalid word lists the keywords that were possible when there are this few.
+_LIST_AT_MOST = 8
+
+
+class Mode(enum.Enum):
+    """The command modes of SPEC 3.2; the value is the prompt's mode tag."""
+
+    USER_EXEC = ">"
+    PRIV_EXEC = "#"
+    CONFIG = "(config)#"
+    CONFIG_IF = "(config-if)#"
+    CONFIG_IKE_POLICY = "(config-ike-policy)#"
+    CONFIG_MANUAL_KEY = "(config-manual-key)#"
+
+
+SUB_MODES = frozenset({Mode.CONFIG_IF, Mode.CONFIG_IKE_POLICY, Mode.CONFIG_MANUAL_KEY})
+CONFIG_MODES = SUB_MODES | {Mode.CONFIG}
+EXEC_MODES = frozenset({Mode.USER_EXEC, Mode.PRIV_EXEC})
+ALL_MODES = CONFIG_MODES | EXEC_MODES
+
+Handler = Callable[["Context", "Args"], None]
+
+
+class CommandError(Exception):
+    """A command refuses to run; `at` names the argument the '^' points at."""
+
+    def __init__(self, message: str, at: str | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+@dataclass(frozen=True)
+class Step:
+    """One word of the line and the terminal it was read as."""
+
+    token: Token
+    terminal: Terminal
+    value: Value
+
+
+@dataclass(frozen=True)
+class Args:
+    """The words of a matched line, by argument name (and keyword capture)."""
+
+    steps: tuple[Step, ...]
+
+    def _values(self, name: str) -> list[Step]:
+        return [s for s in self.steps if name in (s.terminal.arg, s.terminal.capture)]
+
+    def has(self, keyword: str) -> bool:
+        return any(s.terminal.keyword == keyword for s in self.steps)
+
+    def opt_text(self, name: str) -> str | None:
+        found = self._values(name)
+        return str(found[0].value) if found else None
+
+    def text(self, name: str) -> str:
+        value = self.opt_text(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def texts(self, name: str) -> list[str]:
+        return [str(s.value) for s in self._values(name)]
+
+    def opt_number(self, name: str) -> int | None:
+        found = self._values(name)
+        return int(found[0].value) if found else None
+
+    def number(self, name: str) -> int:
+        value = self.opt_number(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def tokens(self, name: str) -> list[Token]:
+        return [s.token for s in self._values(name)]
+
+
+@dataclass(eq=False)
+class Command:
+    syntax: str
+    modes: frozenset[Mode]
+    handler: Handler
+    automaton: Automaton
+    hidden: bool = False  # accepted, but never offered by `?` or Tab
+    operational: bool = False  # show / clear / write: not part of a configuration
+
+    @property
+    def summary(self) -> str:
+        return (self.handler.__doc__ or "").strip().splitlines()[0] if self.handler.__doc__ else ""
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One way of reading the words so far: a command and a state in it."""
+
+    command: Command
+    state: int
+    steps: tuple[Step, ...]
+
+    def key(self) -> tuple[object, ...]:
+        return (id(self.command), self.state, tuple(id(s.terminal) for s in self.steps))
+
+    def words(self) -> tuple[str, ...]:
+        return tuple(s.terminal.keyword or "<arg>" for s in self.steps)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The line is one command."""
+
+    command: Command
+    args: Args
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The line is no command; `kind` is invalid, ambiguous or incomplete."""
+
+    kind: str
+    token_index: int  # the word at fault (len(tokens) when incomplete)
+    column: int | None  # where the '^' goes
+    details: tuple[str, ...] = ()
+
+    @property
+    def progress(self) -> int:
+        """How far the line got, to pick the better of two layers' errors."""
+        return self.token_index if self.kind == "invalid" else 1 << 30
+
+    def message(self, line: str) -> str:
+        if self.kind == "ambiguous":
+            head = f'% Ambiguous command: "{line[: self.column_end(line)].strip()}"'
+        elif self.kind == "incomplete":
+            head = "% Incomplete command."
+        else:
+            head = "% Invalid input detected at '^' marker."
+        return "\n".join([head, *self.details])
+
+    def column_end(self, line: str) -> int:
+        if self.column is None:
+            return len(line)
+        end = self.column
+        while end < len(line) and not line[end].isspace():
+            end += 1
+        return end
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One entry of `?` help or Tab completion."""
+
+    word: str
+    help: str
+    is_word: bool = True  # False for placeholders (A.B.C.D) and <cr>
+
+
+@dataclass
+class CommandTree:
+    commands: list[Command] = field(default_factory=list)
+    _by_mode: dict[tuple[Mode, bool | None], list[Command]] = field(default_factory=dict)
+
+    def command(
+        self,
+        syntax: str,
+        *,
+        modes: Iterable[Mode],
+        help: dict[str, str] | None = None,
+        hidden: bool = False,
+        operational: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of `syntax` in `modes`."""
+
+        def register(handler: Handler) -> Handler:
+            words = {**KEYWORD_HELP, **(help or {})}
+            automaton = Automaton(syntax, TYPES, words)
+            self.commands.append(
+                Command(syntax, frozenset(modes), handler, automaton, hidden, operational)
+            )
+            self._by_mode.clear()
+            return handler
+
+        return register
+
+    def in_mode(self, mode: Mode, *, operational: bool | None = None) -> list[Command]:
+        key = (mode, operational)
+        if key not in self._by_mode:
+            self._by_mode[key] = [
+                c
+                for c in self.commands
+                if mode in c.modes and (operational is None or c.operational == operational)
+            ]
+        return self._by_mode[key]
+
+    # -- matching ------------------------------------------------------------
+
+    @staticmethod
+    def _start(commands: Sequence[Command]) -> list[_Reading]:
+        return [_Reading(c, c.automaton.start, ()) for c in commands]
+
+    @staticmethod
+    def _advance(readings: list[_Reading], token: Token) -> tuple[list[_Reading], list[str]]:
+        """Readings that accept `token` next, and why the others did not."""
+        exact: list[_Reading] = []
+        loose: list[_Reading] = []
+        errors: list[str] = []
+        word = token.text.lower()
+        for reading in readings:
+            for terminal, nxt in reading.command.automaton.next_moves(reading.state):
+                if terminal.keyword is not None:
+                    if word == terminal.keyword:
+                        target = exact
+                    elif terminal.keyword.startswith(word):
+                        target = loose
+                    else:
+                        continue
+                    value: Value = terminal.keyword
+                else:
+                    assert terminal.type is not None
+                    try:
+                        value = terminal.type.parse(token.text)
+                    except ArgError as exc:
+                        errors.append(str(exc))
+                        continue
+                    target = loose
+                target.append(
+                    _Reading(reading.command, nxt, (*reading.steps, Step(token, terminal, value)))
+                )
+        chosen = exact or loose
+        unique = {r.key(): r for r in chosen}
+        return list(unique.values()), errors
+
+    def _walk(
+        self, commands: Sequence[Command], tokens: Sequence[Token]
+    ) -> tuple[list[_Reading], Failure | None]:
+        readings = self._start(commands)
+        for index, token in enumerate(tokens):
+            following, errors = self._advance(readings, token)
+            if not following:
+                return [], Failure(
+                    "invalid", index, token.start, self._why(readings, token, errors)
+                )
+            readings = following
+        return readings, None
+
+    @staticmethod
+    def _why(readings: list[_Reading], token: Token, errors: list[str]) -> tuple[str, ...]:
+        """The detail line under `% Invalid input`: a range, a near keyword, a type."""
+        terminals = [
+            t
+            for r in readings
+            if not r.command.hidden
+            for t, _ in r.command.automaton.next_moves(r.state)
+        ]
+        for terminal in terminals:
+            if isinstance(terminal.type, IntRange) and token.text.isdecimal():
+                return (f"% Value out of range: {terminal.type.placeholder}",)
+        keywords = sorted({t.keyword for t in terminals if t.keyword is not None})
+        close = difflib.get_close_matches(token.text.lower(), keywords, n=1, cutoff=0.6)
+        if close:
+            return (f'% Did you mean "{close[0]}"?',)
+        if errors:
+            return (f"% {errors[0]}",)
+        if keywords and len(keywords) <= _LIST_AT_MOST and len(keywords) == len(terminals):
+            return (f"% Expected one of: {', '.join(keywords)}",)
+        return ()
+
+    def match(self, commands: Sequence[Command], tokens: Sequence[Token]) -> Match | Failure:
+        readings, failure = self._walk(commands, tokens)
+        if failure is not None:
+            return failure
+        for index in range(len(tokens)):
+            if len({r.words()[index] for r in readings}) > 1:
+                return Failure(
+                    "ambiguous", index, tokens[index].start, self._could_be(readings, index)
+                )
+        complete = [r for r in readings if r.command.automaton.accepts(r.state)]
+        if not complete:
+            return Failure("incomplete", len(tokens), None)
+        if len({id(r.command) for r in complete}) > 1:
+            return Failure("ambiguous", 0, tokens[0].start if tokens else None)
+        return Match(complete[0].command, Args(complete[0].steps))
+
+    @staticmethod
+    def _could_be(readings: list[_Reading], index: int) -> tuple[str, ...]:
+        words = sorted({r.words()[index] for r in readings} - {"<arg>"})
+        return (f"% Could be: {', '.join(words)}",) if words else ()
+
+    def suggest(
+        self,
+        commands: Sequence[Command],
+        tokens: Sequence[Token],
+        partial: str,
+        config: RunningConfig,
+        subcommands: Callable[[], Sequence[Command]],
+    ) -> list[Suggestion] | Failure:
+        """What may come at the end of `tokens`, starting with `partial`.
+
+        With `partial` empty this is `?` after a blank (every next word and
+        `<cr>` when the command is complete); otherwise the words the partial
+        word may complete to. `subcommands` gives the commands a rest-of-line
+        argument (`do ...`) continues with.
+        """
+        readings, failure = self._walk(commands, tokens)
+        if failure is not None:
+            return failure
+        found: dict[str, Suggestion] = {}
+        lower = partial.lower()
+        for reading in readings:
+            if reading.command.hidden:
+                continue
+            if not partial and reading.command.automaton.accepts(reading.state):
+                found.setdefault("<cr>", Suggestion("<cr>", "", is_word=False))
+            for terminal, _ in reading.command.automaton.next_moves(reading.state):
+                for suggestion in self._offer(
+                    terminal, reading, partial, lower, config, subcommands
+                ):
+                    found.setdefault(suggestion.word, suggestion)
+        items = list(found.values())
+        return sorted(items, key=lambda s: (s.word == "<cr>", not s.is_word, s.word))
+
+    def _offer(
+        self,
+        terminal: Terminal,
+        reading: _Reading,
+        partial: str,
+        lower: str,
+        config: RunningConfig,
+        subcommands: Callable[[], Sequence[Command]],
+    ) -> list[Suggestion]:
+        if terminal.keyword is not None:
+            if terminal.keyword.startswith(lower):
+                return [Suggestion(terminal.keyword, terminal.help)]
+            return []
+        assert terminal.type is not None
+        if terminal.is_line:
+            inner = [s.token for s in reading.steps if s.terminal is terminal]
+            nested = self.suggest(subcommands(), inner, partial, config, subcommands)
+            return [] if isinstance(nested, Failure) else nested
+        help_text = terminal.help or terminal.type.help
+        offers = [
+            Suggestion(value, help_text)
+            for value in terminal.type.candidates(config)
+            if value.lower().startswith(lower)
+        ]
+        try:
+            if partial:
+                terminal.type.parse(partial)
+        except ArgError:
+            return offers
+        return [*offers, Suggestion(terminal.type.placeholder, help_text, is_word=False)]
+
+
+#: The registry every `commands_*` module adds to.
+TREE = CommandTree()

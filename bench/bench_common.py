@@ -311,9 +311,14 @@ class Ipsecgw:
         return proc.stdout
 
     def tunnel_states(self) -> dict[str, str]:
-        """Tunnel name -> state, from `show ipsec tunnel`."""
-        states = {}
-        for line in self.cli("show ipsec tunnel", check=False).splitlines():
+        """Tunnel name -> state, from `show ipsec tunnel` ({} while the daemon is too busy
+        to answer within 30 s: a poller just asks again)."""
+        states: dict[str, str] = {}
+        try:
+            out = self.cli("show ipsec tunnel", check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            return states
+        for line in out.splitlines():
             words = line.split()
             if len(words) >= 2 and words[1] in TUNNEL_STATES:
                 states[words[0].removeprefix("ipsec:")] = words[1]
@@ -325,7 +330,11 @@ class Ipsecgw:
     def statistics(self) -> dict[str, int]:
         """`show ipsec statistics` as label -> value (one VR)."""
         out: dict[str, int] = {}
-        for line in self.cli("show ipsec statistics", check=False).splitlines():
+        try:
+            text = self.cli("show ipsec statistics", check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            return out
+        for line in text.splitlines():
             match = re.match(r"\s+(\S.*?)\s+(\d+)$", line)
             if match:
                 out[match.group(1)] = int(match.group(2))
@@ -388,10 +397,14 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 # responder in site B (10.97.0.0/16 on veth-b). Distinct peers, because both
 # ipsecgw and JUNOSe share one ISAKMP SA among the tunnels to the same peer;
 # this way each tunnel owns its phase 1 and its IPsec SA pair, on either
-# gateway. Tunnel n proposes 10.100.0.0+n/32 <-> 10.98.2.0/24.
+# gateway. Tunnel n joins 10.100.0.0+n/32 (on A's lo) to 10.101.0.0+n/32 (on
+# B's lo): kernel-libipsec routes each CHILD_SA's remote selector into its TUN
+# with a source address from the local selector, so both must be distinct
+# per tunnel and really configured, or charon refuses the policy.
 
 PEER_BASE = "10.97.0.1"
 LOCAL_NET_BASE = "10.100.0.0"
+REMOTE_NET_BASE = "10.101.0.0"
 
 
 def peer_address(n: int) -> str:
@@ -402,17 +415,27 @@ def local_network(n: int) -> str:
     return f"{ipaddress.IPv4Address(LOCAL_NET_BASE) + n}/32"
 
 
-def add_peer_addresses(sites: tb.TwoSites, count: int) -> None:
-    """Give B `count` peer addresses; A reaches them through B (one neighbour entry)."""
-    batch = "".join(f"addr add {peer_address(n)}/16 dev veth-b\n" for n in range(count))
-    subprocess.run(["ip", "-n", sites.b.name, "-batch", "-"], input=batch, text=True,
+def remote_network(n: int) -> str:
+    return f"{ipaddress.IPv4Address(REMOTE_NET_BASE) + n}/32"
+
+
+def _ip_batch(netns: tb.Netns, commands: list[str]) -> None:
+    subprocess.run(["ip", "-n", netns.name, "-batch", "-"], input="".join(commands), text=True,
                    check=True, capture_output=True)
+
+
+def add_peer_addresses(sites: tb.TwoSites, count: int) -> None:
+    """B gets `count` peer addresses, both sides their per-tunnel inner addresses."""
+    _ip_batch(sites.b, [f"addr add {peer_address(n)}/16 dev veth-b\n" for n in range(count)]
+              + [f"addr add {remote_network(n)} dev lo\n" for n in range(count)])
+    _ip_batch(sites.a, [f"addr add {local_network(n)} dev lo\n" for n in range(count)])
+    # A reaches the peers through B: one neighbour entry, not N.
     sites.a.ip("route", "add", "10.97.0.0/16", "via", tb.SITE_B_OUTER)
 
 
 def many_peers_responder_conf(suite: str, *, dpd_delay: str | None = None) -> str:
     """charon in B answering on every peer address (its load-test settings)."""
-    conf = load_responder_conf(suite, dpd_delay=dpd_delay)
+    conf = load_responder_conf(suite, dpd_delay=dpd_delay, local_ts=REMOTE_NET_BASE + "/16")
     return conf.replace(f"local_addrs = {tb.SITE_B_OUTER}", "local_addrs = %any").replace(
         f"id = {tb.SITE_B_OUTER}", "id = %any")
 
@@ -433,7 +456,7 @@ def strongswan_initiator_conf(suite: str, count: int, *, dpd_delay: str = "30s",
     local {{ auth = psk }}
     remote {{ auth = psk }}
     children {{ t{n} {{ local_ts = {local_network(n)}
-                   remote_ts = {tb.SITE_B_NET}
+                   remote_ts = {remote_network(n)}
                    esp_proposals = {esp_proposals}
                    start_action = start
                    {extra_child} }} }}
@@ -444,8 +467,8 @@ def strongswan_initiator_conf(suite: str, count: int, *, dpd_delay: str = "30s",
 
 
 # charon under test as an initiator: like the responder (DoS limits off,
-# openssl DH), no routes (ipsecgw's memory data plane routes nothing either).
-INITIATOR_CHARON_EXTRA = LOAD_CHARON_EXTRA + "  install_routes = no\n"
+# openssl DH).
+INITIATOR_CHARON_EXTRA = LOAD_CHARON_EXTRA
 
 
 def ipsecgw_initiator_config(suite: str, count: int, *, dpd_idle: int = 30,
@@ -476,7 +499,7 @@ def ipsecgw_initiator_config(suite: str, count: int, *, dpd_idle: int = 30,
             f" tunnel destination {peer_address(n)}",
             " tunnel transform-set ts",
             f" tunnel local-network {local_network(n)}",
-            f" tunnel remote-network {tb.SITE_B_NET}",
+            f" tunnel remote-network {remote_network(n)}",
             *([f" tunnel pfs group {pfs}"] if pfs else []),
             *[" " + line for line in extra_tunnel.strip().splitlines()],
             " exit",
@@ -505,3 +528,26 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+_IKE_LINE = re.compile(r"^\S+: #(\d+), (\w+), IKEv1")
+
+
+def swan_established(swan: tb.StrongSwan) -> dict[int, bool]:
+    """IKE SA unique id -> "established with an installed CHILD_SA", from --list-sas.
+
+    charon numbers IKE SAs in creation order, so ids above a mark are SAs
+    negotiated after it.
+    """
+    sas: dict[int, bool] = {}
+    current: int | None = None
+    for line in swan.swanctl("--list-sas", check=False, timeout=120).splitlines():
+        match = _IKE_LINE.match(line)
+        if match:
+            current = int(match.group(1))
+            sas[current] = False
+            if match.group(2) != "ESTABLISHED":
+                current = None
+        elif current is not None and "INSTALLED" in line:
+            sas[current] = True
+    return sas

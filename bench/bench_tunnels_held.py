@@ -95,6 +95,9 @@ def strongswan_side(ctx: Context, count: int, window: float) -> dict[str, Any]:
 
                 result = _hold(ctx, pid, count, up, window, started)
                 result["child_sas"] = bc.swan_child_count(gateway)
+                if result["child_sas"] < count:
+                    raise RuntimeError(f"only {result['child_sas']} of {count} CHILD_SAs "
+                                       "installed (see charon.log with --keep)")
                 result["baseline_rss_kib"] = baseline
                 result["responder_kib_per_tunnel"] = _responder_growth(
                     responder, responder_baseline, count)

@@ -171,9 +171,10 @@ def no_ipsec_lifetime(ctx: Context, args: Args) -> None:
 def transform_set(ctx: Context, args: Args) -> None:
     """Define (or redefine) a transform set: up to six transforms, first preferred."""
     transforms = args.texts("transform")
-    duplicates = sorted({t for t in transforms if transforms.count(t) > 1})
-    if duplicates:
-        raise CommandError(f"Transform {duplicates[0]} listed more than once")
+    for index, transform in enumerate(transforms):
+        if transform in transforms[:index]:
+            at = args.tokens("transform")[index]
+            raise CommandError(f"Transform {transform} listed more than once", at=at)
     name = args.text("name")
     ctx.commit(ctx.config.with_transform_set(TransformSet(name, tuple(transforms))))
 

@@ -29,7 +29,17 @@ from . import (  # noqa: F401  (importing them registers their commands in TREE)
 )
 from .context import Context, Target
 from .gateway import Gateway, GatewayError
-from .tree import SUB_MODES, TREE, Command, CommandError, Failure, Match, Mode, Suggestion
+from .tree import (
+    SUB_MODES,
+    TREE,
+    Command,
+    CommandError,
+    Failure,
+    Match,
+    Mode,
+    Suggestion,
+    suggestion_order,
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +166,7 @@ class Session:
         try:
             match.command.handler(ctx, match.args)
         except CommandError as exc:
-            tokens_at = match.args.tokens(exc.at) if exc.at else []
-            return Result(False, error=f"% {exc}", caret=tokens_at[-1].start if tokens_at else None)
+            return Result(False, error=f"% {exc}", caret=self._caret(match, exc))
         except _NestedFailure as nested:
             failure = nested.failure
             return Result(False, error=failure.message(line), caret=failure.column)
@@ -171,6 +180,13 @@ class Session:
         self.mode, self.vr, self.target = ctx.mode, ctx.vr, ctx.target
         self.closed = ctx.closed
         return Result(True, output="\n".join(ctx.output), closed=ctx.closed)
+
+    @staticmethod
+    def _caret(match: Match, error: CommandError) -> int | None:
+        if isinstance(error.at, Token):
+            return error.at.start
+        tokens = match.args.tokens(error.at) if error.at else []
+        return tokens[-1].start if tokens else None
 
     def _run_operational(self, ctx: Context, tokens: list[Token]) -> None:
         """`do COMMAND`: run an exec-mode show/clear/write command from any mode."""
@@ -201,7 +217,7 @@ class Session:
                 found.setdefault(item.word, item)
         if not found and failure is not None:
             return failure
-        return sorted(found.values(), key=lambda s: (s.word == "<cr>", not s.is_word, s.word))
+        return sorted(found.values(), key=suggestion_order)
 
     def help(self, line: str) -> Help:
         """`?` at the end of `line`: the possible next words (or completions of the last)."""

@@ -103,7 +103,7 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     ]
     where = f"  Local {status.local or '-'}, peer {status.peer or '-'}"
     if status.state == TunnelState.UP and status.up_since is not None:
-        where += f", for {duration(now - status.up_since)}"
+        where += f", up for {duration(now - status.up_since)}"
     lines.append(where)
     tunnel = config.tunnel(status.name)
     if tunnel is not None:

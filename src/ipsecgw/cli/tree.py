@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 
 #: An invalid word lists the keywords that were possible when there are this few.
 _LIST_AT_MOST = 8
+#: difflib ratio above which a mistyped word gets a did-you-mean.
+_CLOSE_ENOUGH = 0.75
+
+
+def word_order(word: str) -> tuple[int, int, str]:
+    """Numbers numerically (DH groups 1 2 5 14), then words alphabetically."""
+    return (0, int(word), "") if word.isdecimal() else (1, 0, word)
+
+
+def suggestion_order(item: Suggestion) -> tuple[bool, bool, tuple[int, int, str]]:
+    """Words first, then placeholders (A.B.C.D), `<cr>` last."""
+    return (item.word == "<cr>", not item.is_word, word_order(item.word))
 
 
 class Mode(enum.Enum):
@@ -56,9 +68,9 @@ Handler = Callable[["Context", "Args"], None]
 
 
 class CommandError(Exception):
-    """A command refuses to run; `at` names the argument the '^' points at."""
+    """A command refuses to run; `at` is the argument (name or word) the '^' points at."""
 
-    def __init__(self, message: str, at: str | None = None) -> None:
+    def __init__(self, message: str, at: str | Token | None = None) -> None:
         super().__init__(message)
         self.at = at
 
@@ -254,7 +266,8 @@ class CommandTree:
                     try:
                         value = terminal.type.parse(token.text)
                     except ArgError as exc:
-                        errors.append(str(exc))
+                        claimed = terminal.type.claims(token.text)
+                        errors.insert(0 if claimed else len(errors), str(exc))
                         continue
                     target = loose
                 target.append(
@@ -289,8 +302,10 @@ class CommandTree:
         for terminal in terminals:
             if isinstance(terminal.type, IntRange) and token.text.isdecimal():
                 return (f"% Value out of range: {terminal.type.placeholder}",)
-        keywords = sorted({t.keyword for t in terminals if t.keyword is not None})
-        close = difflib.get_close_matches(token.text.lower(), keywords, n=1, cutoff=0.6)
+        if not terminals:
+            return ("% Extra word after a complete command",)
+        keywords = sorted({t.keyword for t in terminals if t.keyword is not None}, key=word_order)
+        close = difflib.get_close_matches(token.text.lower(), keywords, n=1, cutoff=_CLOSE_ENOUGH)
         if close:
             return (f'% Did you mean "{close[0]}"?',)
         if errors:
@@ -350,8 +365,7 @@ class CommandTree:
                     terminal, reading, partial, lower, config, subcommands
                 ):
                     found.setdefault(suggestion.word, suggestion)
-        items = list(found.values())
-        return sorted(items, key=lambda s: (s.word == "<cr>", not s.is_word, s.word))
+        return sorted(found.values(), key=suggestion_order)
 
     def _offer(
         self,

@@ -36,6 +36,14 @@ class ArgType:
         """Existing values worth offering on Tab (none by default)."""
         return []
 
+    def claims(self, text: str) -> bool:
+        """Whether a word that failed to parse was meant as this type (for the error)."""
+        return True
+
+
+def _numeric(text: str) -> bool:
+    return all(c.isdigit() or c in "./" for c in text)
+
 
 class IntRange(ArgType):
     def __init__(self, low: int, high: int) -> None:
@@ -62,6 +70,9 @@ def parse_ipv4(text: str) -> ipaddress.IPv4Address:
 class Ipv4Address(ArgType):
     placeholder = "A.B.C.D"
     help = "IPv4 address"
+
+    def claims(self, text: str) -> bool:
+        return _numeric(text)
 
     def parse(self, text: str) -> Value:
         return str(parse_ipv4(text))
@@ -122,6 +133,9 @@ def check_fqdn(text: str) -> str:
 class Fqdn(ArgType):
     placeholder = "FQDN"
     help = "Fully qualified domain name"
+
+    def claims(self, text: str) -> bool:
+        return not _numeric(text)
 
     def parse(self, text: str) -> Value:
         return check_fqdn(text)

@@ -15,7 +15,6 @@ import errno
 import os
 import socket
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,12 +176,16 @@ SUITES: list[tuple[EncryptionName, IntegrityName | None]] = [
 @pytest.mark.parametrize("udp", [False, True], ids=["raw-esp", "udp-4500"])
 @pytest.mark.parametrize(("encryption", "integrity"), SUITES)
 def test_ping_across_two_userspace_data_planes(
-    sites: tb.TwoSites, udp: bool, encryption: EncryptionName, integrity: IntegrityName | None
+    sites: tb.TwoSites,
+    tmp_path: Path,
+    udp: bool,
+    encryption: EncryptionName,
+    integrity: IntegrityName | None,
 ) -> None:
     a_to_b = keys(b"\xb0\x00\x00\x01", encryption, integrity)
     b_to_a = keys(b"\xa0\x00\x00\x01", encryption, integrity)
-    workdir = Path(tempfile.mkdtemp(prefix="igw-esp-"))
-    pcap = workdir / "veth-a.pcap"
+
+    pcap = tmp_path / "veth-a.pcap"
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
@@ -294,7 +297,6 @@ def test_ping_across_two_userspace_data_planes(
             esp_sa_row(tb.SITE_B_OUTER, tb.SITE_A_OUTER, b_to_a),
         )
     )
-    (workdir / "esp_sa").write_text(table + "\n")
     options = (
         "-o",
         "esp.enable_encryption_decode:TRUE",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session, format_error
+from ipsecgw.cli.tree import TREE, Mode
 
 
 def config_session() -> Session:
@@ -178,3 +181,32 @@ def test_nothing_a_user_types_raises() -> None:
         s.execute(line)
         s.help(line)
         s.complete(line)
+
+
+def _vocabulary() -> list[str]:
+    words = {t.keyword for c in TREE.commands for m in c.automaton.moves for t, _ in m if t.keyword}
+    return sorted(words) + [
+        "10.0.0.1",
+        "10.0.0.0/24",
+        "ipsec:a",
+        "a",
+        "1",
+        "99",
+        '"x y"',
+        "?",
+        "-",
+        "",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_vocabulary()), max_size=8).map(" ".join), max_size=12))
+def test_random_lines_never_raise(lines: list[str]) -> None:
+    s = Session(FakeGateway(), mode=Mode.CONFIG)
+    for line in lines:
+        result = s.execute(line)
+        assert result.ok or result.error.startswith("%"), (line, result)
+        s.help(line)
+        s.complete(line)
+        if s.closed:
+            break

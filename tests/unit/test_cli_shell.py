@@ -120,7 +120,8 @@ def test_tab_completion_and_abbreviations(terminal: tuple[Terminal, Server]) -> 
     term.expect(r"host1\(config-if\)#")
     term.send("sh ip tun\r")
     term.expect(r"ipsec:siteB\s+down")
-    term.send("end\r")
+    term.expect(r"host1\(config-if\)#")
+    term.send("\x1a")  # Ctrl-Z: end
     term.expect(r"host1#")
     term.send("exit\r")
     assert term.close() == 0

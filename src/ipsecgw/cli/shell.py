@@ -7,8 +7,9 @@ What an IOS/JUNOSe user expects from the keyboard:
   as it was; inside a "quoted string" it is just a question mark;
 - Tab completes the word (with a blank after it when there is only one
   candidate), a second Tab cycles through the candidates;
-- Up/Down walk the history; Ctrl-C abandons the line; Ctrl-D on an empty
-  line, or `exit` in exec mode, leaves.
+- Up/Down walk the history; Ctrl-C abandons the line; Ctrl-Z in a
+  configuration mode is `end`; Ctrl-D on an empty line, or `exit` in exec
+  mode, leaves.
 
 Every decision about words is the daemon's: the shell asks it over the
 control socket (`complete`, `help`), so the shell cannot disagree with what
@@ -26,7 +27,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
-from .protocol import ControlClient
+from .protocol import ControlClient, ControlError
 from .session import format_error, format_help
 
 
@@ -49,7 +50,11 @@ class RemoteCompleter(Completer):
     ) -> Iterator[Completion]:
         text = document.text_before_cursor
         partial = _partial_word(text)
-        candidates = self.client.complete(text)
+        try:
+            candidates = self.client.complete(text)
+        except ControlError:
+            return  # the next command reports the lost connection
+
         for word, help_text in candidates:
             # A lone candidate is completed with a blank, ready for the next word.
             insert = word + " " if len(candidates) == 1 else word
@@ -64,6 +69,7 @@ class Shell:
         self.prompt = client.prompt()
         bindings = KeyBindings()
         bindings.add("?")(self._question_mark)
+        bindings.add("c-z")(self._ctrl_z)
         self.session: PromptSession[str] = PromptSession(
             history=InMemoryHistory(),
             completer=RemoteCompleter(client),
@@ -77,7 +83,10 @@ class Shell:
         if _inside_quotes(text):
             buffer.insert_text("?")
             return
-        answer = self.client.help(text)
+        try:
+            answer = self.client.help(text)
+        except ControlError as exc:
+            answer = {"error": f"% {exc}"}
         prompt = self.prompt
 
         def show() -> None:
@@ -92,6 +101,12 @@ class Shell:
                 print(format_help([(w, h) for w, h in answer.get("help", [])]))
 
         run_in_terminal(show)
+
+    def _ctrl_z(self, event: KeyPressEvent) -> None:
+        """IOS: Ctrl-Z in a configuration mode is `end`; elsewhere it does nothing."""
+        if "(config" in self.prompt:
+            event.current_buffer.text = "end"
+            event.current_buffer.validate_and_handle()
 
     def run(self) -> int:
         while True:

@@ -327,6 +327,13 @@ swanctl {{ socket = unix://{self.vici} }}
                 self.proc.wait(5)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: the peer vanishes without a Delete and loses all its state."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
     def close(self) -> None:
         self.stop()
         if self._own_dir:

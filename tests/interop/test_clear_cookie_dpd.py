@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
 from ipsecgw import testbed as tb
-
-from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
 DPD_FAST = "ipsec option dpd idle 2 silence 2 retry 1 retries 2"
 
@@ -104,7 +103,6 @@ def test_clear_sa_state_and_errors(tunnel) -> None:  # type: ignore[no-untyped-d
 _COOKIE_PROBE = r"""
 import json, os, socket, sys, time
 from ipsecgw.isakmp import Message, ExchangeType, Notification, NotifyType, decode_payloads
-from ipsecgw.isakmp.codec import Hash
 target, count, spoof = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(0.5)
@@ -116,8 +114,12 @@ for i in range(count):
         m = Message(ck[:8], ck[8:], ExchangeType.INFORMATIONAL, 0, 0,
                     (Notification(1, 1, NotifyType.INVALID_COOKIE, ck, b""),))
     else:
-        m = Message(os.urandom(8), os.urandom(8), ExchangeType.IDENTITY_PROTECTION, 0, 0,
-                    (Hash(b"\x00" * 20),))
+        # What a peer with a stale phase 1 sends: an encrypted Quick Mode
+        # under cookies we never had. (An unknown-cookie Informational is
+        # never answered: two gateways could otherwise notify each other forever.)
+        m = Message(os.urandom(8), os.urandom(8), ExchangeType.QUICK_MODE, 1,
+                    int.from_bytes(os.urandom(4), "big") | 1,
+                    encrypted_body=os.urandom(96), first_payload=8)
     data = m.encode()
     s.sendto(data, (target, 500)); sent += len(data)
 deadline = time.time() + 1.5
@@ -195,7 +197,7 @@ def test_dpd_dead_peer_and_recovery(two_sites: tb.TwoSites, tmp_path: Path) -> N
     gw = IpsecgwProcess(two_sites.a, tmp_path / "gw", site_config(extra_global=DPD_FAST))
     try:
         assert gw.wait_tunnel_up("siteB"), gw.log()
-        swan.stop()  # killed: no Delete, all state lost
+        swan.kill()  # no Delete, all state lost
         # idle 2 + retries 2 x retry 1: dead within a few seconds.
         assert wait_until(lambda: "up" not in gw.cli("show ipsec tunnel ipsec:siteB").split(),
                           timeout=15), gw.cli("show ipsec tunnel")

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, tcp_transfer, wait_until
 
 from ipsecgw import testbed as tb
-
-from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, tcp_transfer, wait_until
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,10 @@ SUITES = [
 
 
 def child_packets(list_sas: str) -> tuple[int, int]:
-    """(inbound, outbound) packet counts of the first CHILD_SA in swanctl --list-sas."""
-    inbound = re.search(r"in\s+[0-9a-f]+.*?(\d+) packets", list_sas)
-    outbound = re.search(r"out\s+[0-9a-f]+.*?(\d+) packets", list_sas)
-    return (int(inbound.group(1)) if inbound else 0, int(outbound.group(1)) if outbound else 0)
+    """(inbound, outbound) packets over all CHILD_SAs in swanctl --list-sas."""
+    inbound = re.findall(r"\bin\s+[0-9a-f]{8},\s+\d+ bytes,\s+(\d+) packets", list_sas)
+    outbound = re.findall(r"\bout\s+[0-9a-f]{8},\s+\d+ bytes,\s+(\d+) packets", list_sas)
+    return sum(map(int, inbound)), sum(map(int, outbound))
 
 
 def strongswan_b(suite: Suite, *, aggressive: bool = False, local_id: str | None = None,

@@ -27,6 +27,11 @@ NATT_KEEPALIVE = b"\xff"
 # endpoint can be configured before its address is.
 IP_FREEBIND = 15
 
+# SO_RCVBUFFORCE (Linux, root): SO_RCVBUF is silently capped at rmem_max,
+# too small for bursts of UDP-encapsulated ESP.
+SO_RCVBUFFORCE = 33
+RECEIVE_BUFFER = 4 << 20
+
 Address = tuple[str, int]
 IkeHandler = Callable[[str, bytes, Address, Address], None]  # vr, data, local, remote
 EspHandler = Callable[[str, bytes, Address, Address], None]
@@ -38,6 +43,13 @@ class _Counters:
     keepalives: int = 0
     runts: int = 0
     send_dropped: int = 0
+
+
+def _large_receive_buffer(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 class Endpoint:
@@ -58,7 +70,7 @@ class Endpoint:
         try:
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            _large_receive_buffer(sock)
             sock.bind(self.local)
             sock.setblocking(False)
         except OSError:

@@ -8,13 +8,15 @@ namespace just long enough to create them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 DEFAULT_VR = "default"
+NETNS_RUN_DIR = "/run/netns"
 
 
-class NetnsError(Exception):
+class NetnsError(OSError):
     """The namespace of a virtual router does not exist or cannot be entered."""
 
 
@@ -26,6 +28,10 @@ def in_vr(vr: str) -> Iterator[None]:
         return
     from pyroute2 import netns
 
+    # pyroute2 would create a missing namespace (O_CREAT): a mistyped VR must
+    # be an error, not a new empty namespace.
+    if not os.path.exists(os.path.join(NETNS_RUN_DIR, vr)):
+        raise NetnsError(f"virtual router {vr}: no network namespace {vr!r}")
     try:
         netns.pushns(vr)
     except OSError as exc:

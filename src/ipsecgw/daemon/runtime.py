@@ -151,6 +151,8 @@ class GatewayRuntime:
 
     def tunnels(self) -> list[TunnelStatus]:
         now = self.now()
+        # The engine's clock is monotonic; show commands want wall-clock time.
+        wall_offset = time.time() - now
         result: list[TunnelStatus] = []
         for engine in self.engines.values():
             for status in engine.tunnel_status(now):
@@ -163,7 +165,8 @@ class GatewayRuntime:
                         local=status.local,
                         peer=status.peer,
                         transform=status.transform,
-                        up_since=status.up_since,
+                        up_since=(None if status.up_since is None
+                                  else status.up_since + wall_offset),
                         last_failure=status.last_failure,
                         ike_sas=status.ike_sas,
                         ipsec_sas=counters,

@@ -138,7 +138,7 @@ class Pair:
     def advance(self, seconds: float) -> None:
         """Run both engines' timers up to now + seconds, pumping after each firing."""
         target = self.now + seconds
-        while True:
+        for _ in range(100_000):
             timers = [t for t in (self.a.get_timer(), self.b.get_timer()) if t is not None]
             due = min(timers) if timers else None
             if due is None or due > target:
@@ -147,6 +147,8 @@ class Pair:
             self.a.handle_timer(self.now)
             self.b.handle_timer(self.now)
             self.pump()
+        else:
+            raise AssertionError(f"timers do not advance (stuck at {self.now})")
         self.now = target
         self.a.handle_timer(self.now)
         self.b.handle_timer(self.now)

@@ -339,7 +339,9 @@ class Lifecycle(ABC):
             deadlines += [qm.flight.next_at for qm in ike.quick_modes.values()
                           if qm.flight is not None]
         for child in self._children.values():
-            deadlines += [child.expires_at, child.soft_at]
+            deadlines.append(child.expires_at)
+            if not child.superseded:
+                deadlines.append(child.soft_at)
             if child.delete_at is not None:
                 deadlines.append(child.delete_at)
         for runtime in self._tunnels.values():

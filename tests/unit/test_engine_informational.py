@@ -1,0 +1,223 @@
+"""Delete, clear_sa, DPD, INVALID-COOKIE, INITIAL-CONTACT and rekeying, back to back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine_helpers import A_IP, B_IP, Datagram, make_pair, policies, rng
+
+from ipsecgw.isakmp.codec import Message, Notification
+from ipsecgw.isakmp.constants import ExchangeType, NotifyType
+from ipsecgw.isakmp.engine import Engine
+from ipsecgw.isakmp.events import (
+    InvalidCookieReceived,
+    InvalidCookieSent,
+    IpsecSaDeleted,
+    IpsecSaEstablished,
+    PeerDead,
+    Phase1Deleted,
+    Phase1Established,
+)
+from ipsecgw.isakmp.policy import DpdPolicy, IkeRule
+
+
+def _up(**kwargs):
+    pair = make_pair(*policies(**kwargs)) if kwargs else make_pair()
+    pair.start()
+    assert pair.consistent()
+    return pair
+
+
+def test_clear_phase2_sends_delete_and_renegotiates_on_same_phase1() -> None:
+    pair = _up()
+    old = pair.live_sas("a")
+    cookies = {s.initiator_cookie for s in pair.a.ike_sa_status(pair.now)}
+    assert pair.a.clear_sa(["gw"], 2, pair.now) == 1
+    pair.pump()
+    assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["cleared"]
+    assert [e.reason for e in pair.events("b", IpsecSaDeleted)] == ["deleted by peer"]
+    assert pair.consistent() and not pair.live_sas("a") & old
+    assert {s.initiator_cookie for s in pair.a.ike_sa_status(pair.now)} == cookies
+
+
+def test_clear_phase1_keeps_ipsec_sas_and_makes_a_new_phase1() -> None:
+    pair = _up()
+    old_sas = pair.live_sas("a")
+    old_cookies = pair.events("a", Phase1Established)[0].cookies
+    assert pair.a.clear_sa(None, 1, pair.now) == 1
+    pair.pump()
+    assert pair.events("b", Phase1Deleted)[0].reason == "deleted by peer"
+    assert pair.events("a", Phase1Deleted)[0].reason == "cleared"
+    assert pair.live_sas("a") == old_sas and pair.consistent()
+    established = pair.events("a", Phase1Established)
+    assert len(established) == 2 and established[1].cookies != old_cookies
+    assert [s.state for s in pair.b.ike_sa_status(pair.now)] == ["established"]
+
+
+def test_clear_all_from_responder_side() -> None:
+    pair = _up()
+    old_sas = pair.live_sas("b")
+    assert pair.b.clear_sa(None, None, pair.now) == 2
+    pair.pump()
+    pair.advance(5)
+    assert pair.events("a", IpsecSaDeleted)[0].reason == "deleted by peer"
+    assert pair.events("a", Phase1Deleted)
+    assert pair.consistent() and not pair.live_sas("b") & old_sas
+    assert len(pair.events("b", Phase1Established)) == 2
+
+
+def test_clear_unknown_tunnel_clears_nothing() -> None:
+    pair = _up()
+    assert pair.a.clear_sa(["nope"], None, pair.now) == 0
+    assert pair.a.clear_sa([], None, pair.now) == 0
+    assert pair.consistent()
+
+
+FAST_DPD = DpdPolicy(idle=20.0, silence=10.0, retry=2.0, retries=3)
+
+
+def test_dpd_keeps_a_live_peer() -> None:
+    pair = _up(a={"dpd": FAST_DPD}, b={"dpd": FAST_DPD})
+    pair.advance(100)
+    stats = pair.a.statistics()
+    assert stats["dpd_sent"] >= 3 and stats["dpd_ack_received"] == stats["dpd_sent"]
+    assert not pair.events("a", PeerDead) and pair.consistent()
+
+
+def test_dpd_declares_a_silent_peer_dead_and_reinitiates_with_backoff() -> None:
+    pair = _up(a={"dpd": FAST_DPD}, b={"dpd": FAST_DPD})
+    start = pair.now
+    pair.filter = lambda direction, datagram, index: 0  # B vanishes
+    pair.advance(20 + 3 * 2 - 0.01)
+    assert not pair.events("a", PeerDead)
+    assert pair.a.statistics()["dpd_sent"] == 3
+    pair.advance(0.01)
+    assert pair.events("a", PeerDead) == [PeerDead("gw", (B_IP, 500))]
+    assert pair.now - start == 26.0
+    assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["dead peer"]
+    assert pair.a.ike_sa_status(pair.now) == []
+    assert pair.a.get_timer() == pair.now + 1.0  # back-off 1 s
+    # The peer comes back (with its state intact): the tunnel returns by itself.
+    pair.filter = None
+    pair.advance(40)
+    assert pair.live_sas("a") and pair.a.tunnel_status(pair.now)[0].state == "up"
+
+
+def test_dpd_traffic_counts_as_liveness() -> None:
+    pair = _up(a={"dpd": FAST_DPD}, b={"dpd": FAST_DPD})
+    for step in range(1, 10):
+        pair.a.traffic("gw", step * 1000, step * 1000, pair.now)
+        pair.advance(5)
+    assert pair.a.statistics()["dpd_sent"] == 0
+
+
+def _unknown(cookie: bytes) -> bytes:
+    return Message(cookie, b"\x99" * 8, ExchangeType.QUICK_MODE, 1, 7, (), b"\x00" * 32,
+                   8).encode()
+
+
+def test_invalid_cookie_not_sent_by_default() -> None:
+    pair = _up()
+    pair.b.receive_datagram(_unknown(b"\x01" * 8), (B_IP, 500), (A_IP, 500), pair.now)
+    assert pair.b.datagrams_to_send(pair.now) == []
+    assert pair.b.statistics()["unknown_cookie"] == 1
+
+
+def test_invalid_cookie_sent_with_option_and_rate_limited() -> None:
+    pair = _up(b={"tx_invalid_cookie": True})
+    received = sent = 0
+    replies: list[Datagram] = []
+    for n in range(100):
+        data = _unknown(n.to_bytes(8, "big"))
+        received += len(data)
+        pair.b.receive_datagram(data, (B_IP, 500), (A_IP, 500), pair.now + n * 0.01)
+        replies += pair.b.datagrams_to_send(pair.now)
+    sent = sum(len(d.data) for d in replies)
+    stats = pair.b.statistics()
+    assert 1 <= len(replies) <= 4 and sent <= received
+    assert stats["invalid_cookie_sent"] == len(replies)
+    assert stats["invalid_cookie_suppressed"] == 100 - len(replies)
+    reply = Message.decode(replies[0].data)
+    assert reply.exchange_type == ExchangeType.INFORMATIONAL and not reply.flags
+    notify = reply.find(Notification)
+    assert notify is not None and notify.notify_type == NotifyType.INVALID_COOKIE
+    assert notify.spi == (0).to_bytes(8, "big") + b"\x99" * 8
+    pair.pump()
+    assert len(pair.events("b", InvalidCookieSent)) == len(replies)
+
+
+def test_received_invalid_cookie_changes_nothing() -> None:
+    pair = _up(a={"tx_invalid_cookie": True})
+    before = pair.live_sas("a")
+    cookies = pair.events("a", Phase1Established)[0].cookies
+    spoof = Message(cookies[:8], cookies[8:], ExchangeType.INFORMATIONAL, 0, 5, (
+        Notification(1, 1, NotifyType.INVALID_COOKIE, cookies),)).encode()
+    pair.a.receive_datagram(spoof, (A_IP, 500), (B_IP, 500), pair.now)
+    assert pair.a.datagrams_to_send(pair.now) == []
+    pair.pump()
+    assert pair.a.statistics()["invalid_cookie_received"] == 1
+    assert pair.events("a", InvalidCookieReceived)[-1] == InvalidCookieReceived((B_IP, 500), False)
+    assert pair.live_sas("a") == before
+    assert [s.state for s in pair.a.ike_sa_status(pair.now)] == ["established"]
+
+
+def test_phase2_rekey_keeps_traffic_and_deletes_old_after_grace() -> None:
+    pair = _up(a_tunnel={"lifetime_seconds": 100}, b_tunnel={"lifetime_seconds": 100})
+    first = pair.live_sas("a")
+    pair.advance(90)
+    rekeyed = [e for e in pair.events("a", IpsecSaEstablished) if e.rekey_of is not None]
+    assert len(rekeyed) == 1 and rekeyed[0].rekey_of == next(iter(first))[0]
+    assert first < pair.live_sas("a")  # old still installed during the grace
+    pair.advance(10)
+    assert not first & pair.live_sas("a") and pair.consistent()
+    assert {e.reason for e in pair.events("a", IpsecSaDeleted)} <= {"rekeyed", "expired",
+                                                                      "deleted by peer"}
+
+
+def test_phase1_rekey_keeps_ipsec_sas() -> None:
+    pair = _up(rules=(IkeRule(group=19, lifetime_seconds=100),))
+    sas = pair.live_sas("a")
+    pair.advance(101)
+    assert len(pair.events("a", Phase1Established)) == 2
+    deleted = pair.events("a", Phase1Deleted) + pair.events("b", Phase1Deleted)
+    assert {e.reason for e in deleted} <= {"expired", "deleted by peer"} and deleted
+    assert pair.live_sas("a") == sas and pair.consistent()
+    assert [s.state for s in pair.a.ike_sa_status(pair.now)] == ["established"]
+
+
+def test_kilobyte_lifetime_triggers_rekey() -> None:
+    pair = _up(a_tunnel={"lifetime_kilobytes": 100}, b_tunnel={"lifetime_kilobytes": 100})
+    first = pair.live_sas("a")
+    pair.a.traffic("gw", 50_000, 95_000, pair.now)
+    pair.pump()
+    assert any(e.rekey_of for e in pair.events("a", IpsecSaEstablished))
+    pair.a.traffic("gw", 60_000, 103_000, pair.now)
+    pair.pump()
+    assert not first & pair.live_sas("a") and pair.consistent()
+
+
+def test_restarted_peer_initial_contact_clears_stale_sas() -> None:
+    pair = _up()
+    stale = pair.live_sas("a")
+    policy_b = pair.b.policy
+    pair.b = Engine(policy_b, rng=rng(77))
+    pair.now += 1
+    pair.b.handle_timer(pair.now)
+    pair.pump()
+    assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["initial contact"]
+    assert "initial contact" in [e.reason for e in pair.events("a", Phase1Deleted)]
+    assert not stale & pair.live_sas("a") and pair.consistent()
+
+
+def test_update_policy_disabling_a_tunnel_deletes_its_sas() -> None:
+    pair = _up()
+    policy_a = pair.a.policy
+    disabled = replace(policy_a, tunnels=(replace(policy_a.tunnels[0], enabled=False),))
+    pair.a.update_policy(disabled, pair.now)
+    pair.pump()
+    assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["policy"]
+    assert [e.reason for e in pair.events("b", IpsecSaDeleted)] == ["deleted by peer"]
+    assert pair.a.tunnel_status(pair.now)[0].state == "disabled"
+    pair.a.update_policy(policy_a, pair.now)
+    pair.pump()
+    assert pair.consistent()

@@ -381,7 +381,8 @@ class Engine(Lifecycle):
         self._emit(Phase1Established(
             ike.tunnel, ike.remote, ike.local, ike.cookies, ike.role.value, ike.exchange,
             ike.nat_detected, ike.remote[1],
-            ike.nat.local_behind_nat if ike.nat is not None else False))
+            ike.nat.local_behind_nat if ike.nat is not None else False,
+            ike.require_keys().encryption_key))
         self._heard_from(ike, now)
         if initial_contact:
             self._initial_contact(ike, now)

@@ -44,7 +44,8 @@ class Phase1Established:
     `exchange`: "main" | "aggressive".  `nat_detected`: a NAT lies between us
     (RFC 3947 NAT-D); `local_behind_nat` says it is on our side, so the daemon
     sends NAT keepalives (RFC 3948 4).  `remote_port`: the peer's port now
-    (4500 after floating).
+    (4500 after floating).  `encryption_key`: the phase 1 cipher key, only for
+    the daemon's save-keys debugging aid (decrypting captures); never logged.
     """
 
     tunnel: str | None
@@ -56,6 +57,7 @@ class Phase1Established:
     nat_detected: bool
     remote_port: int
     local_behind_nat: bool = False
+    encryption_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ..config.store import save_atomic
 from ..isakmp import events as ev
 from ..isakmp.engine import Engine
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelStatus, VrStatistics
-from .endpoints import Address, Endpoints
+from .endpoints import NATT_KEEPALIVE, NATT_PORT, Address, Endpoints
 from .savekeys import SaveKeys
 from .translate import engine_policies, tunnel_specs
 
@@ -32,6 +32,8 @@ log = logging.getLogger("ipsecgw.daemon")
 # kilobyte lifetimes and DPD's "was there traffic" test, neither of which
 # needs finer resolution.
 TRAFFIC_POLL_SECONDS = 1.0
+# RFC 3948 section 4 suggests 20 s: shorter than common NAT UDP timeouts.
+NATT_KEEPALIVE_SECONDS = 20.0
 
 
 class GatewayRuntime:
@@ -57,6 +59,8 @@ class GatewayRuntime:
         self._installed: dict[str, set[tuple[bytes, bytes]]] = {}
         self._up_since: dict[str, float] = {}
         self._tunnel_vr: dict[str, str] = {}
+        self._keepalives: dict[bytes, tuple[str, Address, Address]] = {}
+        self._next_keepalive_at = 0.0
         self.dataplane = self._make_dataplane(dataplane)
 
     # -- construction -----------------------------------------------------
@@ -274,10 +278,13 @@ class GatewayRuntime:
                 self.save_keys.esp_sa_removed(event.inbound_spi)
                 self.save_keys.esp_sa_removed(event.outbound_spi)
         elif isinstance(event, ev.Phase1Established):
-            key = getattr(event, "encryption_key", b"")
-            if self.save_keys and key:
-                self.save_keys.ike_sa_added(event.cookies[:8], key)
+            if self.save_keys and event.encryption_key:
+                self.save_keys.ike_sa_added(event.cookies[:8], event.encryption_key)
+            if event.local_behind_nat:
+                self._keepalives[event.cookies] = (vr, (event.local[0], NATT_PORT),
+                                                   (event.peer[0], event.remote_port))
         elif isinstance(event, ev.Phase1Deleted):
+            self._keepalives.pop(event.cookies, None)
             if self.save_keys:
                 self.save_keys.ike_sa_removed(event.cookies[:8])
 
@@ -308,8 +315,19 @@ class GatewayRuntime:
                 engine.handle_timer(now)
         self._service()
 
+    def _send_keepalives(self, now: float) -> None:
+        """RFC 3948 section 4: keep our NAT's mapping alive while we are behind it."""
+        if now < self._next_keepalive_at:
+            return
+        self._next_keepalive_at = now + NATT_KEEPALIVE_SECONDS
+        for vr, local, remote in self._keepalives.values():
+            endpoint = self.endpoints.get(vr, local)
+            if endpoint is not None:
+                endpoint.send_raw(NATT_KEEPALIVE, remote)
+
     def _poll_traffic(self) -> None:
         now = self.now()
+        self._send_keepalives(now)
         for engine in self.engines.values():
             for tunnel in list(self._installed):
                 try:

@@ -84,7 +84,8 @@ class SaveKeys:
             self._write()
 
     def _write(self) -> None:
-        ike = "".join(f'"{c.hex()}","{k.hex()}"\n' for c, k in self._ike.items())
+        # Byte fields of a Wireshark UAT are bare hex; strings are quoted.
+        ike = "".join(f"{c.hex()},{k.hex()}\n" for c, k in self._ike.items())
         esp = "".join(row + "\n" for row in self._esp.values())
         for name, text in (("ikev1_decryption_table", ike), ("esp_sa", esp)):
             path = self.directory / name

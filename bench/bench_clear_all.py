@@ -32,7 +32,7 @@ from ipsecgw import testbed as tb
 
 NAME = "clear-all"
 SUITE = "aes128-sha1-modp2048"
-PHASE2_LABEL = "Phase 2 established"
+PHASE2_LABEL = "Phase 2 SAs established"
 
 
 def _responder(ctx: Context, sites: tb.TwoSites, count: int) -> tb.StrongSwan:
@@ -66,7 +66,7 @@ def ipsecgw_side(ctx: Context, count: int) -> dict[str, Any]:
         try:
             config = bc.ipsecgw_initiator_config(SUITE, count)
             with bc.Ipsecgw(sites.a, ctx.subdir("ipsecgw"), config, dataplane="memory") as gw:
-                if not bc.wait_until(lambda: gw.count_up() >= count, timeout, interval=1.0):
+                if not bc.wait_until(lambda: gw.all_up(count), timeout, interval=1.0):
                     raise RuntimeError(f"only {gw.count_up()} of {count} tunnels came up")
                 result: dict[str, Any] = {}
                 for variant, trigger in (
@@ -76,7 +76,7 @@ def ipsecgw_side(ctx: Context, count: int) -> dict[str, Any]:
 
                     def back(before: int = before) -> bool:
                         return gw.statistics().get(PHASE2_LABEL, 0) >= before + count and \
-                            gw.count_up() >= count
+                            gw.all_up(count)
 
                     meter = bc.CpuMeter(gw.pid).start()
                     seconds = _timed(trigger, back, timeout)

@@ -310,22 +310,27 @@ class Ipsecgw:
             raise RuntimeError(f"ipsecgw cli {commands}: {proc.stderr.strip()}")
         return proc.stdout
 
-    def tunnel_states(self) -> dict[str, str]:
-        """Tunnel name -> state, from `show ipsec tunnel` ({} while the daemon is too busy
-        to answer within 30 s: a poller just asks again)."""
+    def tunnel_states(self) -> dict[str, str] | None:
+        """Tunnel name -> state, from `show ipsec tunnel`; None while the daemon is too
+        busy to answer within 30 s (a poller just asks again)."""
         states: dict[str, str] = {}
         try:
             out = self.cli("show ipsec tunnel", check=False, timeout=30)
         except subprocess.TimeoutExpired:
-            return states
+            return None
         for line in out.splitlines():
             words = line.split()
             if len(words) >= 2 and words[1] in TUNNEL_STATES:
                 states[words[0].removeprefix("ipsec:")] = words[1]
         return states
 
-    def count_up(self) -> int:
-        return sum(1 for state in self.tunnel_states().values() if state == "up")
+    def count_up(self) -> int | None:
+        """Tunnels up, or None when the daemon did not answer in time."""
+        states = self.tunnel_states()
+        return None if states is None else sum(1 for s in states.values() if s == "up")
+
+    def all_up(self, count: int) -> bool:
+        return (self.count_up() or 0) >= count
 
     def statistics(self) -> dict[str, int]:
         """`show ipsec statistics` as label -> value (one VR)."""
@@ -343,7 +348,7 @@ class Ipsecgw:
     def wait_tunnel_up(self, name: str, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.tunnel_states().get(name) == "up":
+            if (self.tunnel_states() or {}).get(name) == "up":
                 return True
             time.sleep(0.2)
         return False

@@ -50,7 +50,7 @@ def _hold(ctx: Context, pid: int, count: int, up: Any, window: float,
     `started`: when the gateway was given its tunnels (monotonic clock).
     """
     timeout = count / 20 + 120
-    if not bc.wait_until(lambda: up() >= count, timeout, interval=1.0):
+    if not bc.wait_until(lambda: (up() or 0) >= count, timeout, interval=1.0):
         raise RuntimeError(f"only {up()} of {count} tunnels up after {timeout:.0f} s")
     bring_up = time.monotonic() - started
     rss_up = bc.rss_kib(pid)

@@ -132,5 +132,5 @@ def test_every_keyword_has_help(mode: Mode) -> None:
         for moves in command.automaton.moves:
             for terminal, _ in moves:
                 text = terminal.help or (terminal.type.help if terminal.type else "")
-                assert text, (command.syntax, terminal.label)
+                assert text, (command.syntax, terminal.keyword or terminal.arg)
                 assert command.handler.__doc__, command.syntax

@@ -46,14 +46,6 @@ class Terminal:
         """An argument that swallows the rest of the line."""
         return isinstance(self.type, Line)
 
-    @property
-    def label(self) -> str:
-        """What `?` shows for this position."""
-        if self.keyword is not None:
-            return self.keyword
-        assert self.type is not None
-        return self.type.placeholder
-
 
 @dataclass(frozen=True)
 class _Seq:

@@ -12,8 +12,10 @@ Requests and their answers (every answer carries the session's "prompt")::
 
 `caret` is the column of the word an error points at (null when none). A
 request that is not understood gets {"ok": false, "error": ...} and the
-connection stays open; an exception inside a command is logged and answered
-as an error, so nothing a user types can take the daemon down.
+connection stays open; a request longer than the stream's limit (asyncio's
+default, 64 KiB) is answered with an error and the connection closed; an
+exception inside a command is logged and answered as an error, so nothing a
+user types can take the daemon down.
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ from .gateway import Gateway
 from .session import Session
 
 log = logging.getLogger("ipsecgw.cli")
-
-#: Longest request line; the asyncio stream limit must be at least this.
-MAX_REQUEST = 64 * 1024
 
 
 def respond(session: Session, raw: bytes) -> dict[str, Any]:

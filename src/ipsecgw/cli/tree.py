@@ -132,10 +132,6 @@ class Command:
     hidden: bool = False  # accepted, but never offered by `?` or Tab
     operational: bool = False  # show / clear / write: not part of a configuration
 
-    @property
-    def summary(self) -> str:
-        return (self.handler.__doc__ or "").strip().splitlines()[0] if self.handler.__doc__ else ""
-
 
 @dataclass(frozen=True)
 class _Reading:

@@ -9,6 +9,7 @@ from ..config.model import (
     DEFAULT_HOSTNAME,
     MAX_IKE_RULE,
     TRANSFORMS,
+    Certificates,
     Dpd,
     IkePolicyRule,
     Lifetime,
@@ -229,6 +230,62 @@ def no_manual_key(ctx: Context, args: Args) -> None:
     if ctx.config.pre_shared_key(peer) is None:
         raise CommandError(f"No pre-shared key for {peer}", at="peer")
     ctx.commit(ctx.config.without_pre_shared_key(peer))
+
+
+@command(
+    "ipsec certificate local <certificate:PATH> private-key <key:PATH>",
+    modes=CONFIG,
+    help={
+        "certificate": "Certificates for RSA-signature authentication",
+        "local": "This router's certificate and private key",
+        "<certificate>": "Certificate file (PEM)",
+        "private-key": "The certificate's private key",
+        "<key>": "RSA private key file (PEM)",
+    },
+)
+def certificate_local(ctx: Context, args: Args) -> None:
+    """Set this router's certificate and private key (rsa-sig rules)."""
+    certificates = replace(ctx.config.certificates, local_certificate=args.text("certificate"),
+                           private_key=args.text("key"))
+    ctx.commit(replace(ctx.config, certificates=certificates))
+
+
+@command("no ipsec certificate local", modes=CONFIG,
+         help={"certificate": "Certificates for RSA-signature authentication",
+               "local": "This router's certificate and private key"})
+def no_certificate_local(ctx: Context, args: Args) -> None:
+    """Remove this router's certificate and private key."""
+    certificates = replace(ctx.config.certificates, local_certificate=None, private_key=None)
+    ctx.commit(replace(ctx.config, certificates=certificates))
+
+
+@command(
+    "ipsec certificate ca <certificate:PATH>",
+    modes=CONFIG,
+    help={"certificate": "Certificates for RSA-signature authentication",
+          "ca": "A trusted certification authority", "<certificate>": "CA certificate (PEM)"},
+)
+def certificate_ca(ctx: Context, args: Args) -> None:
+    """Trust a certification authority for peers' certificates."""
+    path = args.text("certificate")
+    current = ctx.config.certificates
+    if path not in current.ca_certificates:
+        cas = (*current.ca_certificates, path)
+        ctx.commit(replace(ctx.config, certificates=replace(current, ca_certificates=cas)))
+
+
+@command("no ipsec certificate ca <certificate:PATH>", modes=CONFIG,
+         help={"certificate": "Certificates for RSA-signature authentication",
+               "ca": "A trusted certification authority", "<certificate>": "CA certificate (PEM)"})
+def no_certificate_ca(ctx: Context, args: Args) -> None:
+    """Stop trusting a certification authority."""
+    path = args.text("certificate")
+    current = ctx.config.certificates
+    if path not in current.ca_certificates:
+        raise CommandError(f"No CA certificate {path}", at="certificate")
+    cas = tuple(p for p in current.ca_certificates if p != path)
+    ctx.commit(replace(ctx.config, certificates=Certificates(
+        current.local_certificate, current.private_key, cas)))
 
 
 @command(

@@ -178,6 +178,23 @@ def no_ip_address(ctx: Context, args: Args) -> None:
     _edit(ctx, ip_address=None)
 
 
+@command(
+    "tunnel responder-only",
+    modes=IF,
+    help={"responder-only": "Never initiate: wait for the peer to negotiate"},
+)
+def responder_only(ctx: Context, args: Args) -> None:
+    """Only answer the peer: no initiation, no rekey of our own (the peer's job)."""
+    _edit(ctx, responder_only=True)
+
+
+@command("no tunnel responder-only", modes=IF,
+         help={"responder-only": "Never initiate: wait for the peer to negotiate"})
+def no_responder_only(ctx: Context, args: Args) -> None:
+    """Initiate and keep the tunnel up (the default)."""
+    _edit(ctx, responder_only=False)
+
+
 @command("shutdown", modes=IF)
 def shutdown(ctx: Context, args: Args) -> None:
     """Shut the tunnel down: its SAs are deleted (with Delete payloads)."""

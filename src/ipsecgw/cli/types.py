@@ -288,6 +288,7 @@ TYPES: dict[str, ArgType] = {
     "PEER": PeerName(),
     "DN": Text("DN", 'Distinguished name, e.g. "C=US, O=Example, CN=gw1"', 512),
     "SECRET": Text("SECRET", "Pre-shared key (quote it if it has blanks)", 256),
+    "PATH": Text("PATH", "File name (PEM); quote it if it has blanks", 1024),
     "MASKED": MaskedKey(),
     "LINE": Line(),
 }

@@ -170,6 +170,7 @@ class TunnelInterface:
     remote_network: str = ANY_NETWORK
     mtu: int | None = None
     ip_address: str | None = None  # "A.B.C.D/LEN"
+    responder_only: bool = False  # never initiate: the peer brings the tunnel up
     shutdown: bool = False
 
     @property
@@ -195,6 +196,19 @@ def _vr_order(vr: VirtualRouter) -> tuple[int, str]:
 
 
 @dataclass(frozen=True)
+class Certificates:
+    """`ipsec certificate ...`: PEM files for RSA-signature authentication.
+
+    The files are read when the daemon applies the configuration, so a
+    renewed certificate takes effect with the next configuration change.
+    """
+
+    local_certificate: str | None = None  # path of our certificate (PEM)
+    private_key: str | None = None  # path of its RSA private key (PEM)
+    ca_certificates: tuple[str, ...] = ()  # paths of trusted CA certificates
+
+
+@dataclass(frozen=True)
 class RunningConfig:
     """The whole configuration of the router; equal values say the same thing."""
 
@@ -205,6 +219,7 @@ class RunningConfig:
     pre_shared_keys: tuple[PreSharedKey, ...] = ()
     virtual_routers: tuple[VirtualRouter, ...] = (VirtualRouter(DEFAULT_VR),)
     tunnels: tuple[TunnelInterface, ...] = ()
+    certificates: Certificates = Certificates()
 
     # -- virtual routers ------------------------------------------------------
 

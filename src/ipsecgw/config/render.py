@@ -17,6 +17,7 @@ from .masking import mask_secret
 from .model import (
     ANY_NETWORK,
     DEFAULT_VR,
+    Certificates,
     Dpd,
     Identity,
     IkePolicyRule,
@@ -44,6 +45,8 @@ def render(config: RunningConfig) -> str:
         sections.append([line for rule in config.ike_policy_rules for line in _ike_rule(rule)])
     if config.pre_shared_keys:
         sections.append([line for key in config.pre_shared_keys for line in _manual_key(key)])
+    if config.certificates != Certificates():
+        sections.append(_certificates(config.certificates))
     for vr in config.virtual_routers:
         lines = [] if vr.name == DEFAULT_VR else [f"virtual-router {vr.name}"]
         lines += _vr_lines(vr)
@@ -52,6 +55,15 @@ def render(config: RunningConfig) -> str:
             sections.append(lines)
         sections.extend(_tunnel(t) for t in tunnels)
     return "\n!\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def _certificates(certificates: Certificates) -> list[str]:
+    lines = []
+    if certificates.local_certificate is not None and certificates.private_key is not None:
+        lines.append(f"ipsec certificate local {quote(certificates.local_certificate)} "
+                     f"private-key {quote(certificates.private_key)}")
+    lines += [f"ipsec certificate ca {quote(path)}" for path in certificates.ca_certificates]
+    return lines
 
 
 def _lifetime(prefix: str, lifetime: Lifetime) -> str:
@@ -143,6 +155,8 @@ def _tunnel(t: TunnelInterface) -> list[str]:
         lines.append(f" tunnel mtu {t.mtu}")
     if t.ip_address is not None:
         lines.append(f" ip address {t.ip_address}")
+    if t.responder_only:
+        lines.append(" tunnel responder-only")
     if t.shutdown:
         lines.append(" shutdown")
     return [*lines, " exit"]

@@ -57,6 +57,28 @@ def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface) -> TunnelPoli
     )
 
 
+def _read(path: str | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        log.error("%s %s: %s", what, path, exc.strerror or exc)
+        return None
+
+
+def _credentials(config: RunningConfig) -> tuple[bytes | None, bytes | None, tuple[bytes, ...]]:
+    """PEM bytes of our certificate, its key and the trusted CAs (unreadable ones logged)."""
+    certificates = config.certificates
+    cas = tuple(
+        data for path in certificates.ca_certificates
+        if (data := _read(path, "CA certificate")) is not None
+    )
+    return (_read(certificates.local_certificate, "certificate"),
+            _read(certificates.private_key, "private key"), cas)
+
+
 def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
     """One `EnginePolicy` per transport virtual router."""
     rules = tuple(
@@ -72,6 +94,7 @@ def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
         for r in config.ike_policy_rules
     )
     keys = {k.peer: k.secret.encode() for k in config.pre_shared_keys if k.secret is not None}
+    certificate, private_key, cas = _credentials(config)
     policies: dict[str, EnginePolicy] = {}
     for vr in config.transport_vrs():
         tunnels = []
@@ -89,6 +112,9 @@ def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
             local_addresses=tuple(sorted(addresses)),
             ike_rules=rules,
             preshared_keys=keys,
+            local_certificate=certificate,
+            local_private_key=private_key,
+            ca_certificates=cas,
             tunnels=tuple(tunnels),
             tx_invalid_cookie=options.tx_invalid_cookie,
             nat_t=options.nat_t,

@@ -7,6 +7,8 @@ runtime passes in; `get_timer()` is the earliest of all deadlines below.
 - Tunnels (SPEC 3.3): an enabled tunnel without a live IPsec SA negotiates
   one: Quick Mode on the newest phase 1 with its peer, or a new phase 1
   first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`).
+  A responder-only tunnel (`TunnelPolicy.initiate` False) never starts a
+  negotiation nor a rekey; it only answers the peer's.
 - Rekey: an IPsec SA at its soft lifetime (90 % minus up to 5 % jitter for
   the side that initiated it, 95 % minus up to 2.5 % for the responder, so
   the initiator usually goes first) gets a successor by a new Quick Mode; the
@@ -22,7 +24,7 @@ import ipaddress
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipsecgw.status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
 
@@ -50,6 +52,11 @@ class TunnelRuntime:
     @property
     def peer_key(self) -> PeerKey:
         return (self.policy.local_address, self.policy.peer_address)
+
+    @property
+    def initiates(self) -> bool:
+        """Whether the engine negotiates and rekeys for this tunnel (not responder-only)."""
+        return self.policy.enabled and self.policy.initiate
 
     def installed(self, now: float) -> None:
         self.failures = 0
@@ -159,7 +166,7 @@ class Lifecycle(ABC):
                    for qm in ike.quick_modes.values())
 
     def _needs_negotiation(self, runtime: TunnelRuntime) -> bool:
-        return runtime.policy.enabled and (
+        return runtime.initiates and (
             runtime.rekey_of is not None or not self._live_child(runtime.policy.name)
         ) and not self._quick_mode_running(runtime.policy.name)
 
@@ -177,7 +184,7 @@ class Lifecycle(ABC):
                 self._needs_negotiation(runtime)
             if runtime.policy.name == tunnel:
                 runtime.last_failure = reason
-            if waiting or (runtime.policy.name == tunnel and runtime.policy.enabled
+            if waiting or (runtime.policy.name == tunnel and runtime.initiates
                            and not self._live_child(runtime.policy.name)):
                 runtime.last_failure = reason
                 runtime.failures += 1
@@ -206,6 +213,17 @@ class Lifecycle(ABC):
         for name, runtime in list(self._tunnels.items()):
             replacement = new.get(name)
             if replacement == runtime.policy:
+                continue
+            if replacement is not None and \
+                    replace(replacement, initiate=runtime.policy.initiate) == runtime.policy:
+                # Only `responder-only` changed: the SAs stay; a tunnel that now
+                # initiates rekeys those already past their soft lifetime.
+                runtime.policy = replacement
+                if runtime.initiates:
+                    for child in self._children.values():
+                        if child.tunnel == name and not child.superseded and \
+                                child.soft_at == math.inf:
+                            runtime.rekey_of = child.inbound_spi
                 continue
             self._clear_tunnel_children(name, "policy", now)
             if replacement is None:
@@ -292,7 +310,7 @@ class Lifecycle(ABC):
             started: set[tuple[str, str]] = set()
             for name in sorted(names):
                 runtime = self._tunnels[name]
-                if runtime.policy.enabled and runtime.peer_key not in started:
+                if runtime.initiates and runtime.peer_key not in started:
                     started.add(runtime.peer_key)
                     self.initiate_phase1(runtime.policy, now, rekey=True)
         self._service_tunnels(now)
@@ -407,7 +425,7 @@ class Lifecycle(ABC):
 
     def _rekey_phase1(self, ike: IkeSa, now: float) -> None:
         key = (ike.local[0], ike.remote[0])
-        tunnels = [r for r in self._tunnels.values() if r.peer_key == key and r.policy.enabled]
+        tunnels = [r for r in self._tunnels.values() if r.peer_key == key and r.initiates]
         newer = self._best_ike(*key)
         if not tunnels or self._phase1_in_progress(key) or (newer is not None and newer is not ike
                                                            and not newer.rekeyed):
@@ -418,7 +436,7 @@ class Lifecycle(ABC):
     def _request_rekey(self, child: IpsecSa) -> None:
         child.soft_at = math.inf
         runtime = self._tunnels.get(child.tunnel)
-        if runtime is not None and runtime.policy.enabled and runtime.rekey_of is None:
+        if runtime is not None and runtime.initiates and runtime.rekey_of is None:
             runtime.rekey_of = child.inbound_spi
 
     # --- DPD (RFC 3706) -------------------------------------------------------------

@@ -135,6 +135,12 @@ class TunnelPolicy:
 
     `transforms` are CLI transform names (SPEC 3.3) in priority order, at most
     six; `peer_address` is an IP address (the daemon resolves an FQDN).
+
+    `initiate` False makes a responder-only tunnel (`tunnel responder-only`):
+    it stays `enabled` and answers the peer's Main, Aggressive and Quick Mode
+    like any other tunnel, but the engine never starts a negotiation for it
+    (not at start, not after `clear_sa`, a failure or a dead peer) and never
+    rekeys its SAs: the peer does; ours are deleted at their hard lifetime.
     """
 
     name: str
@@ -149,6 +155,7 @@ class TunnelPolicy:
     local_network: str = "0.0.0.0/0"
     remote_network: str = "0.0.0.0/0"
     enabled: bool = True
+    initiate: bool = True
 
     def __post_init__(self) -> None:
         if not self.transforms or len(self.transforms) > 6:

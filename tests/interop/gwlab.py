@@ -31,6 +31,7 @@ def site_config(
     peer_identity: str | None = None,
     psk_peer: str | None = None,
     shutdown: bool = False,
+    responder_only: bool = False,
     extra_global: str = "",
     extra_tunnel: str = "",
 ) -> str:
@@ -70,6 +71,8 @@ def site_config(
         lines.append(f" tunnel peer-identity {peer_identity}")
     if extra_tunnel:
         lines += [" " + x for x in textwrap.dedent(extra_tunnel).strip().splitlines()]
+    if responder_only:
+        lines.append(" tunnel responder-only")
     if shutdown:
         lines.append(" shutdown")
     lines.append(" exit")

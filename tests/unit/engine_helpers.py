@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ipsecgw.isakmp.engine import Datagram, Engine
-from ipsecgw.isakmp.events import Event
+from ipsecgw.isakmp.events import Event, IpsecSaDeleted, IpsecSaEstablished, Phase1Deleted
 from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
 
 A_IP = "10.99.0.1"
@@ -89,6 +89,8 @@ class Pair:
     events_b: list[Event] = field(default_factory=list)
     wire: list[tuple[str, Datagram]] = field(default_factory=list)
     held: list[tuple[str, Datagram]] = field(default_factory=list)
+    #: Called after every pump (so after every timer firing of `advance`).
+    observer: Callable[[Pair], None] | None = None
 
     def _drain_events(self) -> None:
         for engine, sink in ((self.a, self.events_a), (self.b, self.events_b)):
@@ -133,6 +135,8 @@ class Pair:
                         moved += 1
                         self._deliver(*item)
         self._drain_events()
+        if self.observer is not None:
+            self.observer(self)
         return moved
 
     def advance(self, seconds: float) -> None:
@@ -183,3 +187,52 @@ def make_pair(policy_a: EnginePolicy | None = None, policy_b: EnginePolicy | Non
         policy_a, policy_b = policies(nat=nat)
     return Pair(Engine(policy_a, rng=rng(seed)), Engine(policy_b, rng=rng(seed + 1000)),
                 nat=Nat() if nat else None)
+
+
+def peer_address(index: int) -> str:
+    """The index-th of B's addresses when B stands for many peers (10.100.0.1 ...)."""
+    return f"10.100.{index // 250}.{index % 250 + 1}"
+
+
+def many_tunnels(count: int, *, distinct_peers: bool = True, seed: int = 1,
+                 a: dict[str, Any] | None = None, b: dict[str, Any] | None = None) -> Pair:
+    """A with `count` tunnels to B: one peer address of B per tunnel (each tunnel owns
+    its phase 1, as in the tunnels-held benchmark), or all to B_IP (one phase 1)."""
+    tunnels_a, tunnels_b = [], []
+    for index in range(count):
+        peer = peer_address(index) if distinct_peers else B_IP
+        a_net = f"10.{101 + index // 65536}.{index // 256 % 256}.{index % 256}/32"
+        b_net = f"10.{111 + index // 65536}.{index // 256 % 256}.{index % 256}/32"
+        tunnels_a.append(tunnel(f"t{index}", A_IP, peer, local_network=a_net,
+                                remote_network=b_net))
+        tunnels_b.append(tunnel(f"t{index}", peer, A_IP, local_network=b_net,
+                                remote_network=a_net))
+    addresses_b = tuple(sorted({t.local_address for t in tunnels_b}))
+    policy_a = EnginePolicy(vr="a", local_addresses=(A_IP,), ike_rules=(IkeRule(group=19),),
+                            preshared_keys={"0.0.0.0": PSK}, tunnels=tuple(tunnels_a))
+    policy_b = EnginePolicy(vr="b", local_addresses=addresses_b, ike_rules=(IkeRule(group=19),),
+                            preshared_keys={A_IP: PSK}, tunnels=tuple(tunnels_b))
+    return make_pair(replace(policy_a, **(a or {})), replace(policy_b, **(b or {})), seed=seed)
+
+
+def installed_sas(events: list[Event], *, tied: bool) -> dict[bytes, bytes]:
+    """inbound SPI -> outbound SPI of the SAs a data plane driven by `events` holds,
+    oldest first (the newest carries outbound traffic).  A `tied` peer also drops
+    the IPsec SAs of an ISAKMP SA when that is deleted, as strongSwan does."""
+    sas: dict[bytes, tuple[bytes, bytes]] = {}
+    for event in events:
+        if isinstance(event, IpsecSaEstablished):
+            sas[event.inbound.spi] = (event.outbound.spi, event.phase1_cookies)
+        elif isinstance(event, IpsecSaDeleted):
+            sas.pop(event.inbound_spi, None)
+        elif isinstance(event, Phase1Deleted) and tied:
+            sas = {spi: sa for spi, sa in sas.items() if sa[1] != event.cookies}
+    return {spi: outbound for spi, (outbound, _) in sas.items()}
+
+
+def traffic_flows(pair: Pair, *, tied: str = "b") -> bool:
+    """Both sides' newest SA reaches an SA the other side still holds, when the
+    `tied` side behaves like strongSwan (see `installed_sas`)."""
+    a = installed_sas(pair.events_a, tied=tied == "a")
+    b = installed_sas(pair.events_b, tied=tied == "b")
+    return bool(a) and bool(b) and list(a.values())[-1] in b and list(b.values())[-1] in a

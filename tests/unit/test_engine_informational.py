@@ -18,7 +18,7 @@ from ipsecgw.isakmp.events import (
     Phase1Deleted,
     Phase1Established,
 )
-from ipsecgw.isakmp.policy import DpdPolicy, IkeRule
+from ipsecgw.isakmp.policy import DpdPolicy
 
 
 def _up(**kwargs):
@@ -38,20 +38,6 @@ def test_clear_phase2_sends_delete_and_renegotiates_on_same_phase1() -> None:
     assert [e.reason for e in pair.events("b", IpsecSaDeleted)] == ["deleted by peer"]
     assert pair.consistent() and not pair.live_sas("a") & old
     assert {s.initiator_cookie for s in pair.a.ike_sa_status(pair.now)} == cookies
-
-
-def test_clear_phase1_keeps_ipsec_sas_and_makes_a_new_phase1() -> None:
-    pair = _up()
-    old_sas = pair.live_sas("a")
-    old_cookies = pair.events("a", Phase1Established)[0].cookies
-    assert pair.a.clear_sa(None, 1, pair.now) == 1
-    pair.pump()
-    assert pair.events("b", Phase1Deleted)[0].reason == "deleted by peer"
-    assert pair.events("a", Phase1Deleted)[0].reason == "cleared"
-    assert pair.live_sas("a") == old_sas and pair.consistent()
-    established = pair.events("a", Phase1Established)
-    assert len(established) == 2 and established[1].cookies != old_cookies
-    assert [s.state for s in pair.b.ike_sa_status(pair.now)] == ["established"]
 
 
 def test_clear_all_from_responder_side() -> None:
@@ -172,17 +158,6 @@ def test_phase2_rekey_keeps_traffic_and_deletes_old_after_grace() -> None:
     assert not first & pair.live_sas("a") and pair.consistent()
     assert {e.reason for e in pair.events("a", IpsecSaDeleted)} <= {"rekeyed", "expired",
                                                                       "deleted by peer"}
-
-
-def test_phase1_rekey_keeps_ipsec_sas() -> None:
-    pair = _up(rules=(IkeRule(group=19, lifetime_seconds=100),))
-    sas = pair.live_sas("a")
-    pair.advance(101)
-    assert len(pair.events("a", Phase1Established)) == 2
-    deleted = pair.events("a", Phase1Deleted) + pair.events("b", Phase1Deleted)
-    assert {e.reason for e in deleted} <= {"expired", "deleted by peer"} and deleted
-    assert pair.live_sas("a") == sas and pair.consistent()
-    assert [s.state for s in pair.a.ike_sa_status(pair.now)] == ["established"]
 
 
 def test_kilobyte_lifetime_triggers_rekey() -> None:

@@ -393,6 +393,7 @@ class Engine(Lifecycle):
         if ike.role is Role.RESPONDER:
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
         self._service_tunnels(now)
+        self._retire_replaced((ike.local[0], ike.remote[0]), now)
 
     def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *, rekey: bool) -> IkeSa | None:
         rules = self.policy.rules_by_priority()
@@ -560,10 +561,15 @@ class Engine(Lifecycle):
 
     def _delete(self, ike: IkeSa, delete: Delete, now: float) -> None:
         if delete.protocol_id == ProtocolId.ISAKMP:
+            # RFC 2409 leaves the IPsec SAs in place.  A tunnel that initiates
+            # gets a new phase 1 soon and renews its SA on it (lifecycle), but
+            # first gives the peer, which may be clearing and re-initiating,
+            # the time to start that phase 1 itself (no duplicate SAs).
             for cookies in delete.spis:
                 victim = self._ike.get(cookies)
                 if victim is not None and victim.remote[0] == ike.remote[0]:
                     self._delete_ike(victim, "deleted by peer", now, notify_peer=False)
+            self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
             return
         for spi in delete.spis:
             for child in list(self._children.values()):
@@ -636,7 +642,8 @@ class Engine(Lifecycle):
             "esp" if negotiated.suite.protocol == "esp" else "ah",
             "udp-tunnel" if negotiated.encapsulation == "udp-tunnel" else "tunnel",
             negotiated.local_network, negotiated.remote_network, lifetime,
-            negotiated.lifetime_kilobytes, rekey_of))
+            negotiated.lifetime_kilobytes, rekey_of, ike.cookies))
+        self._retire_replaced((ike.local[0], ike.remote[0]), now)
 
     # --- deletion ------------------------------------------------------------------
 

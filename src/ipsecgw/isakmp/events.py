@@ -87,7 +87,8 @@ class IpsecSaEstablished:
     4500).  Lifetimes are what was negotiated (the lesser of both sides);
     the engine itself deletes the SA at expiry and rekeys before it.
     `rekey_of`: the inbound SPI of the SA this one replaces, if any; the old
-    SA stays installed until an `IpsecSaDeleted` names it.
+    SA stays installed until an `IpsecSaDeleted` names it.  `phase1_cookies`:
+    CKY-I | CKY-R of the ISAKMP SA it was negotiated under.
     """
 
     tunnel: str
@@ -102,6 +103,7 @@ class IpsecSaEstablished:
     lifetime_seconds: int
     lifetime_kilobytes: int
     rekey_of: bytes | None = None
+    phase1_cookies: bytes = b""
 
 
 @dataclass(frozen=True)

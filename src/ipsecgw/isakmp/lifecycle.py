@@ -13,8 +13,20 @@ runtime passes in; `get_timer()` is the earliest of all deadlines below.
   the side that initiated it, 95 % minus up to 2.5 % for the responder, so
   the initiator usually goes first) gets a successor by a new Quick Mode; the
   old pair stays installed for `rekey_grace` seconds and is then deleted
-  (with a Delete to the peer).  A phase 1 at its soft lifetime is replaced by a
-  new phase 1 (as strongSwan does); the old one is deleted at expiry.
+  (with a Delete to the peer).  `rekey_grace` is fixed: the data plane
+  reports traffic per tunnel, not per SA, so the engine cannot see when the
+  peer has moved to the new SA.
+- Phase 1 rekey, make before break (as strongSwan's IKEv1 reauthentication):
+  a phase 1 at its soft lifetime is marked `rekeyed` and a new one is
+  negotiated; the IPsec SAs negotiated under the old one are then renewed by
+  Quick Mode on the new one, and only then is the old one deleted (with a
+  Delete).  RFC 2409 keeps IPsec SAs independent of their ISAKMP SA, but
+  strongSwan and others delete their CHILD_SAs with the ISAKMP SA: deleting
+  it first would leave our SAs installed and the traffic black-holed.
+- The same renewal follows whenever a phase 1 goes away while IPsec SAs
+  negotiated under it remain (peer's Delete, `clear_sa(phase=1)`, expiry):
+  the SAs stay installed (RFC 2409), a tunnel that initiates gets a new
+  phase 1 at once (DPD and rekeys need one) and renews its SA on it.
 - DPD (RFC 3706): see `DpdPolicy`.
 """
 
@@ -139,10 +151,12 @@ class Lifecycle(ABC):
                 return runtime.policy
         return None
 
-    def _best_ike(self, local_ip: str, remote_ip: str) -> IkeSa | None:
-        """The newest established phase 1 with a peer, preferring one not being replaced."""
+    def _best_ike(self, local_ip: str, remote_ip: str, *, fresh: bool = False) -> IkeSa | None:
+        """The newest established phase 1 with a peer, preferring one not being replaced
+        (`fresh`: only one not being replaced)."""
         candidates = [ike for ike in self._ike.values()
-                      if ike.established and (ike.local[0], ike.remote[0]) == (local_ip, remote_ip)]
+                      if ike.established and (ike.local[0], ike.remote[0]) == (local_ip, remote_ip)
+                      and not (fresh and ike.rekeyed)]
         if not candidates:
             return None
         return max(candidates, key=lambda ike: (not ike.rekeyed, ike.established_at or 0.0))
@@ -158,17 +172,28 @@ class Lifecycle(ABC):
             (child.local[0], child.peer[0]) == key for child in self._children.values())
 
     def _live_child(self, tunnel: str) -> bool:
-        return any(child.tunnel == tunnel and not child.superseded
-                   for child in self._children.values())
+        return self._current_child(tunnel) is not None
+
+    def _current_child(self, tunnel: str) -> IpsecSa | None:
+        """The tunnel's newest IPsec SA that no rekey has replaced yet."""
+        live = [child for child in self._children.values()
+                if child.tunnel == tunnel and not child.superseded]
+        return live[-1] if live else None
+
+    def _orphaned(self, child: IpsecSa) -> bool:
+        """Its phase 1 is gone or being replaced (see the module docstring)."""
+        ike = self._ike.get(child.ike_cookies)
+        return ike is None or ike.rekeyed
 
     def _quick_mode_running(self, tunnel: str) -> bool:
         return any(qm.tunnel == tunnel for ike in self._ike.values()
                    for qm in ike.quick_modes.values())
 
     def _needs_negotiation(self, runtime: TunnelRuntime) -> bool:
-        return runtime.initiates and (
-            runtime.rekey_of is not None or not self._live_child(runtime.policy.name)
-        ) and not self._quick_mode_running(runtime.policy.name)
+        if not runtime.initiates or self._quick_mode_running(runtime.policy.name):
+            return False
+        current = self._current_child(runtime.policy.name)
+        return runtime.rekey_of is not None or current is None or self._orphaned(current)
 
     # --- tunnels --------------------------------------------------------------------
 
@@ -199,9 +224,12 @@ class Lifecycle(ABC):
         for runtime in self._tunnels.values():
             if not self._needs_negotiation(runtime) or now < runtime.next_attempt_at:
                 continue
-            ike = self._best_ike(*runtime.peer_key)
+            current = self._current_child(runtime.policy.name)
+            moving = current is not None and self._orphaned(current)
+            ike = self._best_ike(*runtime.peer_key, fresh=moving)
             if ike is not None:
-                self.initiate_quick_mode(ike, runtime.policy, now, runtime.rekey_of)
+                rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
+                self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
             elif not self._phase1_in_progress(runtime.peer_key):
                 self.initiate_phase1(runtime.policy, now, rekey=self._knows_peer(
                     *runtime.peer_key))
@@ -249,6 +277,7 @@ class Lifecycle(ABC):
         return count
 
     def _child_gone(self, child: IpsecSa, now: float) -> None:
+        self._retire_replaced((child.local[0], child.peer[0]), now)
         runtime = self._tunnels.get(child.tunnel)
         if runtime is None:
             return
@@ -260,6 +289,22 @@ class Lifecycle(ABC):
 
     def _ike_gone(self, ike: IkeSa, now: float) -> None:
         self._forget_peer_if_unused((ike.local[0], ike.remote[0]))
+
+    def _retire_replaced(self, key: PeerKey, now: float) -> None:
+        """Delete the peer's phase 1 SAs being replaced once their IPsec SAs have moved.
+
+        A replaced phase 1 goes once a successor is up and no current IPsec SA
+        (nor a Quick Mode) uses it any more; a responder-only tunnel's SA keeps
+        it until the peer renews that SA or the phase 1 expires.
+        """
+        if self._best_ike(*key, fresh=True) is None:
+            return
+        for ike in [ike for ike in self._ike.values() if ike.rekeyed and ike.established
+                    and (ike.local[0], ike.remote[0]) == key]:
+            if ike.quick_modes or any(child.ike_cookies == ike.cookies and not child.superseded
+                                      for child in self._children.values()):
+                continue
+            self._delete_ike(ike, "rekeyed", now, notify_peer=True)
 
     def _forget_peer_if_unused(self, key: PeerKey) -> None:
         if key in self._peers and not any(
@@ -287,7 +332,20 @@ class Lifecycle(ABC):
     # --- public: configuration-independent operations -------------------------------
 
     def clear_sa(self, tunnels: Iterable[str] | None, phase: int | None, now: float) -> int:
-        """SPEC 1.1 `ipsec clear sa`: Delete to the peer, remove locally, renegotiate."""
+        """SPEC 1.1 `ipsec clear sa`: Delete to the peer, remove locally, renegotiate.
+
+        `tunnels` None means all; `phase` 1, 2 or None (both).  Returns how many
+        SAs (phase 1 SAs and IPsec SA pairs) were deleted.
+
+        `phase=1` deletes the tunnels' ISAKMP SAs (with a Delete) and keeps
+        their IPsec SAs installed, as the guide says and RFC 2409 allows.  But
+        strongSwan and other peers delete their IPsec SAs together with the
+        ISAKMP SA, so ours would carry traffic into a void: each tunnel that
+        initiates therefore negotiates a new phase 1 at once and, as soon as
+        it is up, renews its IPsec SA by Quick Mode on it (make before break:
+        the old pair is deleted `rekey_grace` later, like any rekeyed SA).  A
+        responder-only tunnel keeps its SA and leaves the renewal to the peer.
+        """
         self._now = now
         names = set(self._tunnels) if tunnels is None else set(tunnels) & set(self._tunnels)
         peers = {self._tunnels[name].peer_key for name in names}
@@ -306,13 +364,6 @@ class Lifecycle(ABC):
         for name in names:
             runtime = self._tunnels[name]
             runtime.failures, runtime.next_attempt_at, runtime.rekey_of = 0, 0.0, None
-        if phase == 1:
-            started: set[tuple[str, str]] = set()
-            for name in sorted(names):
-                runtime = self._tunnels[name]
-                if runtime.initiates and runtime.peer_key not in started:
-                    started.add(runtime.peer_key)
-                    self.initiate_phase1(runtime.policy, now, rekey=True)
         self._service_tunnels(now)
         return count
 
@@ -422,6 +473,7 @@ class Lifecycle(ABC):
         elif not ike.rekeyed and now >= ike.soft_at:
             ike.rekeyed = True
             self._rekey_phase1(ike, now)
+            self._retire_replaced((ike.local[0], ike.remote[0]), now)
 
     def _rekey_phase1(self, ike: IkeSa, now: float) -> None:
         key = (ike.local[0], ike.remote[0])

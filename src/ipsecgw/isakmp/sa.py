@@ -115,7 +115,7 @@ class IkeSa:
     established_at: float | None = None
     soft_at: float | None = None
     expires_at: float | None = None
-    rekeyed: bool = False
+    rekeyed: bool = False  # being replaced: soft lifetime reached
     quick_modes: dict[int, QuickMode] = field(default_factory=dict)
     log: SaLogger = field(init=False, repr=False)
 

@@ -10,7 +10,8 @@ import pytest
 
 from ipsecgw.isakmp import crypto, keymat
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "ikev1-kdf.txt"
+# A copy of the project's shared known-answer file (NIST ACVP / libreswan cavp).
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "ikev1-kdf.txt"
 
 
 def _load_vectors() -> list[tuple[str, dict[str, bytes]]]:

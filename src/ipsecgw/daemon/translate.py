@@ -54,6 +54,7 @@ def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface) -> TunnelPoli
         local_network=tunnel.local_network,
         remote_network=tunnel.remote_network,
         enabled=not tunnel.shutdown,
+        initiate=not tunnel.responder_only,
     )
 
 

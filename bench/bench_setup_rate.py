@@ -11,12 +11,11 @@ tunnel.
 Targets:
 - strongSwan: `unique = never`, `remote { id = %any }`, a secret without ids,
   DoS limits lifted, `openssl` first for short DH exponents (TESTBED.md).
-- ipsecgw: one tunnel interface whose destination is the generator's address
-  and whose remote network covers every generator /32. ipsecgw has no
-  "any peer" responder template, so every Quick Mode lands in that one
-  tunnel; each IPsec SA supersedes the previous one (deleted after the 30 s
-  rekey grace, longer than a run). ipsecgw also tries to initiate that tunnel
-  itself at start; the generator drops those attempts (unknown cookie).
+- ipsecgw: one `tunnel responder-only` interface whose destination is the
+  generator's address and whose remote network covers every generator /32.
+  ipsecgw has no "any peer" responder template, so every Quick Mode lands in
+  that one tunnel; each IPsec SA supersedes the previous one (deleted after
+  the 30 s rekey grace, longer than a run).
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ def ipsecgw_responder_config(suite: str) -> str:
         " tunnel transform-set ts",
         f" tunnel local-network {tb.SITE_B_NET}",
         f" tunnel remote-network {LOAD_NETWORK}",
+        " tunnel responder-only",
         *([f" tunnel pfs group {pfs}"] if pfs else []),
         " exit",
     ]

@@ -40,6 +40,7 @@ from .lifecycle import Lifecycle, network_contains
 from .phase1 import Credentials, identity_matches, identity_string
 from .policy import Address, EnginePolicy, Identity, TunnelPolicy
 from .proposals import initiator_exchange, initiator_suites
+from .registry import ike_peer
 from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 
 _LOG = logging.getLogger("ipsecgw.ike")
@@ -162,16 +163,26 @@ class Engine(Lifecycle):
 
     def responder_tunnel(self, ike: IkeSa, initiator_network: str,
                          responder_network: str) -> TunnelPolicy | None:
+        """The enabled tunnel a peer's Quick Mode is for: one configured for the
+        peer's address (an index lookup), else one configured for its phase 1
+        identity (a peer behind a NAT or with a dynamic address; only then are
+        all tunnels scanned)."""
+        def selects(tunnel: TunnelPolicy) -> bool:
+            return tunnel.enabled and network_contains(tunnel.remote_network, initiator_network) \
+                and network_contains(tunnel.local_network, responder_network)
+
+        key = ike_peer(ike)
+        for runtime in self._tunnels_selecting(key, initiator_network, responder_network) + \
+                self._tunnels_of(key):
+            if selects(runtime.policy):
+                return runtime.policy
+        if ike.peer_id is None:
+            return None
         for runtime in self._tunnels.values():
             tunnel = runtime.policy
-            if not tunnel.enabled or tunnel.local_address != ike.local[0]:
-                continue
-            if tunnel.peer_address != ike.remote[0] and not (
-                    tunnel.peer_identity is not None and ike.peer_id is not None
-                    and identity_matches(tunnel.peer_identity, ike.peer_id)):
-                continue
-            if network_contains(tunnel.remote_network, initiator_network) and \
-                    network_contains(tunnel.local_network, responder_network):
+            if tunnel.peer_identity is not None and tunnel.local_address == ike.local[0] and \
+                    tunnel.peer_address != ike.remote[0] and \
+                    identity_matches(tunnel.peer_identity, ike.peer_id) and selects(tunnel):
                 return tunnel
         return None
 
@@ -221,12 +232,13 @@ class Engine(Lifecycle):
         if message.responder_cookie == _ZERO_COOKIE:
             self._receive_first(message, data, local, remote, now)
             return
-        ike = self._ike.get(message.initiator_cookie + message.responder_cookie)
+        ike = self._sas.ike.get(message.initiator_cookie + message.responder_cookie)
         if ike is None:
             ike = self._adopt_responder_cookie(message, remote)
         if ike is None or ike.remote[0] != remote[0]:
             self._unknown_cookie(message, data, local, remote, now)
             return
+        self._touch(ike)
         if exchange == ExchangeType.INFORMATIONAL:
             self._informational(ike, message, local, remote, now)
         elif exchange == ExchangeType.QUICK_MODE:
@@ -238,33 +250,30 @@ class Engine(Lifecycle):
 
     def _adopt_responder_cookie(self, message: Message, remote: Address) -> IkeSa | None:
         """MM2 / AM2: the responder's cookie completes our half of the pair."""
-        ike = self._ike.get(message.initiator_cookie + _ZERO_COOKIE)
+        ike = self._sas.ike.get(message.initiator_cookie + _ZERO_COOKIE)
         if ike is None or ike.state not in (P1State.MM_I1, P1State.AM_I1) or \
                 ike.remote[0] != remote[0] or message.exchange_type not in (
                     ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE,
                     ExchangeType.INFORMATIONAL):
             return None
-        del self._ike[ike.cookies]
-        ike.set_responder_cookie(message.responder_cookie)
-        self._ike[ike.cookies] = ike
+        self._sas.set_responder_cookie(ike, message.responder_cookie)
         return ike
 
     def _receive_first(self, message: Message, data: bytes, local: Address, remote: Address,
                        now: float) -> None:
         exchange = message.exchange_type
         if exchange == ExchangeType.INFORMATIONAL and not message.flags & Flags.ENCRYPTION:
-            ike = self._ike.get(message.initiator_cookie + _ZERO_COOKIE)
+            ike = self._sas.ike.get(message.initiator_cookie + _ZERO_COOKIE)
             self._unprotected_informational(ike, message, remote, now)
             return
         if exchange not in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE) or \
                 message.flags & Flags.ENCRYPTION:
             self._count("dropped_unexpected")
             return
-        if any(sa.cookie_i == message.initiator_cookie and sa.remote[0] == remote[0]
-               for sa in self._ike.values() if sa.role is Role.RESPONDER):
+        if self._sas.responder_sa(message.initiator_cookie, remote[0]) is not None:
             self._count("dropped_duplicate")
             return
-        if self._half_open() >= self.policy.half_open_limit:
+        if self._sas.half_open_count() >= self.policy.half_open_limit:
             self._count("dropped_half_open_limit")
             return
         exchange_name = "main" if exchange == ExchangeType.IDENTITY_PROTECTION else "aggressive"
@@ -286,7 +295,7 @@ class Engine(Lifecycle):
             self._remember_reply(data, (Datagram(reply, local, remote),), now)
             return
         ike.log.info("%s is initiating %s mode", remote[0], exchange_name)
-        self._ike[ike.cookies] = ike
+        self._add_ike(ike)
         self._after_step(ike, step, data, now)
 
     def _new_cookie(self) -> bytes:
@@ -294,10 +303,6 @@ class Engine(Lifecycle):
             cookie = self._rng(8)
             if cookie != _ZERO_COOKIE:
                 return cookie
-
-    def _half_open(self) -> int:
-        return sum(1 for ike in self._ike.values()
-                   if ike.role is Role.RESPONDER and not ike.established)
 
     # --- phase 1 ----------------------------------------------------------------
 
@@ -345,9 +350,11 @@ class Engine(Lifecycle):
         """RFC 3947 4: follow the peer to the address it now uses (authenticated only).
 
         Once on port 4500 an SA never goes back to 500 (a late or retransmitted
-        message on 500 must not undo the float).
+        message on 500 must not undo the float).  Only ports move: the peer
+        address is checked by the demultiplexer, and our own address is what the
+        SA is indexed by (registry.py).
         """
-        if ike.local[1] == NAT_T_PORT and local[1] != NAT_T_PORT:
+        if (ike.local[1] == NAT_T_PORT and local[1] != NAT_T_PORT) or local[0] != ike.local[0]:
             return
         if (ike.local, ike.remote) != (local, remote):
             ike.log.debug("peer now at %s:%d (local %s:%d)", remote[0], remote[1], *local)
@@ -374,6 +381,8 @@ class Engine(Lifecycle):
         ike.expires_at = now + suite.lifetime_seconds
         ike.soft_at = now + suite.lifetime_seconds * self._soft_fraction(ike.role)
         ike.dh = None
+        self._sas.established(ike)
+        self._touch_peer(ike_peer(ike))
         self._count("phase1_established")
         ike.log.info("phase 1 (%s mode, %s) established with %s:%d%s", ike.exchange,
                      ike.role.value, ike.remote[0], ike.remote[1],
@@ -392,8 +401,8 @@ class Engine(Lifecycle):
             self._send(informational.protect(ike, [notify], self._rng), ike.local, ike.remote)
         if ike.role is Role.RESPONDER:
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
-        self._service_tunnels(now)
-        self._retire_replaced((ike.local[0], ike.remote[0]), now)
+        self._service_peer(ike_peer(ike), now)
+        self._retire_replaced(ike_peer(ike), now)
 
     def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *, rekey: bool) -> IkeSa | None:
         rules = self.policy.rules_by_priority()
@@ -415,7 +424,7 @@ class Engine(Lifecycle):
             return None
         ike.log.info("initiating %s mode to %s for tunnel %s%s", exchange, remote[0],
                      tunnel.name, " (rekey)" if rekey else "")
-        self._ike[ike.cookies] = ike
+        self._add_ike(ike)
         if step.reply is not None:
             ike.flight = self._flight(step.reply, ike.local, ike.remote, now)
         return ike
@@ -431,6 +440,7 @@ class Engine(Lifecycle):
         try:
             if qm is None:
                 qm, reply = quickmode.responder_start(self, ike, message, now)
+                self._start_quick_mode(ike, qm)
                 self._peer_moved(ike, local, remote)
                 qm.flight = self._flight(reply, ike.local, ike.remote, now)
                 self._remember_reply(data, (Datagram(reply, ike.local, ike.remote),), now)
@@ -453,7 +463,7 @@ class Engine(Lifecycle):
             replies = (Datagram(final, ike.local, ike.remote),)
             self._send(final, ike.local, ike.remote)
         self._remember_reply(data, replies, now)
-        del ike.quick_modes[qm.message_id]
+        self._end_quick_mode(ike, qm)
         if negotiated is not None:
             self._install(ike, qm, negotiated, now)
 
@@ -464,6 +474,7 @@ class Engine(Lifecycle):
         except NegotiationError as exc:
             self._negotiation_failed(ike.local[0], ike.remote[0], tunnel.name, exc.reason, now)
             return
+        self._start_quick_mode(ike, qm)
         qm.flight = self._flight(datagram, ike.local, ike.remote, now)
         ike.log.info("Quick Mode %08x for tunnel %s%s", qm.message_id, tunnel.name,
                      " (rekey)" if rekey_of else "")
@@ -474,8 +485,7 @@ class Engine(Lifecycle):
             notify = Notification(1, ProtocolId.ISAKMP, notify_type, ike.cookies)
             self._send(informational.protect(ike, [notify], self._rng), ike.local, ike.remote)
         if qm is not None:
-            ike.quick_modes.pop(qm.message_id, None)
-            self._spis.discard(qm.inbound_spi)
+            self._end_quick_mode(ike, qm)
         tunnel = qm.tunnel if qm is not None and qm.role is Role.INITIATOR else None
         ike.log.info("Quick Mode with %s failed: %s", ike.remote[0], reason)
         self._count("phase2_failed")
@@ -534,7 +544,7 @@ class Engine(Lifecycle):
                 self._notification(ike, payload, now)
             elif isinstance(payload, Delete):
                 self._delete(ike, payload, now)
-            if ike.cookies not in self._ike:
+            if self._sas.ike.get(ike.cookies) is not ike:
                 return
 
     def _notification(self, ike: IkeSa, notify: Notification, now: float) -> None:
@@ -566,15 +576,15 @@ class Engine(Lifecycle):
             # first gives the peer, which may be clearing and re-initiating,
             # the time to start that phase 1 itself (no duplicate SAs).
             for cookies in delete.spis:
-                victim = self._ike.get(cookies)
+                victim = self._sas.ike.get(cookies)
                 if victim is not None and victim.remote[0] == ike.remote[0]:
                     self._delete_ike(victim, "deleted by peer", now, notify_peer=False)
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
             return
         for spi in delete.spis:
-            for child in list(self._children.values()):
-                if child.outbound_spi == spi and child.peer[0] == ike.remote[0]:
-                    self._delete_child(child, "deleted by peer", now, notify_peer=False)
+            child = self._sas.child_by_outbound(ike_peer(ike), spi)
+            if child is not None:
+                self._delete_child(child, "deleted by peer", now, notify_peer=False)
 
     # --- invalid cookies ------------------------------------------------------------
 
@@ -611,13 +621,14 @@ class Engine(Lifecycle):
             self._spis.discard(negotiated.inbound.spi)
             return
         rekey_of = negotiated.rekey_of
-        previous = [c for c in self._children.values()
-                    if c.tunnel == negotiated.tunnel and not c.superseded]
+        previous = [c for c in self._sas.children_of_tunnel(negotiated.tunnel)
+                    if not c.superseded]
         if previous and rekey_of is None:
             rekey_of = previous[-1].inbound_spi
         for old in previous:
             old.superseded = True
             old.delete_at = min(old.expires_at, now + self.policy.rekey_grace)
+            self._touch(old)
         lifetime = negotiated.lifetime_seconds
         fraction = self._soft_fraction(qm.role)
         child = IpsecSa(
@@ -631,7 +642,7 @@ class Engine(Lifecycle):
             soft_at=now + lifetime * fraction, expires_at=now + lifetime,
             soft_kilobytes=int(negotiated.lifetime_kilobytes * fraction),
             inbound_at_start=runtime.inbound_bytes, outbound_at_start=runtime.outbound_bytes)
-        self._children[child.inbound_spi] = child
+        self._add_child(child)
         runtime.installed(now)
         self._count("phase2_established")
         ike.log.info("IPsec SA %s established for tunnel %s: in %s out %s, %s, %s", child.protocol,
@@ -643,7 +654,7 @@ class Engine(Lifecycle):
             "udp-tunnel" if negotiated.encapsulation == "udp-tunnel" else "tunnel",
             negotiated.local_network, negotiated.remote_network, lifetime,
             negotiated.lifetime_kilobytes, rekey_of, ike.cookies))
-        self._retire_replaced((ike.local[0], ike.remote[0]), now)
+        self._retire_replaced(ike_peer(ike), now)
 
     # --- deletion ------------------------------------------------------------------
 
@@ -655,8 +666,7 @@ class Engine(Lifecycle):
                 delete = informational.delete_ipsec(child.protocol, (child.inbound_spi,))
                 self._send(informational.protect(ike, [delete], self._rng), ike.local,
                            ike.remote)
-        self._children.pop(child.inbound_spi, None)
-        self._spis.discard(child.inbound_spi)
+        self._remove_child(child)
         _LOG.info("IPsec SA %s/%s of tunnel %s with %s deleted: %s", child.inbound_spi.hex(),
                   child.outbound_spi.hex(), child.tunnel, child.peer[0], reason)
         self._emit(IpsecSaDeleted(child.tunnel, child.inbound_spi, child.outbound_spi, reason))
@@ -676,10 +686,7 @@ class Engine(Lifecycle):
         self._ike_gone(ike, now)
 
     def _forget_ike(self, ike: IkeSa) -> None:
-        self._ike.pop(ike.cookies, None)
-        for qm in ike.quick_modes.values():
-            self._spis.discard(qm.inbound_spi)
-        ike.quick_modes.clear()
+        self._remove_ike(ike)
         ike.flight = None
 
 

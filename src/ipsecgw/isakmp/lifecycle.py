@@ -4,6 +4,12 @@
 from the clock-driven side.  Everything here is driven by `now` values the
 runtime passes in; `get_timer()` is the earliest of all deadlines below.
 
+Scale: one engine holds thousands of tunnels, so nothing per message or per
+timer scans them all.  SAs live in a `Registry` (indexed by peer, tunnel and
+phase 1); every deadline of an SA, a tunnel or a peer's DPD sits in one
+`Deadlines` heap.  Whatever changes an object's deadline marks it (`_touch`),
+and its deadline is recomputed before the heap is next read.
+
 - Tunnels (SPEC 3.3): an enabled tunnel without a live IPsec SA negotiates
   one: Quick Mode on the newest phase 1 with its peer, or a new phase 1
   first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`).
@@ -32,6 +38,7 @@ runtime passes in; `get_timer()` is the earliest of all deadlines below.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from abc import ABC, abstractmethod
@@ -41,11 +48,15 @@ from dataclasses import dataclass, replace
 from ipsecgw.status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
 
 from . import informational
+from .deadlines import Deadlines
 from .events import Event, PeerDead
 from .policy import EnginePolicy, TunnelPolicy
+from .registry import PeerKey, Registry, child_peer, ike_peer, unindex
 from .sa import Flight, IkeSa, IpsecSa, QuickMode, Role
 
-PeerKey = tuple[str, str]  # (local address, peer address)
+#: handle_timer() runs what fell due, then what that made due at once (a Quick
+#: Mode after an SA's soft lifetime), at most this many rounds per call.
+_TIMER_ROUNDS = 8
 
 
 @dataclass(eq=False)
@@ -64,6 +75,11 @@ class TunnelRuntime:
     @property
     def peer_key(self) -> PeerKey:
         return (self.policy.local_address, self.policy.peer_address)
+
+    @property
+    def selectors(self) -> tuple[str, str]:
+        """(remote, local) network as a peer's Quick Mode names them (normalised)."""
+        return (_normalised(self.policy.remote_network), _normalised(self.policy.local_network))
 
     @property
     def initiates(self) -> bool:
@@ -89,16 +105,26 @@ class PeerLiveness:
     probe_at: float | None = None
 
 
+#: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD).
+Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey
+
+
 class Lifecycle(ABC):
     def __init__(self, policy: EnginePolicy) -> None:
         self.policy = policy
         self._now = 0.0
-        self._ike: dict[bytes, IkeSa] = {}
-        self._children: dict[bytes, IpsecSa] = {}
+        self._sas = Registry()
         self._spis: set[bytes] = set()
-        self._tunnels: dict[str, TunnelRuntime] = {
-            tunnel.name: TunnelRuntime(tunnel) for tunnel in policy.tunnels}
+        self._tunnels: dict[str, TunnelRuntime] = {}
+        self._tunnels_by_peer: dict[PeerKey, dict[str, TunnelRuntime]] = {}
+        # (peer, remote network, local network) -> tunnels: a peer's Quick Mode
+        # usually proposes exactly the configured selectors.
+        self._tunnels_by_selectors: dict[tuple[PeerKey, str, str], dict[str, TunnelRuntime]] = {}
         self._peers: dict[PeerKey, PeerLiveness] = {}
+        self._timers: Deadlines[Timed] = Deadlines()
+        self._dirty: dict[Timed, None] = {}
+        for tunnel in policy.tunnels:
+            self._add_tunnel(TunnelRuntime(tunnel))
 
     # --- what the message side provides ------------------------------------------
 
@@ -140,57 +166,126 @@ class Lifecycle(ABC):
     @abstractmethod
     def _forget_ike(self, ike: IkeSa) -> None: ...
 
+    # --- tables: every change goes through here so that deadlines follow ----------
+
+    def _touch(self, item: Timed) -> None:
+        self._dirty[item] = None
+
+    def _touch_peer(self, key: PeerKey) -> None:
+        """Something about the phase 1 SAs with a peer changed: its tunnels and DPD."""
+        for runtime in self._tunnels_by_peer.get(key, {}).values():
+            self._dirty[runtime] = None
+        self._dirty[key] = None
+
+    def _touch_tunnel(self, name: str) -> None:
+        runtime = self._tunnels.get(name)
+        if runtime is not None:
+            self._dirty[runtime] = None
+
+    def _add_ike(self, ike: IkeSa) -> None:
+        self._sas.add_ike(ike)
+        self._touch(ike)
+        self._touch_peer(ike_peer(ike))
+
+    def _remove_ike(self, ike: IkeSa) -> None:
+        for qm in list(ike.quick_modes.values()):
+            self._end_quick_mode(ike, qm)
+        self._sas.remove_ike(ike)
+        self._touch(ike)
+        self._touch_peer(ike_peer(ike))
+        for child in self._sas.children_of_ike(ike.cookies):
+            self._touch_tunnel(child.tunnel)  # it may have to move (see the docstring)
+
+    def _start_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:
+        self._sas.start_quick_mode(ike, qm)
+        self._touch(ike)
+        self._touch_tunnel(qm.tunnel)
+
+    def _end_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:
+        self._sas.end_quick_mode(ike, qm)
+        self._spis.discard(qm.inbound_spi)
+        self._touch(ike)
+        self._touch_tunnel(qm.tunnel)
+
+    def _add_child(self, child: IpsecSa) -> None:
+        self._sas.add_child(child)
+        self._touch(child)
+        self._touch_tunnel(child.tunnel)
+
+    def _remove_child(self, child: IpsecSa) -> None:
+        self._sas.remove_child(child)
+        self._spis.discard(child.inbound_spi)
+        self._touch(child)
+        self._touch_tunnel(child.tunnel)
+
+    def _add_tunnel(self, runtime: TunnelRuntime) -> None:
+        name = runtime.policy.name
+        self._tunnels[name] = runtime
+        self._tunnels_by_peer.setdefault(runtime.peer_key, {})[name] = runtime
+        self._tunnels_by_selectors.setdefault(
+            (runtime.peer_key, *runtime.selectors), {})[name] = runtime
+        self._touch(runtime)
+
+    def _remove_tunnel(self, runtime: TunnelRuntime) -> None:
+        name = runtime.policy.name
+        del self._tunnels[name]
+        unindex(self._tunnels_by_peer, runtime.peer_key, name)
+        unindex(self._tunnels_by_selectors, (runtime.peer_key, *runtime.selectors), name)
+        self._touch(runtime)
+
     # --- lookups ------------------------------------------------------------------
+
+    def _tunnels_of(self, key: PeerKey) -> list[TunnelRuntime]:
+        return list(self._tunnels_by_peer.get(key, {}).values())
+
+    def _tunnels_selecting(self, key: PeerKey, remote_network: str,
+                           local_network: str) -> list[TunnelRuntime]:
+        """The peer's tunnels configured with exactly these selectors."""
+        return list(self._tunnels_by_selectors.get((key, remote_network, local_network),
+                                                   {}).values())
 
     def _tunnel_of(self, ike: IkeSa) -> TunnelPolicy | None:
         """The tunnel an SA serves: the one it was initiated for, else by peer address."""
         if ike.tunnel is not None and ike.tunnel in self._tunnels:
             return self._tunnels[ike.tunnel].policy
-        for runtime in self._tunnels.values():
-            if runtime.peer_key == (ike.local[0], ike.remote[0]):
-                return runtime.policy
+        for runtime in self._tunnels_by_peer.get(ike_peer(ike), {}).values():
+            return runtime.policy
         return None
 
     def _best_ike(self, local_ip: str, remote_ip: str, *, fresh: bool = False) -> IkeSa | None:
         """The newest established phase 1 with a peer, preferring one not being replaced
         (`fresh`: only one not being replaced)."""
-        candidates = [ike for ike in self._ike.values()
-                      if ike.established and (ike.local[0], ike.remote[0]) == (local_ip, remote_ip)
-                      and not (fresh and ike.rekeyed)]
+        candidates = [ike for ike in self._sas.ike_of_peer((local_ip, remote_ip))
+                      if ike.established and not (fresh and ike.rekeyed)]
         if not candidates:
             return None
         return max(candidates, key=lambda ike: (not ike.rekeyed, ike.established_at or 0.0))
 
     def _phase1_in_progress(self, key: PeerKey) -> bool:
-        return any(not ike.established and (ike.local[0], ike.remote[0]) == key
-                   for ike in self._ike.values())
+        return any(not ike.established for ike in self._sas.ike_of_peer(key))
 
     def _knows_peer(self, local_ip: str, remote_ip: str) -> bool:
         key = (local_ip, remote_ip)
-        return any(ike.established and (ike.local[0], ike.remote[0]) == key
-                   for ike in self._ike.values()) or any(
-            (child.local[0], child.peer[0]) == key for child in self._children.values())
+        return self._sas.has_children(key) or any(
+            ike.established for ike in self._sas.ike_of_peer(key))
 
     def _live_child(self, tunnel: str) -> bool:
         return self._current_child(tunnel) is not None
 
     def _current_child(self, tunnel: str) -> IpsecSa | None:
         """The tunnel's newest IPsec SA that no rekey has replaced yet."""
-        live = [child for child in self._children.values()
-                if child.tunnel == tunnel and not child.superseded]
-        return live[-1] if live else None
+        for child in reversed(self._sas.children_of_tunnel(tunnel)):
+            if not child.superseded:
+                return child
+        return None
 
     def _orphaned(self, child: IpsecSa) -> bool:
         """Its phase 1 is gone or being replaced (see the module docstring)."""
-        ike = self._ike.get(child.ike_cookies)
+        ike = self._sas.ike.get(child.ike_cookies)
         return ike is None or ike.rekeyed
 
-    def _quick_mode_running(self, tunnel: str) -> bool:
-        return any(qm.tunnel == tunnel for ike in self._ike.values()
-                   for qm in ike.quick_modes.values())
-
     def _needs_negotiation(self, runtime: TunnelRuntime) -> bool:
-        if not runtime.initiates or self._quick_mode_running(runtime.policy.name):
+        if not runtime.initiates or self._sas.quick_mode_running(runtime.policy.name):
             return False
         current = self._current_child(runtime.policy.name)
         return runtime.rekey_of is not None or current is None or self._orphaned(current)
@@ -204,40 +299,49 @@ class Lifecycle(ABC):
     def _negotiation_failed(self, local_ip: str, remote_ip: str, tunnel: str | None,
                             reason: str, now: float) -> None:
         """Back off every tunnel that waited on this negotiation (SPEC 3.3)."""
-        for runtime in self._tunnels.values():
+        runtimes = self._tunnels_of((local_ip, remote_ip))
+        named = self._tunnels.get(tunnel) if tunnel is not None else None
+        if named is not None and named not in runtimes:
+            runtimes.append(named)
+        for runtime in runtimes:
             waiting = runtime.peer_key == (local_ip, remote_ip) and \
                 self._needs_negotiation(runtime)
-            if runtime.policy.name == tunnel:
+            if runtime is named:
                 runtime.last_failure = reason
-            if waiting or (runtime.policy.name == tunnel and runtime.initiates
+            if waiting or (runtime is named and runtime.initiates
                            and not self._live_child(runtime.policy.name)):
                 runtime.last_failure = reason
                 runtime.failures += 1
                 runtime.next_attempt_at = now + self._backoff(runtime.failures)
+                self._touch(runtime)
 
     def _delay_tunnels_of(self, ike: IkeSa, until: float) -> None:
-        for runtime in self._tunnels.values():
-            if runtime.peer_key == (ike.local[0], ike.remote[0]):
-                runtime.next_attempt_at = max(runtime.next_attempt_at, until)
+        for runtime in self._tunnels_of(ike_peer(ike)):
+            runtime.next_attempt_at = max(runtime.next_attempt_at, until)
+            self._touch(runtime)
 
-    def _service_tunnels(self, now: float) -> None:
-        for runtime in self._tunnels.values():
-            if not self._needs_negotiation(runtime) or now < runtime.next_attempt_at:
-                continue
-            current = self._current_child(runtime.policy.name)
-            moving = current is not None and self._orphaned(current)
-            ike = self._best_ike(*runtime.peer_key, fresh=moving)
-            if ike is not None:
-                rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
-                self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
-            elif not self._phase1_in_progress(runtime.peer_key):
-                self.initiate_phase1(runtime.policy, now, rekey=self._knows_peer(
-                    *runtime.peer_key))
+    def _service_peer(self, key: PeerKey, now: float) -> None:
+        for runtime in self._tunnels_of(key):
+            self._service_tunnel(runtime, now)
+
+    def _service_tunnel(self, runtime: TunnelRuntime, now: float) -> None:
+        """Start what the tunnel needs (SPEC 3.3) if its back-off allows it now."""
+        if not self._needs_negotiation(runtime) or now < runtime.next_attempt_at:
+            return
+        current = self._current_child(runtime.policy.name)
+        moving = current is not None and self._orphaned(current)
+        ike = self._best_ike(*runtime.peer_key, fresh=moving)
+        if ike is not None:
+            rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
+            self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
+        elif not self._phase1_in_progress(runtime.peer_key):
+            self.initiate_phase1(runtime.policy, now, rekey=self._knows_peer(*runtime.peer_key))
 
     def _apply_policy(self, policy: EnginePolicy, now: float) -> None:
         """Live configuration change: tunnels removed, disabled or changed lose their SAs."""
         self.policy = policy
         new = {tunnel.name: tunnel for tunnel in policy.tunnels}
+        changed: list[TunnelRuntime] = []
         for name, runtime in list(self._tunnels.items()):
             replacement = new.get(name)
             if replacement == runtime.policy:
@@ -247,37 +351,37 @@ class Lifecycle(ABC):
                 # Only `responder-only` changed: the SAs stay; a tunnel that now
                 # initiates rekeys those already past their soft lifetime.
                 runtime.policy = replacement
-                if runtime.initiates:
-                    for child in self._children.values():
-                        if child.tunnel == name and not child.superseded and \
-                                child.soft_at == math.inf:
-                            runtime.rekey_of = child.inbound_spi
+                current = self._current_child(name)
+                if runtime.initiates and current is not None and current.soft_at == math.inf:
+                    runtime.rekey_of = current.inbound_spi
+                changed.append(runtime)
                 continue
             self._clear_tunnel_children(name, "policy", now)
-            if replacement is None:
-                del self._tunnels[name]
-            else:
+            self._remove_tunnel(runtime)
+            if replacement is not None:
                 runtime.policy = replacement
                 runtime.failures, runtime.next_attempt_at, runtime.rekey_of = 0, 0.0, None
+                self._add_tunnel(runtime)
+                changed.append(runtime)
         for name, tunnel in new.items():
-            self._tunnels.setdefault(name, TunnelRuntime(tunnel))
-        self._service_tunnels(now)
+            if name not in self._tunnels:
+                runtime = TunnelRuntime(tunnel)
+                self._add_tunnel(runtime)
+                changed.append(runtime)
+        for runtime in changed:
+            self._touch(runtime)
+            self._service_tunnel(runtime, now)
 
     def _clear_tunnel_children(self, name: str, reason: str, now: float) -> int:
-        count = 0
-        for child in list(self._children.values()):
-            if child.tunnel == name:
-                self._delete_child(child, reason, now, notify_peer=True)
-                count += 1
-        for ike in list(self._ike.values()):
-            for qm in list(ike.quick_modes.values()):
-                if qm.tunnel == name:
-                    ike.quick_modes.pop(qm.message_id, None)
-                    self._spis.discard(qm.inbound_spi)
-        return count
+        children = self._sas.children_of_tunnel(name)
+        for child in children:
+            self._delete_child(child, reason, now, notify_peer=True)
+        for qm, ike in self._sas.quick_modes_of_tunnel(name):
+            self._end_quick_mode(ike, qm)
+        return len(children)
 
     def _child_gone(self, child: IpsecSa, now: float) -> None:
-        self._retire_replaced((child.local[0], child.peer[0]), now)
+        self._retire_replaced(child_peer(child), now)
         runtime = self._tunnels.get(child.tunnel)
         if runtime is None:
             return
@@ -285,10 +389,10 @@ class Lifecycle(ABC):
             runtime.rekey_of = None
         if not self._live_child(child.tunnel):
             runtime.up_since = None
-        self._forget_peer_if_unused((child.local[0], child.peer[0]))
+        self._forget_peer_if_unused(child_peer(child))
 
     def _ike_gone(self, ike: IkeSa, now: float) -> None:
-        self._forget_peer_if_unused((ike.local[0], ike.remote[0]))
+        self._forget_peer_if_unused(ike_peer(ike))
 
     def _retire_replaced(self, key: PeerKey, now: float) -> None:
         """Delete the peer's phase 1 SAs being replaced once their IPsec SAs have moved.
@@ -297,30 +401,30 @@ class Lifecycle(ABC):
         (nor a Quick Mode) uses it any more; a responder-only tunnel's SA keeps
         it until the peer renews that SA or the phase 1 expires.
         """
-        if self._best_ike(*key, fresh=True) is None:
+        replaced = [ike for ike in self._sas.ike_of_peer(key) if ike.rekeyed and ike.established]
+        if not replaced or self._best_ike(*key, fresh=True) is None:
             return
-        for ike in [ike for ike in self._ike.values() if ike.rekeyed and ike.established
-                    and (ike.local[0], ike.remote[0]) == key]:
-            if ike.quick_modes or any(child.ike_cookies == ike.cookies and not child.superseded
-                                      for child in self._children.values()):
+        for ike in replaced:
+            if ike.quick_modes or any(not child.superseded
+                                      for child in self._sas.children_of_ike(ike.cookies)):
                 continue
             self._delete_ike(ike, "rekeyed", now, notify_peer=True)
 
     def _forget_peer_if_unused(self, key: PeerKey) -> None:
-        if key in self._peers and not any(
-                ike.established and (ike.local[0], ike.remote[0]) == key
-                for ike in self._ike.values()):
+        if key in self._peers and not any(ike.established for ike in self._sas.ike_of_peer(key)):
             del self._peers[key]
+            self._touch(key)
 
     def _initial_contact(self, ike: IkeSa, now: float) -> None:
         """RFC 2407 4.6.3.3: the peer lost its state; drop what predates this phase 1."""
         ike.log.info("INITIAL-CONTACT from %s: removing older SAs", ike.remote[0])
-        for child in list(self._children.values()):
-            if child.peer[0] == ike.remote[0] and child.created_at < ike.created_at:
+        key = ike_peer(ike)
+        for child in self._sas.children_of_peer(key):
+            if child.created_at < ike.created_at:
                 self._delete_child(child, "initial contact", now, notify_peer=False)
-        for other in list(self._ike.values()):
-            if other is not ike and other.established and other.remote[0] == ike.remote[0] \
-                    and (other.established_at or 0.0) < ike.created_at:
+        for other in self._sas.ike_of_peer(key):
+            if other is not ike and other.established and \
+                    (other.established_at or 0.0) < ike.created_at:
                 self._delete_ike(other, "initial contact", now, notify_peer=False)
 
     def _soft_fraction(self, role: Role) -> float:
@@ -348,23 +452,27 @@ class Lifecycle(ABC):
         """
         self._now = now
         names = set(self._tunnels) if tunnels is None else set(tunnels) & set(self._tunnels)
-        peers = {self._tunnels[name].peer_key for name in names}
         count = 0
         if phase in (None, 2):
             for name in names:
                 count += self._clear_tunnel_children(name, "cleared", now)
         if phase in (None, 1):
-            for ike in list(self._ike.values()):
-                if tunnels is None or (ike.local[0], ike.remote[0]) in peers:
-                    if ike.established:
-                        self._delete_ike(ike, "cleared", now, notify_peer=True)
-                        count += 1
-                    else:
-                        self._forget_ike(ike)
-        for name in names:
+            if tunnels is None:
+                victims = list(self._sas.ike.values())
+            else:
+                peers = {self._tunnels[name].peer_key for name in names}
+                victims = [ike for key in peers for ike in self._sas.ike_of_peer(key)]
+            for ike in victims:
+                if ike.established:
+                    self._delete_ike(ike, "cleared", now, notify_peer=True)
+                    count += 1
+                else:
+                    self._forget_ike(ike)
+        for name in sorted(names):
             runtime = self._tunnels[name]
             runtime.failures, runtime.next_attempt_at, runtime.rekey_of = 0, 0.0, None
-        self._service_tunnels(now)
+            self._touch(runtime)
+            self._service_tunnel(runtime, now)
         return count
 
     def traffic(self, tunnel: str, inbound_bytes: int, outbound_bytes: int, now: float) -> None:
@@ -379,9 +487,10 @@ class Lifecycle(ABC):
                 live.last_rx, live.probes, live.probe_at = now, 0, None
             if outbound_bytes > runtime.outbound_bytes:
                 live.last_tx = now
+            self._touch(runtime.peer_key)
         runtime.inbound_bytes, runtime.outbound_bytes = inbound_bytes, outbound_bytes
-        for child in list(self._children.values()):
-            if child.tunnel != tunnel or not child.lifetime_kilobytes:
+        for child in self._sas.children_of_tunnel(tunnel):
+            if not child.lifetime_kilobytes:
                 continue
             used = max(inbound_bytes - child.inbound_at_start,
                        outbound_bytes - child.outbound_at_start) // 1024
@@ -389,58 +498,74 @@ class Lifecycle(ABC):
                 self._delete_child(child, "expired", now, notify_peer=True)
             elif used >= child.soft_kilobytes and not child.superseded:
                 self._request_rekey(child)
-        self._service_tunnels(now)
+        self._service_tunnel(runtime, now)
 
     # --- timers -------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        deadlines: list[float] = []
-        dpd = self.policy.dpd
-        for ike in self._ike.values():
-            if ike.flight is not None:
-                deadlines.append(ike.flight.next_at)
-            if not ike.established and ike.role is Role.RESPONDER:
-                deadlines.append(ike.created_at + self.policy.half_open_timeout)
-            if ike.established and ike.expires_at is not None and ike.soft_at is not None:
-                deadlines.append(ike.expires_at)
-                if not ike.rekeyed:
-                    deadlines.append(ike.soft_at)
-            deadlines += [qm.flight.next_at for qm in ike.quick_modes.values()
-                          if qm.flight is not None]
-        for child in self._children.values():
-            deadlines.append(child.expires_at)
-            if not child.superseded:
-                deadlines.append(child.soft_at)
-            if child.delete_at is not None:
-                deadlines.append(child.delete_at)
-        for runtime in self._tunnels.values():
-            if self._needs_negotiation(runtime) and not self._phase1_in_progress(
-                    runtime.peer_key):
-                deadlines.append(runtime.next_attempt_at)
-        if dpd.enabled:
-            for key, live in self._peers.items():
-                if self._dpd_ike(key) is not None:
-                    deadlines.append(self._dpd_due(live))
-        finite = [deadline for deadline in deadlines if math.isfinite(deadline)]
-        return min(finite) if finite else None
+        self._reschedule()
+        return self._timers.earliest()
 
     def handle_timer(self, now: float) -> None:
         self._now = now
-        for ike in list(self._ike.values()):
-            if ike.cookies in self._ike:
-                self._ike_timers(ike, now)
-        for child in list(self._children.values()):
-            if child.inbound_spi not in self._children:
-                continue
-            if now >= child.expires_at:
-                self._delete_child(child, "expired", now, notify_peer=True)
-            elif child.delete_at is not None and now >= child.delete_at:
-                self._delete_child(child, "rekeyed", now, notify_peer=True)
-            elif not child.superseded and now >= child.soft_at:
-                self._request_rekey(child)
-        if self.policy.dpd.enabled:
-            self._dpd_timers(now)
-        self._service_tunnels(now)
+        for _ in range(_TIMER_ROUNDS):
+            self._reschedule()
+            due = self._timers.pop_due(now)
+            if not due:
+                return
+            for item in due:
+                self._fire(item, now)
+                self._touch(item)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        """Recompute the deadline of everything touched since the heap was last read."""
+        while self._dirty:
+            item = next(iter(self._dirty))
+            del self._dirty[item]
+            self._timers.schedule(item, self._deadline(item))
+
+    def _deadline(self, item: Timed) -> float | None:
+        if isinstance(item, IkeSa):
+            return self._ike_deadline(item) if self._sas.ike.get(item.cookies) is item else None
+        if isinstance(item, IpsecSa):
+            if self._sas.children.get(item.inbound_spi) is not item:
+                return None
+            return min(item.expires_at, math.inf if item.superseded else item.soft_at,
+                       math.inf if item.delete_at is None else item.delete_at)
+        if isinstance(item, TunnelRuntime):
+            if self._tunnels.get(item.policy.name) is not item or \
+                    not self._needs_negotiation(item) or self._phase1_in_progress(item.peer_key):
+                return None
+            return item.next_attempt_at
+        live = self._peers.get(item)
+        if live is None or not self.policy.dpd.enabled or self._dpd_ike(item) is None:
+            return None
+        return self._dpd_due(live)
+
+    def _ike_deadline(self, ike: IkeSa) -> float:
+        deadlines = [qm.flight.next_at for qm in ike.quick_modes.values()
+                     if qm.flight is not None]
+        if ike.flight is not None:
+            deadlines.append(ike.flight.next_at)
+        if not ike.established and ike.role is Role.RESPONDER:
+            deadlines.append(ike.created_at + self.policy.half_open_timeout)
+        if ike.established and ike.expires_at is not None and ike.soft_at is not None:
+            deadlines.append(ike.expires_at if ike.rekeyed else ike.soft_at)
+        return min(deadlines, default=math.inf)
+
+    def _fire(self, item: Timed, now: float) -> None:
+        if isinstance(item, IkeSa):
+            if self._sas.ike.get(item.cookies) is item:
+                self._ike_timers(item, now)
+        elif isinstance(item, IpsecSa):
+            if self._sas.children.get(item.inbound_spi) is item:
+                self._child_timers(item, now)
+        elif isinstance(item, TunnelRuntime):
+            if self._tunnels.get(item.policy.name) is item:
+                self._service_tunnel(item, now)
+        elif self.policy.dpd.enabled:
+            self._dpd_timer(item, now)
 
     def _retransmit(self, flight: Flight, now: float) -> bool:
         retransmit = self.policy.retransmit
@@ -472,12 +597,23 @@ class Lifecycle(ABC):
             self._delete_ike(ike, "expired", now, notify_peer=True)
         elif not ike.rekeyed and now >= ike.soft_at:
             ike.rekeyed = True
+            self._touch_peer(ike_peer(ike))
+            for child in self._sas.children_of_ike(ike.cookies):
+                self._touch_tunnel(child.tunnel)
             self._rekey_phase1(ike, now)
-            self._retire_replaced((ike.local[0], ike.remote[0]), now)
+            self._retire_replaced(ike_peer(ike), now)
+
+    def _child_timers(self, child: IpsecSa, now: float) -> None:
+        if now >= child.expires_at:
+            self._delete_child(child, "expired", now, notify_peer=True)
+        elif child.delete_at is not None and now >= child.delete_at:
+            self._delete_child(child, "rekeyed", now, notify_peer=True)
+        elif not child.superseded and now >= child.soft_at:
+            self._request_rekey(child)
 
     def _rekey_phase1(self, ike: IkeSa, now: float) -> None:
-        key = (ike.local[0], ike.remote[0])
-        tunnels = [r for r in self._tunnels.values() if r.peer_key == key and r.initiates]
+        key = ike_peer(ike)
+        tunnels = [r for r in self._tunnels_of(key) if r.initiates]
         newer = self._best_ike(*key)
         if not tunnels or self._phase1_in_progress(key) or (newer is not None and newer is not ike
                                                            and not newer.rekeyed):
@@ -487,14 +623,16 @@ class Lifecycle(ABC):
 
     def _request_rekey(self, child: IpsecSa) -> None:
         child.soft_at = math.inf
+        self._touch(child)
         runtime = self._tunnels.get(child.tunnel)
         if runtime is not None and runtime.initiates and runtime.rekey_of is None:
             runtime.rekey_of = child.inbound_spi
+            self._touch(runtime)
 
     # --- DPD (RFC 3706) -------------------------------------------------------------
 
     def _heard_from(self, ike: IkeSa, now: float) -> None:
-        key = (ike.local[0], ike.remote[0])
+        key = ike_peer(ike)
         live = self._peers.get(key)
         if live is None:
             if not ike.established:
@@ -502,6 +640,7 @@ class Lifecycle(ABC):
             sequence = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
             live = self._peers[key] = PeerLiveness(now, now, sequence)
         live.last_rx, live.probes, live.probe_at = now, 0, None
+        self._touch(key)
 
     def _dpd_ike(self, key: PeerKey) -> IkeSa | None:
         ike = self._best_ike(*key)
@@ -517,35 +656,37 @@ class Lifecycle(ABC):
             due = min(due, silence_due)
         return due
 
-    def _dpd_timers(self, now: float) -> None:
+    def _dpd_timer(self, key: PeerKey, now: float) -> None:
+        live = self._peers.get(key)
+        ike = self._dpd_ike(key)
+        if live is None or ike is None or now < self._dpd_due(live):
+            return
         dpd = self.policy.dpd
-        for key, live in list(self._peers.items()):
-            ike = self._dpd_ike(key)
-            if ike is None or now < self._dpd_due(live):
-                continue
-            if live.probe_at is not None and live.probes >= dpd.retries:
-                self._peer_dead(key, now)
-                continue
-            live.sequence = (live.sequence + 1) & 0xFFFFFFFF
-            live.probes += 1
-            live.probe_at = now
-            self._count("dpd_sent")
-            ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
-            notify = informational.dpd_notify(ike, False, live.sequence)
-            self._send(informational.protect(ike, [notify], self.random), ike.local, ike.remote)
+        if live.probe_at is not None and live.probes >= dpd.retries:
+            self._peer_dead(key, now)
+            return
+        live.sequence = (live.sequence + 1) & 0xFFFFFFFF
+        live.probes += 1
+        live.probe_at = now
+        self._count("dpd_sent")
+        ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
+        notify = informational.dpd_notify(ike, False, live.sequence)
+        self._send(informational.protect(ike, [notify], self.random), ike.local, ike.remote)
 
     def _dpd_ack(self, ike: IkeSa, sequence: int, now: float) -> None:
-        live = self._peers.get((ike.local[0], ike.remote[0]))
+        key = ike_peer(ike)
+        live = self._peers.get(key)
         if live is None or not 0 <= (live.sequence - sequence) & 0xFFFFFFFF < max(live.probes, 1):
             return
         self._count("dpd_ack_received")
         live.last_rx, live.probes, live.probe_at = now, 0, None
+        self._touch(key)
 
     def _peer_dead(self, key: PeerKey, now: float) -> None:
         self._count("peers_dead")
-        tunnels = [r for r in self._tunnels.values() if r.peer_key == key]
-        peer = next((ike.remote for ike in self._ike.values()
-                     if (ike.local[0], ike.remote[0]) == key), (key[1], 500))
+        tunnels = self._tunnels_of(key)
+        ikes = self._sas.ike_of_peer(key)
+        peer = ikes[0].remote if ikes else (key[1], 500)
         ike = self._best_ike(*key)
         if ike is not None:
             ike.log.info("peer %s is dead (no answer to %d R-U-THERE)", key[1],
@@ -553,24 +694,25 @@ class Lifecycle(ABC):
         names: list[str | None] = [r.policy.name for r in tunnels]
         for name in names or [None]:
             self._emit(PeerDead(name, peer))
-        for child in list(self._children.values()):
-            if (child.local[0], child.peer[0]) == key:
-                self._delete_child(child, "dead peer", now, notify_peer=False)
-        for other in list(self._ike.values()):
-            if (other.local[0], other.remote[0]) == key:
-                self._delete_ike(other, "dead peer", now, notify_peer=False)
+        for child in self._sas.children_of_peer(key):
+            self._delete_child(child, "dead peer", now, notify_peer=False)
+        for other in self._sas.ike_of_peer(key):
+            self._delete_ike(other, "dead peer", now, notify_peer=False)
         self._peers.pop(key, None)
+        self._touch(key)
         self._negotiation_failed(key[0], key[1], None, "dead peer", now)
 
     # --- status -----------------------------------------------------------------
 
     def ike_sa_status(self, now: float) -> list[IkeSaStatus]:
-        return [self._ike_status(ike, now) for ike in self._ike.values()]
+        """Every ISAKMP SA, negotiating or established (`show ipsec ike-sa`)."""
+        return [self._ike_status(ike, now) for ike in self._sas.ike.values()]
 
     def _ike_status(self, ike: IkeSa, now: float) -> IkeSaStatus:
         suite = ike.suite or (ike.offered[0] if ike.offered else None)
         from .phase1 import identity_string
 
+        tunnel = self._tunnel_of(ike)
         return IkeSaStatus(
             vr=self.policy.vr, local=ike.local[0], remote=ike.remote[0],
             local_port=ike.local[1], remote_port=ike.remote[1],
@@ -581,37 +723,41 @@ class Lifecycle(ABC):
             group=suite.group if suite else 0,
             lifetime_seconds=suite.lifetime_seconds if suite else 0,
             remaining_seconds=max(0, int((ike.expires_at or now) - now)),
-            nat_detected=ike.nat_detected, tunnel=ike.tunnel or (
-                self._tunnel_of(ike).name if self._tunnel_of(ike) else None),  # type: ignore[union-attr]
+            nat_detected=ike.nat_detected,
+            tunnel=ike.tunnel or (tunnel.name if tunnel is not None else None),
             local_identity=identity_string(ike.local_id) if ike.local_id else "",
             peer_identity=identity_string(ike.peer_id) if ike.peer_id else "",
         )
 
     def tunnel_status(self, now: float) -> list[TunnelStatus]:
-        result = []
-        for runtime in self._tunnels.values():
-            policy = runtime.policy
-            children = [c for c in self._children.values() if c.tunnel == policy.name]
-            live = [c for c in children if not c.superseded]
-            ikes = tuple(self._ike_status(ike, now) for ike in self._ike.values()
-                         if (ike.local[0], ike.remote[0]) == runtime.peer_key)
-            if not policy.enabled:
-                state = TunnelState.DISABLED
-            elif live:
-                state = TunnelState.UP
-            elif self._quick_mode_running(policy.name) or self._phase1_in_progress(
-                    runtime.peer_key):
-                state = TunnelState.NEGOTIATING
-            else:
-                state = TunnelState.DOWN
-            result.append(TunnelStatus(
-                name=policy.name, vr=self.policy.vr, state=state, local=policy.local_address,
-                peer=policy.peer_address,
-                transform=live[-1].transform if live else policy.transforms[0],
-                up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
-                ike_sas=ikes,
-                ipsec_sas=tuple(self._child_status(child, runtime, now) for child in children)))
-        return result
+        """Every configured tunnel with its SAs (`show ipsec tunnel`), in configuration order.
+
+        A responder-only tunnel without SAs is "down", like any tunnel waiting
+        for its next attempt; it is "negotiating" only while the peer is.
+        """
+        return [self._tunnel_status(runtime, now) for runtime in self._tunnels.values()]
+
+    def _tunnel_status(self, runtime: TunnelRuntime, now: float) -> TunnelStatus:
+        policy = runtime.policy
+        children = self._sas.children_of_tunnel(policy.name)
+        live = [c for c in children if not c.superseded]
+        ikes = tuple(self._ike_status(ike, now) for ike in self._sas.ike_of_peer(runtime.peer_key))
+        if not policy.enabled:
+            state = TunnelState.DISABLED
+        elif live:
+            state = TunnelState.UP
+        elif self._sas.quick_mode_running(policy.name) or self._phase1_in_progress(
+                runtime.peer_key):
+            state = TunnelState.NEGOTIATING
+        else:
+            state = TunnelState.DOWN
+        return TunnelStatus(
+            name=policy.name, vr=self.policy.vr, state=state, local=policy.local_address,
+            peer=policy.peer_address,
+            transform=live[-1].transform if live else policy.transforms[0],
+            up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
+            ike_sas=ikes,
+            ipsec_sas=tuple(self._child_status(child, runtime, now) for child in children))
 
     def _child_status(self, child: IpsecSa, runtime: TunnelRuntime, now: float) -> IpsecSaStatus:
         return IpsecSaStatus(
@@ -625,7 +771,14 @@ class Lifecycle(ABC):
             outbound_bytes=max(0, runtime.outbound_bytes - child.outbound_at_start))
 
 
+@functools.lru_cache(maxsize=8192)
 def network_contains(outer: str, inner: str) -> bool:
+    """Whether prefix `inner` lies within `outer` (cached: called per Quick Mode)."""
     a = ipaddress.ip_network(outer, strict=False)
     b = ipaddress.ip_network(inner, strict=False)
     return a.version == b.version and b.subnet_of(a)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalised(network: str) -> str:
+    return str(ipaddress.ip_network(network, strict=False))

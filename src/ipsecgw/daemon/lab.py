@@ -22,49 +22,36 @@ from .. import testbed as tb
 
 PSK = "lab-psk-change-me"
 
-SITE_A_CONFIG = f"""hostname siteA
-ipsec local-endpoint {tb.SITE_A_OUTER} transport-virtual-router default
+def lab_config(hostname: str, local: str, peer: str, local_net: str, remote_net: str,
+               tunnel: str) -> str:
+    """The startup configuration of one lab site: PSK, AES-128/SHA-1, group 14, PFS."""
+    return f"""hostname {hostname}
+ipsec local-endpoint {local} transport-virtual-router default
 ipsec ike-policy-rule 1
  authentication pre-share
  encryption aes128
  hash sha
  group 14
  exit
-ipsec key manual pre-share {tb.SITE_B_OUTER}
+ipsec key manual pre-share {peer}
  key {PSK}
  exit
 ipsec transform-set lab esp-aes128-hmac-sha
-interface tunnel ipsec:siteB transport-virtual-router default
- tunnel source {tb.SITE_A_OUTER}
- tunnel destination {tb.SITE_B_OUTER}
+interface tunnel ipsec:{tunnel} transport-virtual-router default
+ tunnel source {local}
+ tunnel destination {peer}
  tunnel transform-set lab
  tunnel pfs group 14
- tunnel local-network {tb.SITE_A_NET}
- tunnel remote-network {tb.SITE_B_NET}
+ tunnel local-network {local_net}
+ tunnel remote-network {remote_net}
  exit
 """
 
-SITE_B_IPSECGW_CONFIG = f"""hostname siteB
-ipsec local-endpoint {tb.SITE_B_OUTER} transport-virtual-router default
-ipsec ike-policy-rule 1
- authentication pre-share
- encryption aes128
- hash sha
- group 14
- exit
-ipsec key manual pre-share {tb.SITE_A_OUTER}
- key {PSK}
- exit
-ipsec transform-set lab esp-aes128-hmac-sha
-interface tunnel ipsec:siteA transport-virtual-router default
- tunnel source {tb.SITE_B_OUTER}
- tunnel destination {tb.SITE_A_OUTER}
- tunnel transform-set lab
- tunnel pfs group 14
- tunnel local-network {tb.SITE_B_NET}
- tunnel remote-network {tb.SITE_A_NET}
- exit
-"""
+
+SITE_A_CONFIG = lab_config("siteA", tb.SITE_A_OUTER, tb.SITE_B_OUTER, tb.SITE_A_NET,
+                           tb.SITE_B_NET, "siteB")
+SITE_B_IPSECGW_CONFIG = lab_config("siteB", tb.SITE_B_OUTER, tb.SITE_A_OUTER, tb.SITE_B_NET,
+                                   tb.SITE_A_NET, "siteA")
 
 
 def strongswan_site_b() -> str:

@@ -521,8 +521,7 @@ class Lifecycle(ABC):
     def _reschedule(self) -> None:
         """Recompute the deadline of everything touched since the heap was last read."""
         while self._dirty:
-            item = next(iter(self._dirty))
-            del self._dirty[item]
+            item, _ = self._dirty.popitem()
             self._timers.schedule(item, self._deadline(item))
 
     def _deadline(self, item: Timed) -> float | None:

@@ -197,7 +197,11 @@ class EnginePolicy:
     half_open_limit: int = 1000
     half_open_timeout: float = 60.0
     #: How long an IPsec SA replaced by a rekey stays installed (inbound traffic
-    #: still protected with the old SA arrives during this time).
+    #: still protected with the old SA arrives during this time).  A fixed time,
+    #: not "until traffic arrives on the new SA": the data plane reports byte
+    #: counters per tunnel (`Engine.traffic`), not per SA, so the engine cannot
+    #: see the peer switch over.  30 s covers strongSwan, which moves its
+    #: outbound traffic to the new SA as soon as it is installed.
     rekey_grace: float = 30.0
     #: Invalid-cookie replies: per peer and overall token buckets (rate/s, burst).
     invalid_cookie_rate: float = 1.0

@@ -176,3 +176,22 @@ def test_expired_phase1_without_successor_then_renewal_on_the_next() -> None:
     assert [e.rekey_of for e in pair.events("a", IpsecSaEstablished) if e.rekey_of] == \
         [next(iter(sas))[0]]
     assert traffic_flows(pair, tied="b")
+
+
+def test_a_second_phase1_alone_renews_nothing() -> None:
+    # B opens a second phase 1 while the first is fine (as after a race).
+    # Each side may prefer a different one; neither moves its SAs for that.
+    pair = _up(*policies(rules=(IkeRule(group=19, lifetime_seconds=300),)))
+    pair.b.initiate_phase1(pair.b.policy.tunnels[0], pair.now, rekey=True)
+    pair.pump()
+    pair.advance(5)
+    assert len(pair.events("a", Phase1Established)) == 2
+    assert len(pair.events("a", IpsecSaEstablished)) == 1
+    pair.advance(200)
+    assert len(pair.events("a", IpsecSaEstablished)) == 1
+    # Through phase 1 rekeys, one renewal per replaced phase 1 at most.
+    broken = _always_flowing(pair)
+    pair.advance(1000)
+    replaced = len(pair.events("a", Phase1Deleted))
+    assert 1 < len(pair.events("a", IpsecSaEstablished)) <= 1 + replaced
+    assert broken == [] and pair.consistent()

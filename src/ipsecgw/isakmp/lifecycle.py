@@ -32,7 +32,10 @@ and its deadline is recomputed before the heap is next read.
 - The same renewal follows whenever a phase 1 goes away while IPsec SAs
   negotiated under it remain (peer's Delete, `clear_sa(phase=1)`, expiry):
   the SAs stay installed (RFC 2409), a tunnel that initiates gets a new
-  phase 1 at once (DPD and rekeys need one) and renews its SA on it.
+  phase 1 at once (DPD and rekeys need one; after a peer's Delete it first
+  waits `PEER_QUICK_MODE_GRACE` for the peer's own) and renews its SA on it.
+  Only a phase 1 that goes or that we replace triggers a renewal, never a
+  mere second one (both peers would keep moving SAs to their own newest).
 - DPD (RFC 3706): see `DpdPolicy`.
 """
 

@@ -184,7 +184,7 @@ def test_spoofed_invalid_cookie_changes_nothing(tunnel) -> None:  # type: ignore
     # An unprotected INVALID-COOKIE naming the live ISAKMP SA, from a third party
     # that can reach ipsecgw's port 500 (here: site B's namespace, port 500 busy).
     probe(sites.b, tb.SITE_A_OUTER, count=3, spoof=m.group(1) + m.group(2))
-    assert wait_until(lambda: re.search(r"received\s*:?\s*[1-9]",
+    assert wait_until(lambda: re.search(r"Invalid cookies received\s*:?\s*[1-9]",
                                         gw.cli("show ipsec statistics")) is not None, 5)
     assert ping_ok(sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER)
     assert swan_state(swan.list_sas()) == (cookies_before, spis_before)

@@ -1,0 +1,40 @@
+"""Rekeying against strongSwan without losing traffic.
+
+Phase 1 and phase 2 lifetimes of 20 s make ipsecgw rekey both several
+times while a ping runs through the tunnel: strongSwan must adopt the new
+SAs (its log says so) and no echo may go unanswered.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gwlab import PSK, IpsecgwProcess, site_config
+
+from ipsecgw import testbed as tb
+
+
+def test_phase1_and_phase2_rekeys_lose_nothing(two_sites: tb.TwoSites, tmp_path: Path) -> None:
+    conf = tb.swanctl_conf(local_addr=tb.SITE_B_OUTER, remote_addr=tb.SITE_A_OUTER,
+                           local_ts=tb.SITE_B_NET, remote_ts=tb.SITE_A_NET, psk=PSK)
+    config = site_config(extra_tunnel="tunnel lifetime seconds 20 kilobytes 1000000")
+    config = config.replace(" group 14\n", " group 14\n lifetime seconds 20\n", 1)
+    with tb.StrongSwan(two_sites.b, conf, workdir=tmp_path / "swan") as swan:
+        swan.start()
+        gw = IpsecgwProcess(two_sites.a, tmp_path / "gw", config)
+        try:
+            assert gw.wait_tunnel_up("siteB"), gw.log()
+            out = two_sites.a.run("ping", "-c", "225", "-i", "0.2", "-W", "1",
+                                  "-I", tb.SITE_A_INNER, tb.SITE_B_INNER, check=False,
+                                  timeout=90)
+            stats = gw.cli("show ipsec statistics")
+        finally:
+            gw.stop()
+    received = int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
+    assert received == 225, out[-400:]
+    log = swan.log()
+    assert log.count("detected rekeying of CHILD_SA") >= 2, "phase 2 rekeyed at least twice"
+    assert "detected reauth" in log or log.count("IKE_SA gw[") >= 2, "phase 1 rekeyed"
+    established = re.search(r"Phase 1 SAs established\s+(\d+)", stats)
+    assert established and int(established.group(1)) >= 3, stats

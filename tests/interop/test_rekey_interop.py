@@ -38,3 +38,27 @@ def test_phase1_and_phase2_rekeys_lose_nothing(two_sites: tb.TwoSites, tmp_path:
     assert "detected reauth" in log or log.count("IKE_SA gw[") >= 2, "phase 1 rekeyed"
     established = re.search(r"Phase 1 SAs established\s+(\d+)", stats)
     assert established and int(established.group(1)) >= 3, stats
+
+
+def test_kilobyte_lifetime_rekeys(two_sites: tb.TwoSites, tmp_path: Path) -> None:
+    """A 1,000 KB lifetime and 2.8 MB of pings: phase 2 rekeys on volume, nothing lost."""
+    conf = tb.swanctl_conf(local_addr=tb.SITE_B_OUTER, remote_addr=tb.SITE_A_OUTER,
+                           local_ts=tb.SITE_B_NET, remote_ts=tb.SITE_A_NET, psk=PSK)
+    config = site_config(extra_tunnel="tunnel lifetime seconds 3600 kilobytes 1000")
+    with tb.StrongSwan(two_sites.b, conf, workdir=tmp_path / "swan") as swan:
+        swan.start()
+        gw = IpsecgwProcess(two_sites.a, tmp_path / "gw", config)
+        try:
+            assert gw.wait_tunnel_up("siteB"), gw.log()
+            # 1,400-byte echoes at 100/s: about 140 KB/s each way.
+            out = two_sites.a.run("ping", "-c", "2000", "-i", "0.01", "-s", "1372", "-W", "1",
+                                  "-I", tb.SITE_A_INNER, tb.SITE_B_INNER, check=False,
+                                  timeout=90)
+            stats = gw.cli("show ipsec statistics")
+        finally:
+            gw.stop()
+    received = int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
+    assert received == 2000, out[-400:]
+    established = re.search(r"Phase 2 SAs established\s+(\d+)", stats)
+    assert established and int(established.group(1)) >= 3, stats
+    assert swan.log().count("detected rekeying of CHILD_SA") >= 2

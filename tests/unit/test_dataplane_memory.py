@@ -16,8 +16,9 @@ from ipsecgw.dataplane import (
     TunnelSpec,
     UnknownTunnel,
 )
-from ipsecgw.dataplane.esp import ENCRYPTIONS, INTEGRITIES
+from ipsecgw.dataplane.esp import ENCRYPTIONS, INTEGRITIES, OutboundSa
 from ipsecgw.dataplane.memory import Route, connect
+from ipsecgw.dataplane.sadb import SWITCH_DELAY
 from ipsecgw.isakmp.events import EncryptionName, IntegrityName, IpsecSaEstablished, SaKeys
 
 A_OUTER, B_OUTER = "10.99.0.1", "10.99.0.2"
@@ -224,7 +225,7 @@ def test_tunnel_spec_validates() -> None:
 
 
 def test_rekey_keeps_old_inbound_until_removed(
-    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+    sites: tuple[MemoryDataPlane, MemoryDataPlane], clock: Clock
 ) -> None:
     a, b = sites
     old_a, old_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
@@ -242,15 +243,19 @@ def test_rekey_keeps_old_inbound_until_removed(
     a.inject("t1", ping)
     assert a.sent[-1].data[:4] == b"\xb0\x00\x00\x01"
     assert b.delivered["t1"] == [ping]
+    # B's new pair does not carry outbound traffic yet: A may not have it
+    # installed (a Quick Mode initiator installs on sending HASH(3)).
     b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
-    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x02"  # newest SA carries outbound traffic
-    assert a.delivered["t1"] == []  # A does not know SPI a2 yet
-    assert a.counters("t1").unknown_spi == 1  # charged to t1 by the outer addresses
+    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x01"
+    assert a.delivered["t1"] == [ipv4("10.98.2.1", "10.98.1.1")]
 
     a.install_sa(new_a)
+    clock.now += SWITCH_DELAY  # now the newest SA carries outbound traffic
     a.inject("t1", ping)
     assert a.sent[-1].data[:4] == b"\xb0\x00\x00\x02"
     assert b.delivered["t1"] == [ping, ping]
+    b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
+    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x02"
 
     # The old SA's late packet still decrypts until the delete arrives.
     late = a.sent[0].data
@@ -262,6 +267,25 @@ def test_rekey_keeps_old_inbound_until_removed(
     b.receive_esp(late, (B_OUTER, 0), (A_OUTER, 0), udp=False)
     assert b.counters("t1").unknown_spi == 1
     b.remove_sa("t1", b"\xb0\x00\x00\x01", b"\xa0\x00\x00\x01")  # again: ignored
+
+
+def test_rekeyed_sa_carries_traffic_once_the_peer_uses_it(
+    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> None:
+    a, b = sites
+    old_a, old_b = sa_pair(b"\xa0\x00\x00\x01", b"\xb0\x00\x00\x01")
+    a.install_sa(old_a)
+    b.install_sa(old_b)
+    new_a, new_b = sa_pair(b"\xa0\x00\x00\x02", b"\xb0\x00\x00\x02")
+    a.install_sa(new_a)
+    b.install_sa(new_b)
+    b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
+    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x01"  # before the delay: the old pair
+    # ... unless the peer's traffic shows it has the new SA: ESP from A on it.
+    esp = OutboundSa(new_a.outbound).encapsulate(ipv4("10.98.1.1", "10.98.2.1"))
+    b.receive_esp(esp, (B_OUTER, 0), (A_OUTER, 0), udp=False)
+    b.inject("t1", ipv4("10.98.2.1", "10.98.1.1"))
+    assert b.sent[-1].data[:4] == b"\xa0\x00\x00\x02"
 
 
 def test_old_sa_decrypts_during_overlap(sites: tuple[MemoryDataPlane, MemoryDataPlane]) -> None:

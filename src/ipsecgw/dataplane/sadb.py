@@ -41,6 +41,10 @@ _IPV4_ADDRESSES = struct.Struct("!II")
 _IPV6_ADDRESSES = struct.Struct("!QQQQ")
 
 
+#: How long a rekeyed SA pair waits before carrying outbound traffic (see SaPair).
+SWITCH_DELAY = 0.5
+
+
 @dataclass(frozen=True)
 class EspRoute:
     """Where the ESP packets of one SA pair go and come from."""
@@ -121,6 +125,12 @@ class SaPair:
         )
         self.tunnel = sa.tunnel
         self.installed_at = now
+        # A pair that replaces another takes over outbound traffic only after
+        # SWITCH_DELAY, or as soon as the peer uses it: the Quick Mode
+        # initiator installs on sending HASH(3), and ESP sent at once could
+        # reach the peer before it has processed that message and installed
+        # its inbound SA (a few packets lost at every rekey otherwise).
+        self.outbound_from = now
         self.last_inbound_at: float | None = None
         self.drops = dict.fromkeys(DropReason, 0)
 
@@ -208,6 +218,8 @@ class SaDatabase:
         if sa.inbound.spi in self._by_inbound_spi:
             raise DataPlaneError(f"inbound SPI {sa.inbound.spi.hex()} is already installed")
         pair = SaPair(sa, tunnel.spec.outer_vr, replay_window=self._replay_window, now=now)
+        if tunnel.pairs:
+            pair.outbound_from = now + SWITCH_DELAY
         tunnel.pairs.append(pair)
         self._by_inbound_spi[pair.inbound.spi] = pair
         self._by_addresses[(pair.route.local[0], pair.route.remote[0])] = tunnel.spec.name
@@ -254,10 +266,15 @@ class SaDatabase:
         tunnel = self._tunnels.get(tunnel_name)
         if tunnel is None:
             return None
-        for pair in reversed(tunnel.pairs):
-            if pair.selectors.outbound(inner):
-                break
-        else:
+        pair = newest = None
+        for candidate in reversed(tunnel.pairs):
+            if candidate.selectors.outbound(inner):
+                if now >= candidate.outbound_from or candidate.last_inbound_at is not None:
+                    pair = candidate
+                    break
+                newest = newest or candidate
+        pair = pair or newest
+        if pair is None:
             tunnel.no_sa += 1
             return None
         try:

@@ -28,7 +28,8 @@ def test_tshark_decrypts_ike_and_esp(two_sites: tb.TwoSites, tmp_path: Path) -> 
     with tb.StrongSwan(two_sites.b, conf, workdir=tmp_path / "swan") as swan:
         swan.start()
         capture = tb.Capture(two_sites.a, "veth-a", tmp_path / "gw.pcap", "udp or esp")
-        gw = IpsecgwProcess(two_sites.a, tmp_path / "gw", site_config(), save_keys=True)
+        gw = IpsecgwProcess(two_sites.a, tmp_path / "gw", site_config(), save_keys=True,
+                            log_level="debug")
         try:
             assert gw.wait_tunnel_up("siteB"), gw.log()
             assert ping_ok(two_sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER)
@@ -39,6 +40,14 @@ def test_tshark_decrypts_ike_and_esp(two_sites: tb.TwoSites, tmp_path: Path) -> 
             esp_table = (keys / "esp_sa").read_text()
             gw.stop()
     assert ike_table.count(",") >= 1 and esp_table.count("\n") >= 2
+    # Not a secret in the debug log: neither the PSK nor any key material.
+    log = gw.log()
+    assert "DEBUG" in log and PSK not in log
+    secrets = [ike_table.split(",")[1].strip()] + [
+        field.strip('"')[2:] for row in esp_table.splitlines()
+        for field in row.split(",")[5::2]
+    ]
+    assert all(len(secret) >= 32 and secret not in log for secret in secrets), "key in log"
     mode = os.stat(keys / "esp_sa").st_mode & 0o777
     assert mode == 0o600, oct(mode)
     # Main Mode messages 5 and 6 are encrypted: decrypted, they show their ID payloads.

@@ -37,6 +37,14 @@ COUNTER_LABELS: dict[str, str] = {
     "dropped_half_open_limit": "Dropped, half-open limit",
     "dropped_unprotected": "Dropped, unprotected",
     "dropped_internal_error": "Dropped, internal error",
+    "esp_auth_failed": "ESP dropped, authentication failed",
+    "esp_replay": "ESP dropped, replayed",
+    "esp_unknown_spi": "ESP dropped, unknown SPI",
+    "esp_malformed": "ESP dropped, malformed",
+    "esp_pad_error": "ESP dropped, bad padding",
+    "esp_policy": "ESP dropped, outside the selectors",
+    "esp_no_sa": "ESP not sent, no SA",
+    "esp_io_errors": "ESP I/O errors",
 }
 
 

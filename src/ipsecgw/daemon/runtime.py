@@ -23,6 +23,7 @@ from ..isakmp import events as ev
 from ..isakmp.engine import Engine
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelStatus, VrStatistics
 from .endpoints import NATT_KEEPALIVE, NATT_PORT, Address, Endpoints
+from .netns import DEFAULT_VR
 from .savekeys import SaveKeys
 from .translate import engine_policies, tunnel_specs
 
@@ -34,6 +35,9 @@ log = logging.getLogger("ipsecgw.daemon")
 # and DPD's "was there traffic" test.
 TRAFFIC_POLL_SECONDS = 0.25
 IDLE_POLL_TICKS = 4
+#: Data-plane counters shown by `show ipsec statistics` (TunnelCounters fields).
+ESP_COUNTERS = ("esp_auth_failed", "esp_replay", "esp_unknown_spi", "esp_malformed",
+                "esp_pad_error", "esp_policy", "esp_no_sa", "esp_io_errors")
 # RFC 3948 section 4 suggests 20 s: shorter than common NAT UDP timeouts.
 NATT_KEEPALIVE_SECONDS = 20.0
 
@@ -212,10 +216,25 @@ class GatewayRuntime:
         return [sa for t in self.tunnels() for sa in t.ipsec_sas]
 
     def statistics(self) -> list[VrStatistics]:
-        return [
-            VrStatistics(vr=vr, counters=dict(engine.statistics()))
-            for vr, engine in sorted(self.engines.items())
-        ]
+        """The engines' counters per transport VR, with the data plane's ESP drops."""
+        counters = {vr: dict(engine.statistics()) for vr, engine in self.engines.items()}
+        esp: dict[str, dict[str, int]] = {vr: dict.fromkeys(ESP_COUNTERS, 0) for vr in counters}
+        for tunnel in self._config.tunnels:
+            try:
+                c = self.dataplane.counters(tunnel.name)
+            except KeyError:
+                continue
+            totals = esp.setdefault(tunnel.transport_vr, dict.fromkeys(ESP_COUNTERS, 0))
+            for key in ESP_COUNTERS:
+                totals[key] += getattr(c, key.removeprefix("esp_"))
+        # Drops no tunnel can be charged with (an SPI from nowhere) go to the
+        # default VR, where the whole router is seen.
+        unattributed = esp.setdefault(DEFAULT_VR, dict.fromkeys(ESP_COUNTERS, 0))
+        for reason, count in self.dataplane.drop_counters().items():
+            unattributed["esp_" + str(reason)] += count
+        for vr, totals in esp.items():
+            counters.setdefault(vr, {}).update(totals)
+        return [VrStatistics(vr=vr, counters=c) for vr, c in sorted(counters.items())]
 
     # -- I/O ----------------------------------------------------------------
 

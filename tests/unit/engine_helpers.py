@@ -3,7 +3,8 @@
 `Pair` moves datagrams between engine A (10.99.0.1) and engine B (10.99.0.2),
 optionally through a simulated NAT in front of A (A appears to B as
 192.0.2.1 with a translated source port), and lets a test drop, duplicate or
-reorder datagrams with a `Filter`.
+reorder datagrams with a `Filter`.  A side can be down (not started yet, or
+crashed: `stop`) and come up later with a fresh engine (`boot`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,32 @@ class Pair:
     held: list[tuple[str, Datagram]] = field(default_factory=list)
     #: Called after every pump (so after every timer firing of `advance`).
     observer: Callable[[Pair], None] | None = None
+    #: Sides whose gateway is not running: no timers, nothing sent, what reaches it is lost.
+    down: set[str] = field(default_factory=set)
+    #: Per side, where the events of its current engine start in its sink (see `boot`).
+    booted: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+
+    def engine(self, side: str) -> Engine:
+        return self.a if side == "a" else self.b
+
+    def sink(self, side: str) -> list[Event]:
+        return self.events_a if side == "a" else self.events_b
+
+    def running(self) -> list[Engine]:
+        return [self.engine(side) for side in "ab" if side not in self.down]
+
+    def stop(self, side: str) -> None:
+        """The gateway on `side` crashes or is switched off (it keeps no state)."""
+        self.down.add(side)
+
+    def boot(self, side: str, seed: int) -> None:
+        """A fresh gateway with the same configuration starts on `side` now."""
+        engine = Engine(self.engine(side).policy, rng=rng(seed))
+        setattr(self, side, engine)
+        self.down.discard(side)
+        self.booted[side] = len(self.sink(side))
+        engine.handle_timer(self.now)
+        self.pump()
 
     def _drain_events(self) -> None:
         for engine, sink in ((self.a, self.events_a), (self.b, self.events_b)):
@@ -99,6 +126,8 @@ class Pair:
 
     def _deliver(self, direction: str, datagram: Datagram) -> None:
         self.wire.append((direction, datagram))
+        if direction[1] in self.down:
+            return
         if direction == "ab":
             source = self.nat.outbound(datagram.local) if self.nat else datagram.local
             self.b.receive_datagram(datagram.data, datagram.remote, source, self.now)
@@ -114,8 +143,9 @@ class Pair:
         """Deliver datagrams until both engines are quiet; returns how many moved."""
         moved = 0
         for _ in range(rounds):
-            outgoing = [("ab", d) for d in self.a.datagrams_to_send(self.now)] + \
-                [("ba", d) for d in self.b.datagrams_to_send(self.now)]
+            outgoing = [(side + peer, d) for side, peer in (("a", "b"), ("b", "a"))
+                        if side not in self.down
+                        for d in self.engine(side).datagrams_to_send(self.now)]
             self._drain_events()
             if not outgoing:
                 break
@@ -143,19 +173,19 @@ class Pair:
         """Run both engines' timers up to now + seconds, pumping after each firing."""
         target = self.now + seconds
         for _ in range(100_000):
-            timers = [t for t in (self.a.get_timer(), self.b.get_timer()) if t is not None]
+            timers = [t for t in (e.get_timer() for e in self.running()) if t is not None]
             due = min(timers) if timers else None
             if due is None or due > target:
                 break
             self.now = max(self.now, due)
-            self.a.handle_timer(self.now)
-            self.b.handle_timer(self.now)
+            for engine in self.running():
+                engine.handle_timer(self.now)
             self.pump()
         else:
             raise AssertionError(f"timers do not advance (stuck at {self.now})")
         self.now = target
-        self.a.handle_timer(self.now)
-        self.b.handle_timer(self.now)
+        for engine in self.running():
+            engine.handle_timer(self.now)
         self.pump()
 
     def start(self) -> None:
@@ -176,9 +206,9 @@ class Pair:
         a = self.live_sas("a")
         return bool(a) and {(o, i) for i, o in a} == self.live_sas("b")
 
-    def events(self, side: str, kind: type[Any]) -> list[Any]:
-        sink = self.events_a if side == "a" else self.events_b
-        return [event for event in sink if isinstance(event, kind)]
+    def events(self, side: str, kind: type[Any], since: int = 0) -> list[Any]:
+        """The events of `kind` one side emitted (from index `since` of its sink on)."""
+        return [event for event in self.sink(side)[since:] if isinstance(event, kind)]
 
 
 def make_pair(policy_a: EnginePolicy | None = None, policy_b: EnginePolicy | None = None, *,
@@ -230,9 +260,37 @@ def installed_sas(events: list[Event], *, tied: bool) -> dict[bytes, bytes]:
     return {spi: outbound for spi, (outbound, _) in sas.items()}
 
 
-def traffic_flows(pair: Pair, *, tied: str = "b") -> bool:
+def traffic_flows(pair: Pair, *, tied: str | None = "b") -> bool:
     """Both sides' newest SA reaches an SA the other side still holds, when the
-    `tied` side behaves like strongSwan (see `installed_sas`)."""
-    a = installed_sas(pair.events_a, tied=tied == "a")
-    b = installed_sas(pair.events_b, tied=tied == "b")
+    `tied` side behaves like strongSwan (see `installed_sas`; None: neither, two
+    ipsecgw gateways).  A side's data plane starts empty when its gateway boots."""
+    a = installed_sas(pair.events_a[pair.booted["a"]:], tied=tied == "a")
+    b = installed_sas(pair.events_b[pair.booted["b"]:], tied=tied == "b")
     return bool(a) and bool(b) and list(a.values())[-1] in b and list(b.values())[-1] in a
+
+
+def staggered(policy_a: EnginePolicy | None = None, policy_b: EnginePolicy | None = None, *,
+              offset: float, first: str = "a", seed: int = 1) -> Pair:
+    """Both gateways initiate; `first` starts at 0, the other `offset` seconds later
+    (until then it is down: the first one's messages to it are lost)."""
+    pair = make_pair(policy_a, policy_b, seed=seed)
+    late = "b" if first == "a" else "a"
+    pair.engine(first).handle_timer(pair.now)
+    if offset:
+        pair.down.add(late)
+        pair.pump()
+        pair.advance(offset)
+        pair.down.discard(late)
+    pair.engine(late).handle_timer(pair.now)
+    pair.pump()
+    return pair
+
+
+def lossy(probability: float, until: float, seed: int, pair: Pair) -> Filter:
+    """Drop each datagram with `probability` while the clock is before `until`."""
+    generator = random.Random(seed)
+
+    def decide(direction: str, datagram: Datagram, index: int) -> int:
+        return 0 if pair.now < until and generator.random() < probability else 1
+
+    return decide

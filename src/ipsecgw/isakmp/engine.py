@@ -10,7 +10,10 @@ Errors a peer can provoke are handled at exactly one boundary per message
 kind (`_phase1`, `_quick_mode`, `_informational`): decode, decrypt and
 integrity failures are dropped and counted (`dropped_<reason>`), negotiation
 errors end that negotiation and may send a Notify; nothing a peer sends ever
-raises out of the engine or disturbs an established SA.
+raises out of the engine or disturbs an established SA.  A peer's first
+Main, Aggressive or Quick Mode message that meets our own attempt at the same
+negotiation is settled by the rules of collisions.py before any state is
+created for it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import crypto, informational, phase1, quickmode
+from . import collisions, crypto, informational, phase1, quickmode
 from .codec import DecodeError, Delete, Identification, Message, Notification
 from .constants import NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .errors import MessageRejected, NegotiationError
@@ -58,6 +61,7 @@ STATISTICS = (
     "phase2_failed", "unknown_cookie", "dropped_malformed", "dropped_decrypt_failed",
     "dropped_hash_mismatch", "dropped_unexpected", "dropped_duplicate",
     "dropped_half_open_limit", "dropped_unprotected", "dropped_internal_error",
+    "phase1_collisions", "phase2_collisions",
 )
 
 
@@ -294,6 +298,8 @@ class Engine(Lifecycle):
             self._send(reply, local, remote)
             self._remember_reply(data, (Datagram(reply, local, remote),), now)
             return
+        if self._phase1_collision(ike, now):
+            return
         ike.log.info("%s is initiating %s mode", remote[0], exchange_name)
         self._add_ike(ike)
         self._after_step(ike, step, data, now)
@@ -314,6 +320,8 @@ class Engine(Lifecycle):
                 ike.exchange == "main":
             self._count("dropped_unexpected")
             return
+        if ike.send_initial_contact and not collisions.may_claim_initial_contact(self._sas, ike):
+            ike.send_initial_contact = False  # decided when sent (collisions.py)
         try:
             step = handler(self, ike, message)
         except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
@@ -440,6 +448,9 @@ class Engine(Lifecycle):
         try:
             if qm is None:
                 qm, reply = quickmode.responder_start(self, ike, message, now)
+                if self._quick_mode_collision(qm, now):
+                    self._end_quick_mode(ike, qm)
+                    return
                 self._start_quick_mode(ike, qm)
                 self._peer_moved(ike, local, remote)
                 qm.flight = self._flight(reply, ike.local, ike.remote, now)

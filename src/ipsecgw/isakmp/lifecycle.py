@@ -14,7 +14,9 @@ and its deadline is recomputed before the heap is next read.
   one: Quick Mode on the newest phase 1 with its peer, or a new phase 1
   first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`).
   A responder-only tunnel (`TunnelPolicy.initiate` False) never starts a
-  negotiation nor a rekey; it only answers the peer's.
+  negotiation nor a rekey; it only answers the peer's.  When both ends start
+  the same negotiation at once, `Collisions` (collisions.py, a base of this
+  class) decides which one goes on, the same way on both sides.
 - Rekey: an IPsec SA at its soft lifetime (90 % minus up to 5 % jitter for
   the side that initiated it, 95 % minus up to 2.5 % for the responder, so
   the initiator usually goes first) gets a successor by a new Quick Mode; the
@@ -44,13 +46,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ipsecgw.status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
 
 from . import informational
+from .collisions import Collisions
 from .deadlines import Deadlines
 from .events import Event, PeerDead
 from .policy import EnginePolicy, TunnelPolicy
@@ -112,7 +115,7 @@ class PeerLiveness:
 Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey
 
 
-class Lifecycle(ABC):
+class Lifecycle(Collisions):
     def __init__(self, policy: EnginePolicy) -> None:
         self.policy = policy
         self._now = 0.0
@@ -129,19 +132,13 @@ class Lifecycle(ABC):
         for tunnel in policy.tunnels:
             self._add_tunnel(TunnelRuntime(tunnel))
 
-    # --- what the message side provides ------------------------------------------
+    # --- what the message side provides (besides what `Collisions` lists) ----------
 
     @abstractmethod
     def random(self, size: int) -> bytes: ...
 
     @abstractmethod
-    def _send(self, data: bytes, local: tuple[str, int], remote: tuple[str, int]) -> None: ...
-
-    @abstractmethod
     def _emit(self, event: Event) -> None: ...
-
-    @abstractmethod
-    def _count(self, key: str) -> None: ...
 
     @abstractmethod
     def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *,
@@ -158,16 +155,6 @@ class Lifecycle(ABC):
     @abstractmethod
     def _quick_mode_failed(self, ike: IkeSa, qm: QuickMode | None, reason: str, now: float,
                            notify_type: int | None) -> None: ...
-
-    @abstractmethod
-    def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
-                      notify_peer: bool) -> None: ...
-
-    @abstractmethod
-    def _delete_ike(self, ike: IkeSa, reason: str, now: float, *, notify_peer: bool) -> None: ...
-
-    @abstractmethod
-    def _forget_ike(self, ike: IkeSa) -> None: ...
 
     # --- tables: every change goes through here so that deadlines follow ----------
 
@@ -417,18 +404,6 @@ class Lifecycle(ABC):
         if key in self._peers and not any(ike.established for ike in self._sas.ike_of_peer(key)):
             del self._peers[key]
             self._touch(key)
-
-    def _initial_contact(self, ike: IkeSa, now: float) -> None:
-        """RFC 2407 4.6.3.3: the peer lost its state; drop what predates this phase 1."""
-        ike.log.info("INITIAL-CONTACT from %s: removing older SAs", ike.remote[0])
-        key = ike_peer(ike)
-        for child in self._sas.children_of_peer(key):
-            if child.created_at < ike.created_at:
-                self._delete_child(child, "initial contact", now, notify_peer=False)
-        for other in self._sas.ike_of_peer(key):
-            if other is not ike and other.established and \
-                    (other.established_at or 0.0) < ike.created_at:
-                self._delete_ike(other, "initial contact", now, notify_peer=False)
 
     def _soft_fraction(self, role: Role) -> float:
         jitter = int.from_bytes(self.random(2), "big") / 65535

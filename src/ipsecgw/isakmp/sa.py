@@ -116,6 +116,9 @@ class IkeSa:
     soft_at: float | None = None
     expires_at: float | None = None
     rekeyed: bool = False  # being replaced: soft lifetime reached
+    #: The peer's own first messages dropped in favour of this attempt (collisions.py):
+    #: their initiator cookie -> when first dropped.
+    rivals_dropped: dict[bytes, float] = field(default_factory=dict)
     quick_modes: dict[int, QuickMode] = field(default_factory=dict)
     log: SaLogger = field(init=False, repr=False)
 

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ipsecgw.isakmp.engine import Datagram, Engine
-from ipsecgw.isakmp.events import Event, IpsecSaDeleted, IpsecSaEstablished, Phase1Deleted
+from ipsecgw.isakmp.events import (
+    Event,
+    IpsecSaDeleted,
+    IpsecSaEstablished,
+    Phase1Deleted,
+    Phase1Established,
+)
 from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
 
 A_IP = "10.99.0.1"
@@ -245,10 +251,12 @@ def many_tunnels(count: int, *, distinct_peers: bool = True, seed: int = 1,
     return make_pair(replace(policy_a, **(a or {})), replace(policy_b, **(b or {})), seed=seed)
 
 
-def installed_sas(events: list[Event], *, tied: bool) -> dict[bytes, bytes]:
+def installed_sas(events: list[Event], *, tied: bool, adopts: bool = False) -> dict[bytes, bytes]:
     """inbound SPI -> outbound SPI of the SAs a data plane driven by `events` holds,
     oldest first (the newest carries outbound traffic).  A `tied` peer also drops
-    the IPsec SAs of an ISAKMP SA when that is deleted, as strongSwan does."""
+    the IPsec SAs of an ISAKMP SA when that is deleted, as strongSwan does; one
+    that `adopts` moves them all to a phase 1 the other side initiates, as
+    strongSwan does as a Main Mode responder (its IKEv1 reauthentication)."""
     sas: dict[bytes, tuple[bytes, bytes]] = {}
     for event in events:
         if isinstance(event, IpsecSaEstablished):
@@ -257,15 +265,19 @@ def installed_sas(events: list[Event], *, tied: bool) -> dict[bytes, bytes]:
             sas.pop(event.inbound_spi, None)
         elif isinstance(event, Phase1Deleted) and tied:
             sas = {spi: sa for spi, sa in sas.items() if sa[1] != event.cookies}
+        elif isinstance(event, Phase1Established) and adopts and event.role == "responder":
+            sas = {spi: (outbound, event.cookies) for spi, (outbound, _) in sas.items()}
     return {spi: outbound for spi, (outbound, _) in sas.items()}
 
 
-def traffic_flows(pair: Pair, *, tied: str | None = "b") -> bool:
+def traffic_flows(pair: Pair, *, tied: str | None = "b", adopts: bool = False) -> bool:
     """Both sides' newest SA reaches an SA the other side still holds, when the
     `tied` side behaves like strongSwan (see `installed_sas`; None: neither, two
     ipsecgw gateways).  A side's data plane starts empty when its gateway boots."""
-    a = installed_sas(pair.events_a[pair.booted["a"]:], tied=tied == "a")
-    b = installed_sas(pair.events_b[pair.booted["b"]:], tied=tied == "b")
+    a = installed_sas(pair.events_a[pair.booted["a"]:], tied=tied == "a",
+                      adopts=adopts and tied == "a")
+    b = installed_sas(pair.events_b[pair.booted["b"]:], tied=tied == "b",
+                      adopts=adopts and tied == "b")
     return bool(a) and bool(b) and list(a.values())[-1] in b and list(b.values())[-1] in a
 
 

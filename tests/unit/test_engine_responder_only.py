@@ -4,39 +4,47 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine_helpers import B_IP, Pair, make_pair, policies
+import pytest
+from engine_helpers import B_IP, Pair, make_pair, policies, traffic_flows
 
 from ipsecgw.isakmp.codec import Message
 from ipsecgw.isakmp.constants import ExchangeType
-from ipsecgw.isakmp.events import IpsecSaDeleted, IpsecSaEstablished, PeerDead, Phase1Established
+from ipsecgw.isakmp.events import (
+    IpsecSaDeleted,
+    IpsecSaEstablished,
+    PeerDead,
+    Phase1Deleted,
+    Phase1Established,
+)
 from ipsecgw.isakmp.policy import DpdPolicy, IkeRule
 
 FAST_DPD = DpdPolicy(idle=20.0, silence=10.0, retry=2.0, retries=3)
 
 
-def _initiated_by_a(pair: Pair, since: int = 0) -> list[str]:
-    """The exchanges A started: Main/Aggressive Mode first messages, and Quick Modes
-    whose message ID A used first (A's answers reuse the ID B chose)."""
+def _initiated_by_a(pair: Pair, since: int = 0, *, side: str = "a") -> list[str]:
+    """The exchanges A (or `side`) started: Main/Aggressive Mode first messages, and
+    Quick Modes whose message ID A used first (A's answers reuse the ID B chose)."""
     started, seen = [], set()
+    outgoing = "ab" if side == "a" else "ba"
     for direction, datagram in pair.wire[since:]:
         message = Message.decode(datagram.data)
         if message.exchange_type == ExchangeType.QUICK_MODE:
-            if message.message_id not in seen and direction == "ab":
+            if message.message_id not in seen and direction == outgoing:
                 started.append("quick")
             seen.add(message.message_id)
-        elif direction == "ab" and message.responder_cookie == bytes(8) and \
+        elif direction == outgoing and message.responder_cookie == bytes(8) and \
                 message.exchange_type != ExchangeType.INFORMATIONAL:
             started.append("phase1")
     return started
 
 
-def _responder_only_a(**kwargs) -> Pair:
+def _responder_only_a(*, nat: bool = False, **kwargs) -> Pair:
     a_tunnel = {"initiate": False, **kwargs.pop("a_tunnel", {})}
-    return make_pair(*policies(a_tunnel=a_tunnel, **kwargs))
+    return make_pair(*policies(a_tunnel=a_tunnel, nat=nat, **kwargs), nat=nat)
 
 
 def _state(pair: Pair, side: str) -> str:
-    engine = pair.a if side == "a" else pair.b
+    engine = pair.engine(side)
     return engine.tunnel_status(pair.now)[0].state
 
 
@@ -179,3 +187,48 @@ def test_switching_responder_only_keeps_the_sas() -> None:
     pair.a.update_policy(policy_a, pair.now)
     pair.pump()
     assert pair.live_sas("a") == sas and not pair.events("a", IpsecSaDeleted)
+
+
+@pytest.mark.parametrize("nat", [False, True])
+def test_responder_only_renews_a_phase1_that_ends_before_the_peers(nat: bool) -> None:
+    # The responder-only side allows a 300 s phase 1; the peer proposes 3000 s, so
+    # it does not rekey before that phase 1 ends.  The peer is modelled as
+    # strongSwan: it drops its IPsec SAs with their phase 1 and adopts them onto a
+    # phase 1 the other side starts.  Without a renewal, the Delete at expiry
+    # would cut the tunnel.  Behind a NAT (in front of A) the responder-only side
+    # is B, the side A can reach; its renewal goes through the NAT on port 4500.
+    short = {"ike_rules": (IkeRule(group=19, lifetime_seconds=300),)}
+    long = {"ike_rules": (IkeRule(group=19, lifetime_seconds=3000),)}
+    answering, peer = ("b", "a") if nat else ("a", "b")
+    policy_a, policy_b = policies(
+        nat=nat, **{f"{answering}_tunnel": {"initiate": False}, answering: short, peer: long})
+    pair = make_pair(policy_a, policy_b, nat=nat)
+    pair.engine(peer).handle_timer(pair.now)
+    pair.pump()
+    broken: list[float] = []
+    # Traffic flows with that peer, and with an ipsecgw peer (which keeps its SAs).
+    pair.observer = lambda pair: None if traffic_flows(pair, tied=peer, adopts=True) and \
+        traffic_flows(pair, tied=None) else broken.append(pair.now)
+    pair.advance(1000)
+    assert broken == []
+    # It started phase 1s only (each before its previous one ended), never a Quick Mode.
+    started = _initiated_by_a(pair, side=answering)
+    assert "quick" not in started and 3 <= len(started) <= 4
+    assert pair.consistent() and _state(pair, answering) == "up"
+
+
+def test_responder_only_does_not_renew_a_phase1_its_sas_do_not_outlive() -> None:
+    # B stops rekeying (responder-only too): the IPsec SA ends at 100 s, before
+    # A's phase 1 (300 s), so there is nothing to keep and A starts nothing.
+    pair = _responder_only_a(
+        a_tunnel={"lifetime_seconds": 100}, b_tunnel={"lifetime_seconds": 100},
+        a={"ike_rules": (IkeRule(group=19, lifetime_seconds=300),)},
+        b={"ike_rules": (IkeRule(group=19, lifetime_seconds=3000),)})
+    pair.b.handle_timer(pair.now)
+    pair.pump()
+    policy_b = pair.b.policy
+    pair.b.update_policy(replace(policy_b, tunnels=(
+        replace(policy_b.tunnels[0], initiate=False),)), pair.now)
+    pair.advance(1000)
+    assert _initiated_by_a(pair) == []
+    assert [e.reason for e in pair.events("a", Phase1Deleted)] == ["expired"]

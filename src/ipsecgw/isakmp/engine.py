@@ -412,11 +412,15 @@ class Engine(Lifecycle):
         self._service_peer(ike_peer(ike), now)
         self._retire_replaced(ike_peer(ike), now)
 
-    def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *, rekey: bool) -> IkeSa | None:
+    def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *, rekey: bool,
+                        path: tuple[Address, Address] | None = None) -> IkeSa | None:
+        """Start phase 1 for `tunnel`; `path` (local, remote) replaces the configured
+        addresses and port 500 when renewing a phase 1 that a NAT may have moved to
+        4500 (RFC 3947 4: a NAT mapping exists for that port only)."""
         rules = self.policy.rules_by_priority()
         exchange = initiator_exchange(rules, rekey=rekey)
         suites = initiator_suites(rules, exchange)
-        local, remote = (tunnel.local_address, 500), (tunnel.peer_address, 500)
+        local, remote = path or ((tunnel.local_address, 500), (tunnel.peer_address, 500))
         ike = IkeSa(self._new_cookie(), _ZERO_COOKIE, Role.INITIATOR, exchange,
                     P1State.MM_I1, local, remote, now, tunnel=tunnel.name, offered=tuple(suites))
         if not suites:

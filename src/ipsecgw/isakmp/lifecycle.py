@@ -14,9 +14,10 @@ and its deadline is recomputed before the heap is next read.
   one: Quick Mode on the newest phase 1 with its peer, or a new phase 1
   first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`).
   A responder-only tunnel (`TunnelPolicy.initiate` False) never starts a
-  negotiation nor a rekey; it only answers the peer's.  When both ends start
-  the same negotiation at once, `Collisions` (collisions.py, a base of this
-  class) decides which one goes on, the same way on both sides.
+  negotiation nor a rekey; it only answers the peer's (one exception below).
+  When both ends start the same negotiation at once, `Collisions`
+  (collisions.py, a base of this class) decides which one goes on, the same
+  way on both sides.
 - Rekey: an IPsec SA at its soft lifetime (90 % minus up to 5 % jitter for
   the side that initiated it, 95 % minus up to 2.5 % for the responder, so
   the initiator usually goes first) gets a successor by a new Quick Mode; the
@@ -38,6 +39,21 @@ and its deadline is recomputed before the heap is next read.
   waits `PEER_QUICK_MODE_GRACE` for the peer's own) and renews its SA on it.
   Only a phase 1 that goes or that we replace triggers a renewal, never a
   mere second one (both peers would keep moving SAs to their own newest).
+- Phase 1 renewal for responder-only tunnels: their peer rekeys, but a peer
+  that proposed a longer phase 1 lifetime than ours does not rekey before
+  ours ends, and our Delete at expiry makes a peer like strongSwan drop the
+  IPsec SAs that we keep (RFC 2409 lets them outlive their phase 1).  Telling
+  the peer does not help: strongSwan 5.9 (ikev1/tasks/main_mode.c,
+  informational.c) only logs a shorter lifetime in our Main Mode reply and a
+  RESPONDER-LIFETIME notify for the ISAKMP SA.  So a phase 1 that reaches
+  its soft lifetime with IPsec SAs that outlive it, with a peer none of whose
+  tunnels we initiate, is renewed by a phase 1 alone (no Quick Mode, no
+  INITIAL-CONTACT) from the addresses and ports it uses, which through a NAT
+  is the 4500 mapping that exists.  strongSwan, as Main Mode responder, takes
+  that for a reauthentication and adopts its CHILD_SAs onto the new phase 1
+  (ike_sa_manager.c `adopt_children`, processing/jobs/adopt_children_job.c);
+  an ipsecgw peer renews its SA on it once the old phase 1 goes (above).  Ours
+  stay as they are; the old phase 1 goes at its expiry at the latest.
 - DPD (RFC 3706): see `DpdPolicy`.
 """
 
@@ -56,7 +72,7 @@ from . import informational
 from .collisions import Collisions
 from .deadlines import Deadlines
 from .events import Event, PeerDead
-from .policy import EnginePolicy, TunnelPolicy
+from .policy import Address, EnginePolicy, TunnelPolicy
 from .registry import PeerKey, Registry, child_peer, ike_peer, unindex
 from .sa import Flight, IkeSa, IpsecSa, QuickMode, Role
 
@@ -141,8 +157,8 @@ class Lifecycle(Collisions):
     def _emit(self, event: Event) -> None: ...
 
     @abstractmethod
-    def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *,
-                        rekey: bool) -> IkeSa | None: ...
+    def initiate_phase1(self, tunnel: TunnelPolicy, now: float, *, rekey: bool,
+                        path: tuple[Address, Address] | None = None) -> IkeSa | None: ...
 
     @abstractmethod
     def initiate_quick_mode(self, ike: IkeSa, tunnel: TunnelPolicy, now: float,
@@ -590,13 +606,24 @@ class Lifecycle(Collisions):
 
     def _rekey_phase1(self, ike: IkeSa, now: float) -> None:
         key = ike_peer(ike)
-        tunnels = [r for r in self._tunnels_of(key) if r.initiates]
         newer = self._best_ike(*key)
-        if not tunnels or self._phase1_in_progress(key) or (newer is not None and newer is not ike
-                                                           and not newer.rekeyed):
+        if self._phase1_in_progress(key) or (newer is not None and newer is not ike
+                                             and not newer.rekeyed):
             return
-        ike.log.info("phase 1 with %s reaches its soft lifetime: rekeying", ike.remote[0])
-        self.initiate_phase1(tunnels[0].policy, now, rekey=True)
+        tunnels = [r for r in self._tunnels_of(key) if r.initiates]
+        if tunnels:
+            ike.log.info("phase 1 with %s reaches its soft lifetime: rekeying", ike.remote[0])
+            self.initiate_phase1(tunnels[0].policy, now, rekey=True)
+            return
+        stranded = [child for child in self._sas.children_of_ike(ike.cookies)
+                    if not child.superseded and child.expires_at > (ike.expires_at or 0.0)
+                    and child.tunnel in self._tunnels and self._tunnels[child.tunnel].policy.enabled]
+        if stranded:
+            # "Phase 1 renewal for responder-only tunnels" (module docstring).
+            ike.log.info("phase 1 with %s reaches its soft lifetime before its IPsec SAs: "
+                         "renewing the phase 1 only", ike.remote[0])
+            self.initiate_phase1(self._tunnels[stranded[0].tunnel].policy, now, rekey=True,
+                                 path=(ike.local, ike.remote))
 
     def _request_rekey(self, child: IpsecSa) -> None:
         child.soft_at = math.inf

@@ -141,6 +141,9 @@ class TunnelPolicy:
     like any other tunnel, but the engine never starts a negotiation for it
     (not at start, not after `clear_sa`, a failure or a dead peer) and never
     rekeys its SAs: the peer does; ours are deleted at their hard lifetime.
+    One exception keeps the peer's SAs alive: a phase 1 that would end before
+    the IPsec SAs negotiated under it is renewed by a phase 1 alone, never a
+    Quick Mode (isakmp/lifecycle.py).
     """
 
     name: str

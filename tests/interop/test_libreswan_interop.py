@@ -14,9 +14,9 @@ that phase 1 is established at both ends, with the same cookies, and that
 pluto got as far as installing the ESP SA of the Quick Mode: no further.
 They also assert that pluto accepts ipsecgw's Delete when ipsecgw stops.
 
-Aggressive Mode found two ipsecgw bugs, kept as strict expected failures
-(PADDING_BUG, IV_BUG below) so that fixing either turns its test red until
-the marker is removed.
+Aggressive Mode found two ipsecgw bugs: padded clear messages were dropped
+(fixed), and IV_BUG below, kept as a strict expected failure so that fixing
+it turns its test red until the marker is removed.
 """
 
 from __future__ import annotations
@@ -167,12 +167,8 @@ def test_main_mode_psk(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Pa
 # Libreswan pads every IKEv1 message to a multiple of 4 octets (ipsec.conf
 # ikepad=yes, its default), counting the padding in the ISAKMP header's
 # Length. Aggressive Mode's first two messages carry the FQDN identity in the
-# clear, so with these 17-octet names they end in 3 octets of padding.
-PADDING_BUG = (
-    "ipsecgw drops an unencrypted ISAKMP message with octets after its last payload "
-    "(isakmp/codec.py Message.decode: '3 octets after the last payload'), so it never "
-    "answers pluto's padded Aggressive Mode messages"
-)
+# clear, so with these 17-octet names they end in 3 octets of padding, which
+# ipsecgw accepts (isakmp/codec.py: alignment padding).
 # ipsecgw sends AM3 in the clear, so no phase 1 message was encrypted and the
 # phase 2 IVs start from the phase 1 IV hash(g^xi | g^xr): ipsecgw truncates it
 # to the cipher block (16 octets), pluto hashes all 20 octets of SHA-1, and
@@ -193,16 +189,13 @@ def test_aggressive_mode_psk_fqdn(swan: libreswan.Install, sites: tb.TwoSites, t
                                   ikepad: bool) -> None:
     """Aggressive Mode PSK with FQDN identities; phase 2 not asserted (module docstring).
 
-    Two ipsecgw bugs found here are expected failures (strict: a fix makes
-    them fail until the marker goes): PADDING_BUG with pluto's default
-    padding (``ikepad=no`` removes it), and IV_BUG once ipsecgw initiated.
-    IV_BUG expects QuickModeNotReached only: should ipsecgw's Aggressive
-    Mode phase 1 with pluto break, that test fails.
+    IV_BUG is an expected failure once ipsecgw initiated (strict: a fix makes
+    it fail until the marker goes). It expects QuickModeNotReached only:
+    should ipsecgw's Aggressive Mode phase 1 with pluto break, the test fails.
+    With pluto's default padding (``ikepad=yes``) its clear messages end in
+    alignment padding, which ipsecgw must accept.
     """
-    if ikepad:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError,
-                                              reason=PADDING_BUG))
-    elif role == "initiator":
+    if role == "initiator":
         request.applymarker(pytest.mark.xfail(strict=True, raises=QuickModeNotReached,
                                               reason=IV_BUG))
     suite = SUITES[0]

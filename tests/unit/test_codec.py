@@ -686,3 +686,20 @@ def test_notify_types_cover_rfc_2408_errors() -> None:
     assert c.NotifyType.INVALID_COOKIE == 4
     assert c.NotifyType.R_U_THERE == 36136 and c.NotifyType.R_U_THERE_ACK == 36137
     assert c.NotifyType.INITIAL_CONTACT == 24578 and c.NotifyType.RESPONDER_LIFETIME == 24576
+
+
+def test_zero_alignment_padding_after_a_clear_message_is_tolerated() -> None:
+    # Libreswan (ikepad=yes) pads IKEv1 messages to a multiple of 4 octets.
+    message = Message(bytes(range(8)), bytes(8), ExchangeType.AGGRESSIVE, 0, 0,
+                      (VendorId(b"abc"),))
+    padded = bytearray(message.encode() + bytes(1))
+    padded[24:28] = len(padded).to_bytes(4, "big")
+    assert Message.decode(bytes(padded)).payloads == message.payloads
+    nonzero = bytearray(padded)
+    nonzero[-1] = 1
+    with pytest.raises(PayloadMalformed, match="1 octets after the last payload"):
+        Message.decode(bytes(nonzero))
+    four = bytearray(message.encode() + bytes(4))
+    four[24:28] = len(four).to_bytes(4, "big")
+    with pytest.raises(PayloadMalformed, match="4 octets after the last payload"):
+        Message.decode(bytes(four))

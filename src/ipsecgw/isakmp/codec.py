@@ -199,9 +199,19 @@ def _decode_chain(
         payloads.append(decoder(payload_type, data, pos, pos + length))
         pos += length
         payload_type = next_payload
-    if pos != end and not allow_padding:
+    if pos != end and not allow_padding and not _alignment_padding(data, pos, end):
         raise PayloadMalformed(f"{end - pos} octets after the last payload at offset {pos}", pos)
     return tuple(payloads)
+
+
+def _alignment_padding(data: bytes, pos: int, end: int) -> bool:
+    """Up to three zero octets that pad a message to a multiple of four.
+
+    Libreswan pads every IKEv1 message so by default (`ikepad=yes`) and
+    counts the padding in the header's length; nothing else may follow the
+    last payload of a message sent in the clear.
+    """
+    return end - pos < 4 and not any(data[pos:end])
 
 
 def decode_payloads(

@@ -14,9 +14,10 @@ that phase 1 is established at both ends, with the same cookies, and that
 pluto got as far as installing the ESP SA of the Quick Mode: no further.
 They also assert that pluto accepts ipsecgw's Delete when ipsecgw stops.
 
-Aggressive Mode found two ipsecgw bugs: padded clear messages were dropped
-(fixed), and IV_BUG below, kept as a strict expected failure so that fixing
-it turns its test red until the marker is removed.
+Aggressive Mode found two ipsecgw bugs, both fixed: padded clear messages
+were dropped, and after ipsecgw initiated, pluto derived the first phase 2
+IV differently (ipsecgw sent the third message in the clear; it now
+encrypts it, as pluto does, so both ends chain from its last block).
 """
 
 from __future__ import annotations
@@ -169,19 +170,6 @@ def test_main_mode_psk(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Pa
 # Length. Aggressive Mode's first two messages carry the FQDN identity in the
 # clear, so with these 17-octet names they end in 3 octets of padding, which
 # ipsecgw accepts (isakmp/codec.py: alignment padding).
-# ipsecgw sends AM3 in the clear, so no phase 1 message was encrypted and the
-# phase 2 IVs start from the phase 1 IV hash(g^xi | g^xr): ipsecgw truncates it
-# to the cipher block (16 octets), pluto hashes all 20 octets of SHA-1, and
-# cannot decrypt anything ipsecgw sends after Aggressive Mode ("34810-byte
-# length of ISAKMP Hash Payload is larger than can fit"). Pluto's own AM3 is
-# encrypted, which leaves no doubt about the last CBC block.
-IV_BUG = (
-    "after ipsecgw initiates Aggressive Mode (AM3 unencrypted) pluto derives the phase 2 IV "
-    "from the untruncated hash(g^xi | g^xr), ipsecgw from its first block: pluto cannot "
-    "decrypt ipsecgw's Informational or Quick Mode"
-)
-
-
 @pytest.mark.parametrize("role", ["initiator", "responder"])
 @pytest.mark.parametrize("ikepad", [True, False], ids=["padded", "ikepad=no"])
 def test_aggressive_mode_psk_fqdn(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Path,
@@ -189,15 +177,10 @@ def test_aggressive_mode_psk_fqdn(swan: libreswan.Install, sites: tb.TwoSites, t
                                   ikepad: bool) -> None:
     """Aggressive Mode PSK with FQDN identities; phase 2 not asserted (module docstring).
 
-    IV_BUG is an expected failure once ipsecgw initiated (strict: a fix makes
-    it fail until the marker goes). It expects QuickModeNotReached only:
-    should ipsecgw's Aggressive Mode phase 1 with pluto break, the test fails.
     With pluto's default padding (``ikepad=yes``) its clear messages end in
-    alignment padding, which ipsecgw must accept.
+    alignment padding, which ipsecgw must accept; as initiator ipsecgw's
+    encrypted third message fixes the first phase 2 IV for both ends.
     """
-    if role == "initiator":
-        request.applymarker(pytest.mark.xfail(strict=True, raises=QuickModeNotReached,
-                                              reason=IV_BUG))
     suite = SUITES[0]
     conf = libreswan.ipsec_conf(ike=suite.ike, esp=suite.esp, aggressive=True,
                                 leftid=f"@{SITE_B_FQDN}", rightid=f"@{SITE_A_FQDN}",

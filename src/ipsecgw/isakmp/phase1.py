@@ -19,7 +19,7 @@ Aggressive Mode::
 
     I -> R  AM1  SA, KE, Ni, IDii, [CR], VID*               AM_I1 / AM_R1
     R -> I  AM2  SA, KE, Nr, IDir, [CERT], HASH_R|SIG_R, [CR], NAT-D, NAT-D, VID*
-    I -> R  AM3  [CERT], HASH_I|SIG_I, NAT-D, NAT-D   (not encrypted, as strongSwan)
+    I -> R  AM3* [CERT], HASH_I|SIG_I, NAT-D, NAT-D   (encrypted, as Libreswan and Cisco)
 
 With NAT-T (RFC 3947 4), the initiator moves to port 4500 from MM5 / AM3 on
 when NAT-D showed a NAT; the responder follows the port the peer uses.
@@ -531,8 +531,13 @@ def _aggressive_mode_i2(ctx: Phase1Context, ike: IkeSa, message: Message) -> Ste
     # what the responder compares them with.
     payloads: list[Payload] = [*_auth_payloads(ctx, ike, ike.local_id), *_natd_out(ctx, ike)]
     _float(ike)
+    # Sent encrypted, as Libreswan and Cisco do (RFC 2409 shows it in the
+    # clear, which leaves the first phase 2 IV ambiguous: Libreswan takes the
+    # whole hash(g^xi | g^xr), strongSwan its first block). Encrypted, both
+    # ends chain from its last ciphertext block; strongSwan accepts either.
+    datagram, ike.iv = ike.encrypt(ExchangeType.AGGRESSIVE, 0, payloads, ike.iv)
     ike.state = P1State.ESTABLISHED
-    return Step(_plain(ike, ExchangeType.AGGRESSIVE, payloads), established=True)
+    return Step(datagram, established=True)
 
 
 def _aggressive_mode_r2(ctx: Phase1Context, ike: IkeSa, message: Message) -> Step:

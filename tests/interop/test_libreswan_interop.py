@@ -170,11 +170,12 @@ def test_main_mode_psk(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Pa
 # Length. Aggressive Mode's first two messages carry the FQDN identity in the
 # clear, so with these 17-octet names they end in 3 octets of padding, which
 # ipsecgw accepts (isakmp/codec.py: alignment padding).
+
+
 @pytest.mark.parametrize("role", ["initiator", "responder"])
 @pytest.mark.parametrize("ikepad", [True, False], ids=["padded", "ikepad=no"])
 def test_aggressive_mode_psk_fqdn(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Path,
-                                  request: pytest.FixtureRequest, role: str,
-                                  ikepad: bool) -> None:
+                                  role: str, ikepad: bool) -> None:
     """Aggressive Mode PSK with FQDN identities; phase 2 not asserted (module docstring).
 
     With pluto's default padding (``ikepad=yes``) its clear messages end in

@@ -22,6 +22,8 @@ COUNTER_LABELS: dict[str, str] = {
     "phase1_failed": "Phase 1 negotiations failed",
     "phase2_established": "Phase 2 SAs established",
     "phase2_failed": "Phase 2 negotiations failed",
+    "phase1_collisions": "Phase 1 collisions settled",
+    "phase2_collisions": "Phase 2 collisions settled",
     "invalid_cookie_sent": "Invalid cookies sent",
     "invalid_cookie_suppressed": "Invalid cookies suppressed",
     "invalid_cookie_received": "Invalid cookies received",

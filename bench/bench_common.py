@@ -277,7 +277,8 @@ class Ipsecgw:
     """``python -m ipsecgw daemon`` inside a namespace; stopped on exit."""
 
     def __init__(self, netns: tb.Netns, workdir: Path, config: str, *,
-                 dataplane: str = "userspace", log_level: str = "warning") -> None:
+                 dataplane: str = "userspace", log_level: str = "warning",
+                 start_timeout: float = 20) -> None:
         self.netns = netns
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -292,7 +293,7 @@ class Ipsecgw:
              "daemon", "--config", str(self.config_path), "--control", str(self.control),
              "--log-level", log_level, "--dataplane", dataplane],
             stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_timeout
         while not self.control.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -556,3 +557,4 @@ def swan_established(swan: tb.StrongSwan) -> dict[int, bool]:
         elif current is not None and "INSTALLED" in line:
             sas[current] = True
     return sas
+

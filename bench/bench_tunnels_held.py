@@ -43,13 +43,17 @@ def _responder_growth(responder: tb.StrongSwan, baseline: int, count: int) -> fl
     return round((bc.rss_kib(bc.charon_pid(responder)) - baseline) / count, 2)
 
 
+def _bring_up_timeout(count: int) -> float:
+    return 120 + count * count / 40_000
+
+
 def _hold(ctx: Context, pid: int, count: int, up: Any, window: float,
           started: float, responder: tb.StrongSwan) -> dict[str, Any]:
     """Wait for `count` tunnels up, then measure RSS and CPU over an idle window.
 
     `started`: when the gateway was given its tunnels (monotonic clock).
     """
-    timeout = count / 20 + 120
+    timeout = _bring_up_timeout(count)
     if not bc.wait_until(lambda: (up() or 0) >= count, timeout, interval=1.0):
         total, half_open = bc.swan_stats(responder)
         raise RuntimeError(
@@ -89,9 +93,11 @@ def strongswan_side(ctx: Context, count: int, window: float) -> dict[str, Any]:
                 started = time.monotonic()
                 (gateway.dir / "swanctl" / "swanctl.conf").write_text(
                     bc.strongswan_initiator_conf(SUITE, count, dpd_delay=f"{DPD_SECONDS}s"))
+                # charon initiates each connection as it loads it, in time that
+                # grows with the IKE SAs it already has: 1,000 take ~15 s, 3,000 ~80 s.
                 gateway.swanctl("--load-all", "--noprompt", "--file",
                                 str(gateway.dir / "swanctl" / "swanctl.conf"),
-                                timeout=max(60, count / 20))
+                                timeout=_bring_up_timeout(count))
 
                 def up() -> int:
                     total, half_open = bc.swan_stats(gateway)
@@ -121,7 +127,10 @@ def ipsecgw_side(ctx: Context, count: int, window: float) -> dict[str, Any]:
         try:
             config = bc.ipsecgw_initiator_config(SUITE, count, dpd_idle=DPD_SECONDS)
             started = time.monotonic()
-            with bc.Ipsecgw(sites.a, ctx.subdir("ipsecgw"), config, dataplane="memory") as gw:
+            # Loading the configuration takes time that grows with the square of
+            # the tunnel count (about 30 s for 4,000 tunnels today).
+            with bc.Ipsecgw(sites.a, ctx.subdir("ipsecgw"), config, dataplane="memory",
+                            start_timeout=30 + count * count / 300_000) as gw:
                 result = _hold(ctx, gw.pid, count, gw.count_up, window, started,
                                responder)
                 result["baseline_rss_kib"] = baseline

@@ -6,11 +6,28 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 
 from ipsecgw import testbed as tb
 from ipsecgw.daemon.lab import IpsecgwProcess
 
 PSK = "s3cr3t-test-psk"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One algorithm suite, as ipsecgw's configuration and the peer's name it."""
+
+    name: str
+    # ipsecgw side
+    encryption: str
+    hash_: str
+    group: int
+    transforms: str
+    pfs: int | None
+    # the peer's proposal strings (phase 1, phase 2)
+    peer_ike: str
+    peer_esp: str
 
 
 def site_config(
@@ -134,5 +151,5 @@ def tcp_transfer(server_ns: tb.Netns, server_addr: str, client_ns: tb.Netns, cli
         server.wait()
 
 
-__all__ = ["IpsecgwProcess", "PSK", "site_config", "ping", "ping_ok", "tcp_transfer",
+__all__ = ["IpsecgwProcess", "PSK", "Suite", "site_config", "ping", "ping_ok", "tcp_transfer",
            "wait_until"]

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import libreswan
 import pytest
 from conftest import require_interop
-from gwlab import PSK, IpsecgwProcess, site_config, wait_until
+from gwlab import PSK, IpsecgwProcess, Suite, site_config, wait_until
 
 from ipsecgw import testbed as tb
 
@@ -49,20 +48,6 @@ def swan() -> libreswan.Install:
         raise
     require_interop(install.tools())
     return install
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    # ipsecgw side
-    encryption: str
-    hash_: str
-    group: int
-    transforms: str
-    pfs: int | None
-    # pluto side
-    ike: str
-    esp: str
 
 
 SUITES = [
@@ -146,7 +131,7 @@ def secrets(local: str = tb.SITE_B_OUTER, remote: str = tb.SITE_A_OUTER) -> str:
 def test_main_mode_psk(swan: libreswan.Install, sites: tb.TwoSites, tmp_path: Path,
                        suite: Suite, role: str) -> None:
     """Main Mode PSK, ipsecgw as ``role``; phase 2 not asserted (module docstring)."""
-    conf = libreswan.ipsec_conf(ike=suite.ike, esp=suite.esp, pfs=suite.pfs is not None)
+    conf = libreswan.ipsec_conf(ike=suite.peer_ike, esp=suite.peer_esp, pfs=suite.pfs is not None)
     with libreswan.Pluto(sites.b, conf, secrets(), unpacked=swan, workdir=tmp_path / "pluto",
                          plutodebug="base") as pluto:
         pluto.start()
@@ -183,7 +168,7 @@ def test_aggressive_mode_psk_fqdn(swan: libreswan.Install, sites: tb.TwoSites, t
     encrypted third message fixes the first phase 2 IV for both ends.
     """
     suite = SUITES[0]
-    conf = libreswan.ipsec_conf(ike=suite.ike, esp=suite.esp, aggressive=True,
+    conf = libreswan.ipsec_conf(ike=suite.peer_ike, esp=suite.peer_esp, aggressive=True,
                                 leftid=f"@{SITE_B_FQDN}", rightid=f"@{SITE_A_FQDN}",
                                 extra="" if ikepad else "ikepad=no")
     with libreswan.Pluto(sites.b, conf, secrets(f"@{SITE_B_FQDN}", f"@{SITE_A_FQDN}"),

@@ -8,28 +8,12 @@ it, and checks that strongSwan itself counted the traffic on its CHILD_SA.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, tcp_transfer, wait_until
+from gwlab import PSK, IpsecgwProcess, Suite, ping_ok, site_config, tcp_transfer, wait_until
 
 from ipsecgw import testbed as tb
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    # ipsecgw side
-    encryption: str
-    hash_: str
-    group: int
-    transforms: str
-    pfs: int | None
-    # strongSwan side
-    proposals: str
-    esp_proposals: str
-
 
 SUITES = [
     Suite("aes128-sha1-modp2048", "aes128", "sha", 14, "esp-aes128-hmac-sha", 14,
@@ -53,7 +37,7 @@ def strongswan_b(suite: Suite, *, aggressive: bool = False, local_id: str | None
     return tb.swanctl_conf(
         local_addr=tb.SITE_B_OUTER, remote_addr=tb.SITE_A_OUTER,
         local_ts=tb.SITE_B_NET, remote_ts=tb.SITE_A_NET,
-        psk=PSK, proposals=suite.proposals, esp_proposals=suite.esp_proposals,
+        psk=PSK, proposals=suite.peer_ike, esp_proposals=suite.peer_esp,
         aggressive=aggressive, local_id=local_id, remote_id=remote_id,
     )
 

@@ -3,6 +3,7 @@
 - `shutdown` deletes the tunnel's SAs with Delete payloads; `no shutdown`
   brings it back.
 - A changed transform set takes effect at the next negotiation.
+- A changed interface (MTU) is re-created, its IPsec SAs renegotiated.
 - Removing a transform set in use is refused and changes nothing.
 - `write memory` then a restart gives the same `show configuration`.
 """
@@ -42,6 +43,14 @@ def test_shutdown_and_transform_change(two_sites: tb.TwoSites, tmp_path: Path) -
             assert "esp-aes256-hmac-sha256" in gw.cli("show ipsec sa")
             assert wait_until(lambda: "AES_CBC-256/HMAC_SHA2_256_128" in swan.list_sas())
             assert ping_ok(two_sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER)
+
+            # An interface change (MTU) re-creates the TUN device and renews
+            # the SAs on it (the new device has none of their state).
+            gw.cli("configure terminal", "interface tunnel ipsec:siteB", "tunnel mtu 1300")
+            assert wait_until(lambda: "mtu 1300" in two_sites.a.ip("link", "show", "ips-siteB"))
+            assert gw.wait_tunnel_up("siteB")
+            assert wait_until(lambda: ping_ok(two_sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER, 1))
+            assert "esp-aes256-hmac-sha256" in gw.cli("show ipsec sa")
 
             # The set in use cannot go; nothing changes.
             before = gw.cli("show configuration")

@@ -19,6 +19,7 @@ from typing import Any
 from ..cli.gateway import SaSelector
 from ..config.model import RunningConfig
 from ..config.store import save_atomic
+from ..dataplane.base import TunnelSpec
 from ..isakmp import events as ev
 from ..isakmp.engine import Engine
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelStatus, VrStatistics
@@ -62,13 +63,12 @@ class GatewayRuntime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._poll: asyncio.TimerHandle | None = None
-        self._installed: dict[str, set[tuple[bytes, bytes]]] = {}
+        self._installed: dict[str, set[tuple[bytes, bytes]]] = {}  # tunnel -> SPI pairs
         self._tunnel_engine: dict[str, str] = {}  # tunnel -> transport VR of its SAs
         self._last_totals: dict[str, tuple[int, int]] = {}
         self._busy: set[str] = set()
         self._poll_tick = 0
-        self._up_since: dict[str, float] = {}
-        self._tunnel_vr: dict[str, str] = {}
+        self._tunnel_specs: dict[str, TunnelSpec] = {}
         self._keepalives: dict[bytes, tuple[str, Address, Address]] = {}
         self._next_keepalive_at = 0.0
         self.dataplane = self._make_dataplane(dataplane)
@@ -116,27 +116,44 @@ class GatewayRuntime:
                 engine.update_policy(policy, now)
         for vr in list(self.engines):
             if vr not in policies:
-                engine = self.engines.pop(vr)
-                engine.clear_sa(None, None, now)
-                self._drain(vr, engine, now)
+                self._retire(vr, self.engines.pop(vr), now)
         wanted = {(vr, addr) for vr, policy in policies.items() for addr in policy.local_addresses}
         self.endpoints.sync(self.loop, wanted)
-        specs = tunnel_specs(config)
-        for name in set(self._tunnel_vr) - {s.name for s in specs}:
-            self.dataplane.remove_tunnel(name)
-            del self._tunnel_vr[name]
-        for spec in specs:
-            if self._tunnel_vr.get(spec.name) != spec.vr:
-                if spec.name in self._tunnel_vr:
-                    self.dataplane.remove_tunnel(spec.name)
-                try:
-                    self.dataplane.add_tunnel(spec)
-                except Exception as exc:  # a broken TUN must not stop the others
-                    log.error("tunnel ipsec:%s: cannot create its interface: %s", spec.name, exc)
-                    continue
-                self._tunnel_vr[spec.name] = spec.vr
+        self._sync_tunnels(tunnel_specs(config))
         self._config = config
         self._service()
+
+    def _retire(self, vr: str, engine: Engine, now: float) -> None:
+        """Delete every SA of an engine that goes (Delete payloads), without renegotiating."""
+        engine.update_policy(replace(engine.policy, tunnels=()), now)
+        engine.clear_sa(None, 1, now)
+        self._drain(vr, engine, now)
+
+    def _sync_tunnels(self, specs: list[TunnelSpec]) -> None:
+        """Tunnel interfaces follow the configuration; a changed one is re-created."""
+        for name in set(self._tunnel_specs) - {spec.name for spec in specs}:
+            self.dataplane.remove_tunnel(name)
+            del self._tunnel_specs[name]
+        for spec in specs:
+            old = self._tunnel_specs.get(spec.name)
+            if old == spec:
+                continue
+            if old is not None:
+                self.dataplane.remove_tunnel(spec.name)
+                del self._tunnel_specs[spec.name]
+            try:
+                self.dataplane.add_tunnel(spec)
+            except Exception as exc:  # a broken TUN must not stop the others
+                log.error("tunnel ipsec:%s: cannot create its interface: %s", spec.name, exc)
+                continue
+            self._tunnel_specs[spec.name] = spec
+            if self._installed.get(spec.name):
+                # The new interface has none of the old one's SA state
+                # (sequence numbers, replay windows): renegotiate phase 2.
+                vr = self._tunnel_engine.get(spec.name)
+                engine = self.engines.get(vr) if vr is not None else None
+                if engine is not None:
+                    engine.clear_sa({spec.name}, 2, self.now())
 
     def write_memory(self) -> str:
         from ..config.render import render
@@ -393,12 +410,7 @@ class GatewayRuntime:
         # Tell peers we are going (Delete payloads) before the sockets close,
         # without renegotiating: no tunnels, then every phase 1 cleared.
         for vr, engine in self.engines.items():
-            engine.update_policy(replace(engine.policy, tunnels=()), now)
-            engine.clear_sa(None, 1, now)
-            for datagram in engine.datagrams_to_send(now):
-                endpoint = self.endpoints.get(vr, datagram.local)
-                if endpoint is not None:
-                    endpoint.send_ike(datagram.data, datagram.remote)
+            self._retire(vr, engine, now)
         if self._timer is not None:
             self._timer.cancel()
         if self._poll is not None:

@@ -187,22 +187,9 @@ class GatewayRuntime:
         result: list[TunnelStatus] = []
         for engine in self.engines.values():
             for status in engine.tunnel_status(now):
-                counters = self._sa_counters(status.ipsec_sas)
-                result.append(
-                    TunnelStatus(
-                        name=status.name,
-                        vr=status.vr,
-                        state=status.state,
-                        local=status.local,
-                        peer=status.peer,
-                        transform=status.transform,
-                        up_since=(None if status.up_since is None
-                                  else status.up_since + wall_offset),
-                        last_failure=status.last_failure,
-                        ike_sas=status.ike_sas,
-                        ipsec_sas=counters,
-                    )
-                )
+                up_since = None if status.up_since is None else status.up_since + wall_offset
+                result.append(replace(status, up_since=up_since,
+                                      ipsec_sas=self._sa_counters(status.ipsec_sas)))
         return sorted(result, key=lambda t: t.name)
 
     def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
@@ -212,17 +199,10 @@ class GatewayRuntime:
             if c is None:
                 out.append(sa)
                 continue
-            out.append(
-                IpsecSaStatus(
-                    **{
-                        **sa.__dict__,
-                        "inbound_bytes": c.inbound_bytes,
-                        "inbound_packets": c.inbound_packets,
-                        "outbound_bytes": c.outbound_bytes,
-                        "outbound_packets": c.outbound_packets,
-                    }
-                )
-            )
+            out.append(replace(sa, inbound_bytes=c.inbound_bytes,
+                               inbound_packets=c.inbound_packets,
+                               outbound_bytes=c.outbound_bytes,
+                               outbound_packets=c.outbound_packets))
         return tuple(out)
 
     def ike_sas(self) -> list[IkeSaStatus]:

@@ -44,7 +44,9 @@ CHARON_PLUGINS = (
 )
 
 
-def missing_tools(tools: Sequence[str] = ("ip", "swanctl", CHARON, "tshark")) -> list[str]:
+def missing_tools(
+    tools: Sequence[str] = ("ip", "swanctl", CHARON, "tshark", "tcpdump"),
+) -> list[str]:
     """The tools from ``tools`` that this machine lacks (empty when all present)."""
     return [t for t in tools if not (os.path.exists(t) if t.startswith("/") else shutil.which(t))]
 
@@ -349,25 +351,33 @@ swanctl {{ socket = unix://{self.vici} }}
 
 
 class Capture:
-    """tshark writing a pcap inside a namespace until stopped."""
+    """A packet capture (pcap) inside a namespace until stopped.
+
+    tcpdump says "listening on ..." only once its filter is attached to the
+    interface, so unlike tshark's "Capturing on" that line means no packet
+    sent afterwards is missed.
+    """
 
     def __init__(self, netns: Netns, interface: str, path: str | Path,
                  capture_filter: str = "udp port 500 or udp port 4500 or esp") -> None:
         self.path = Path(path)
         self.proc = netns.popen(
-            ["tshark", "-q", "-i", interface, "-f", capture_filter, "-w", str(self.path)],
+            ["tcpdump", "-n", "-U", "--immediate-mode", "-i", interface, "-w", str(self.path),
+             capture_filter],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        # tshark announces "Capturing on ..." and creates the file a moment
-        # before the kernel filter is attached; packets sent in that window
-        # are lost, so wait for the file and then a little longer.
-        deadline = time.monotonic() + 10
-        while not self.path.exists() and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        time.sleep(1.0)
+        assert self.proc.stderr is not None
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        deadline = time.monotonic() + 15
+        said = b""
+        while b"listening on" not in said:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tcpdump did not start: {said.decode(errors='replace')}")
+            try:
+                said += os.read(self.proc.stderr.fileno(), 4096)
+            except BlockingIOError:
+                time.sleep(0.02)
 
     def stop(self) -> Path:
         if self.proc.poll() is None:

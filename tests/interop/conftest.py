@@ -15,7 +15,9 @@ import pytest
 from ipsecgw import testbed
 
 
-def require_interop(tools: Sequence[str] = ("ip", "swanctl", testbed.CHARON, "tshark")) -> None:
+def require_interop(
+    tools: Sequence[str] = ("ip", "swanctl", testbed.CHARON, "tshark", "tcpdump"),
+) -> None:
     """Skip (or fail under IPSECGW_REQUIRE_INTEROP=1) unless root and ``tools`` exist."""
     problems = []
     if not testbed.is_root():

@@ -299,9 +299,6 @@ class GatewayRuntime:
                 self.dataplane.set_tunnel_up(event.tunnel, False)
                 self._installed.pop(event.tunnel, None)
                 self._tunnel_engine.pop(event.tunnel, None)
-            if self.save_keys:
-                self.save_keys.esp_sa_removed(event.inbound_spi)
-                self.save_keys.esp_sa_removed(event.outbound_spi)
         elif isinstance(event, ev.Phase1Established):
             if self.save_keys and event.encryption_key:
                 self.save_keys.ike_sa_added(event.cookies[:8], event.encryption_key)
@@ -310,8 +307,6 @@ class GatewayRuntime:
                                                    (event.peer[0], event.remote_port))
         elif isinstance(event, ev.Phase1Deleted):
             self._keepalives.pop(event.cookies, None)
-            if self.save_keys:
-                self.save_keys.ike_sa_removed(event.cookies[:8])
 
     def _arm_timer(self) -> None:
         deadlines = [t for e in self.engines.values() if (t := e.get_timer()) is not None]

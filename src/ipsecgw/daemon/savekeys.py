@@ -4,14 +4,17 @@ With ``--save-keys DIR`` the daemon keeps two of Wireshark's "user access
 tables" up to date in DIR: ``ikev1_decryption_table`` (initiator cookie ->
 phase 1 encryption key) and ``esp_sa`` (one row per ESP SA direction). Point
 tshark at them with ``-o uat:ikev1_decryption_table:...`` or by copying them
-into a Wireshark profile. The files hold live keys: they are written mode
-0600 and the option is meant for debugging only.
+into a Wireshark profile. Entries stay after their SAs are gone (up to
+MAX_ENTRIES of each kind), as with strongSwan's save-keys, so that a capture
+can be decrypted afterwards. The files hold keys: they are written mode 0600
+and the option is meant for debugging only.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # Wireshark's names for the algorithms (epan/dissectors/packet-ipsec.c).
 _ESP_ENCRYPTION = {
@@ -32,6 +35,9 @@ _ESP_INTEGRITY = {
 }
 
 
+MAX_ENTRIES = 10_000
+
+
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
@@ -48,11 +54,8 @@ class SaveKeys:
 
     def ike_sa_added(self, initiator_cookie: bytes, encryption_key: bytes) -> None:
         self._ike[initiator_cookie] = encryption_key
+        _trim(self._ike)
         self._write()
-
-    def ike_sa_removed(self, initiator_cookie: bytes) -> None:
-        if self._ike.pop(initiator_cookie, None) is not None:
-            self._write()
 
     def esp_sa_added(
         self,
@@ -77,11 +80,8 @@ class SaveKeys:
                 _hex(integrity_key) if integrity_key else "",
             )
         )
+        _trim(self._esp)
         self._write()
-
-    def esp_sa_removed(self, spi: bytes) -> None:
-        if self._esp.pop(spi, None) is not None:
-            self._write()
 
     def _write(self) -> None:
         # Byte fields of a Wireshark UAT are bare hex; strings are quoted.
@@ -94,3 +94,9 @@ class SaveKeys:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
             os.replace(tmp, path)
+
+
+def _trim(table: dict[bytes, Any]) -> None:
+    """Forget the oldest entries beyond MAX_ENTRIES (dicts keep insertion order)."""
+    while len(table) > MAX_ENTRIES:
+        del table[next(iter(table))]

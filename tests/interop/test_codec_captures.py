@@ -24,5 +24,12 @@ from test_codec_fixtures import check_exchange, decrypted_exchange  # noqa: E402
 def test_fresh_capture_round_trips(
     interop: None, tmp_path: Path, scenario: regenerate.Scenario
 ) -> None:
-    regenerate.capture(scenario, tmp_path)
+    # Two strongSwan instances now and then fail to finish an Aggressive Mode
+    # exchange between themselves within swanctl's 20 s (about one run in
+    # five on a loaded machine); that says nothing about our codec, so the
+    # capture is taken again once. A second failure fails the test.
+    try:
+        regenerate.capture(scenario, tmp_path)
+    except RuntimeError:
+        regenerate.capture(scenario, tmp_path)
     check_exchange(scenario.name, decrypted_exchange(scenario.name, tmp_path))

@@ -32,12 +32,16 @@ class Responder(threading.Thread):
             ike_rules=(IkeRule(priority=1, encryption="aes128", hash="sha", group=14),),
             preshared_keys={"127.0.0.1": PSK}))
         self.stopping = threading.Event()
+        self.clear = threading.Event()
 
     def run(self) -> None:
         local = ("127.0.0.1", 500)
         while not self.stopping.is_set():
             readable, _, _ = select.select([self.sock], [], [], 0.02)
             now = time.monotonic()
+            if self.clear.is_set():
+                self.clear.clear()
+                self.engine.clear_sa(None, None, now)
             if readable:
                 data, remote = self.sock.recvfrom(65535)
                 self.engine.receive_datagram(data, local, remote, now)
@@ -83,6 +87,33 @@ def test_every_tunnel_gets_its_own_phase_1_and_ipsec_sa(responder: Responder) ->
     # One phase 1 per tunnel: distinct identities, nothing reused.
     assert statistics["phase1_established"] == 6
     assert statistics["phase2_established"] == 6
+
+
+def test_hold_counts_tunnels_renewed_after_the_mark(responder: Responder) -> None:
+    rule = parse_proposal("aes128-sha1-modp2048")
+    spec = LoadSpec(target="127.0.0.1", tunnels=3, concurrency=3, rule=rule,
+                    transform=default_transform(rule), psk=PSK, local_address="127.0.0.1",
+                    source_port=0, target_port=responder.port, nat_t=False,
+                    remote_network="10.98.2.0/24", timeout=20)
+    statuses: list[dict[str, object]] = []
+    generator = LoadGenerator(spec, status=statuses.append)
+    try:
+        assert generator.establish()["established"] == 3
+        generator.hold(0.3)
+        assert statuses[-1]["up"] == 3 and statuses[-1]["renewed"] == 0
+        generator.request_mark()
+        generator.hold(0.3)
+        assert generator.status()["mark"] is not None and generator.status()["renewed"] == 0
+        # The gateway deletes everything; the generator's tunnels come back.
+        responder.clear.set()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and generator.status()["renewed"] < 3:
+            generator.hold(0.2)
+    finally:
+        generator.close()
+    final = generator.status()
+    assert final["mark"] is not None
+    assert final["renewed"] == 3 and final["up"] == 3, final
 
 
 def test_proposals_are_parsed_strongswan_style() -> None:

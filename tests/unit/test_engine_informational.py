@@ -74,12 +74,19 @@ def test_dpd_declares_a_silent_peer_dead_and_reinitiates_with_backoff() -> None:
     pair = _up(a={"dpd": FAST_DPD}, b={"dpd": FAST_DPD})
     start = pair.now
     pair.filter = lambda direction, datagram, index: 0  # B vanishes
-    pair.advance(20 + 3 * 2 - 0.01)
+    # The first R-U-THERE comes after the idle time less up to 20 % (jitter).
+    pair.advance(20 * 0.8 - 0.01)
+    assert pair.a.statistics()["dpd_sent"] == 0
+    first = pair.a.get_timer()
+    assert first is not None and start + 16 <= first <= start + 20
+    pair.advance(first - pair.now)
+    assert pair.a.statistics()["dpd_sent"] == 1
+    pair.advance(3 * 2 - 0.01)
     assert not pair.events("a", PeerDead)
     assert pair.a.statistics()["dpd_sent"] == 3
     pair.advance(0.01)
     assert pair.events("a", PeerDead) == [PeerDead("gw", (B_IP, 500))]
-    assert pair.now - start == 26.0
+    assert pair.now == first + 3 * 2
     assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["dead peer"]
     assert pair.a.ike_sa_status(pair.now) == []
     assert pair.a.get_timer() == pair.now + 1.0  # back-off 1 s

@@ -103,6 +103,9 @@ class DpdPolicy:
     `silence / 2` seconds (the guide's "sent in the last 30 s, nothing received
     for 60 s").  Unanswered, it is repeated every `retry` seconds; after
     `retries` unanswered probes (and one more `retry` interval) the peer is dead.
+    Each peer's `idle` and `silence` are shortened by a random 0 to 20 %, drawn
+    once per peer from the engine's random source, so that peers that came up
+    together are not all probed at the same moment (isakmp/lifecycle.py).
     """
 
     enabled: bool = True

@@ -461,3 +461,100 @@ def test_tunnel_in_missing_namespace_is_refused(sites: tb.TwoSites) -> None:
             plane.close()
 
     asyncio.run(scenario())
+
+
+class CountingSocket(socket.socket):
+    """A UDP socket that counts its sends, to see how a burst left."""
+
+    sendmsg_segments: list[int]
+    sendto_calls: int
+
+    def sendmsg(self, buffers, ancdata=(), flags=0, address=None):  # type: ignore[no-untyped-def,override]
+        self.sendmsg_segments.append(len(buffers))
+        return super().sendmsg(buffers, ancdata, flags, address)
+
+    def sendto(self, *args):  # type: ignore[no-untyped-def,override]
+        self.sendto_calls += 1
+        return super().sendto(*args)
+
+
+@pytest.mark.parametrize("veth_mtu", [1500, 900], ids=["segmented", "too-big-to-segment"])
+def test_a_burst_leaves_as_ordinary_datagrams(sites: tb.TwoSites, veth_mtu: int) -> None:
+    """A burst read from the TUN device in one wakeup goes out with UDP segmentation
+    offload (one sendmsg), and the peer receives one ordinary ESP datagram per inner
+    packet, in order.  When the packets exceed the path MTU the kernel refuses to
+    segment; the data plane then sends them one by one (the kernel fragments them)
+    and nothing is lost."""
+    count, size = 24, 1000
+    out_keys = keys(b"\xb0\x00\x00\x07", "aes128", "hmac-sha1-96")
+    in_keys = keys(b"\xa0\x00\x00\x07", "aes128", "hmac-sha1-96")
+    sites.a.ip("link", "set", "veth-a", "mtu", str(veth_mtu))
+    sites.b.ip("link", "set", "veth-b", "mtu", str(veth_mtu))
+
+    async def scenario() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        with in_vr(sites.a.name):
+            gw_socket = CountingSocket(socket.AF_INET, socket.SOCK_DGRAM)
+        gw_socket.sendmsg_segments, gw_socket.sendto_calls = [], 0
+        gw_socket.bind((tb.SITE_A_OUTER, NATT_PORT))
+        gw_socket.setblocking(False)
+        with in_vr(sites.b.name):
+            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind((tb.SITE_B_OUTER, NATT_PORT))
+        peer.setblocking(False)
+
+        def udp_socket(vr: str, local: tuple[str, int]) -> socket.socket | None:
+            assert (vr, local) == (sites.a.name, (tb.SITE_A_OUTER, NATT_PORT))
+            return gw_socket
+
+        def no_fallback(*_: object) -> None:
+            raise AssertionError("send_udp used although the socket was given")
+
+        plane = UserspaceDataPlane(loop, no_fallback, udp_socket=udp_socket)
+        try:
+            plane.add_tunnel(
+                TunnelSpec(
+                    "t1", vr=sites.a.name, remote_networks=(tb.SITE_B_NET,),
+                    local_networks=(tb.SITE_A_NET,),
+                )
+            )
+            plane.install_sa(
+                event("t1", tb.SITE_A_OUTER, tb.SITE_B_OUTER, in_keys, out_keys,
+                      tb.SITE_A_NET, tb.SITE_B_NET, udp=True)
+            )
+            plane.set_tunnel_up("t1", True)
+            # The loop is not running while these are sent: all of them wait
+            # in the TUN device's queue and are read in one wakeup.
+            with in_vr(sites.a.name):
+                sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with sender:
+                for n in range(count):
+                    sender.sendto(n.to_bytes(2, "big") * (size // 2), (tb.SITE_B_INNER, 9))
+            received: list[bytes] = []
+            deadline = loop.time() + 5
+            while len(received) < count and loop.time() < deadline:
+                try:
+                    received.append(peer.recv(65535))
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+            if veth_mtu == 1500:
+                assert gw_socket.sendmsg_segments == [count], gw_socket.sendmsg_segments
+                assert gw_socket.sendto_calls == 0
+            else:
+                assert gw_socket.sendmsg_segments == [count]  # tried once, refused
+                assert gw_socket.sendto_calls == count
+            assert plane.counters("t1").io_errors == 0
+            return received
+        finally:
+            plane.close()
+            gw_socket.close()
+            peer.close()
+
+    datagrams = asyncio.run(scenario())
+    assert len(datagrams) == count
+    inbound = InboundSa(out_keys)
+    for n, datagram in enumerate(datagrams):
+        assert datagram[:4] == out_keys.spi
+        assert int.from_bytes(datagram[4:8], "big") == n + 1  # in order, one per packet
+        inner = inbound.decapsulate(datagram)
+        assert inner[28:] == n.to_bytes(2, "big") * (size // 2)

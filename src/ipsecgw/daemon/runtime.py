@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -82,7 +83,7 @@ class GatewayRuntime:
             return MemoryDataPlane()
         from ..dataplane.userspace import UserspaceDataPlane
 
-        return UserspaceDataPlane(self.loop, self._send_esp_udp)
+        return UserspaceDataPlane(self.loop, self._send_esp_udp, udp_socket=self._udp_socket)
 
     @staticmethod
     def now() -> float:
@@ -244,6 +245,10 @@ class GatewayRuntime:
 
     def _on_esp(self, vr: str, data: bytes, local: Address, remote: Address) -> None:
         self.dataplane.receive_esp(data, local, remote, True)
+
+    def _udp_socket(self, vr: str, local: Address) -> socket.socket | None:
+        endpoint = self.endpoints.get(vr, local)
+        return endpoint.sock if endpoint is not None else None
 
     def _send_esp_udp(self, data: bytes, local: Address, remote: Address) -> None:
         for vr in self.engines:

@@ -15,6 +15,7 @@ from ipsecgw.dataplane.base import (
     SendUdp,
     TunnelCounters,
     TunnelSpec,
+    UdpSocketOf,
     UnknownTunnel,
 )
 from ipsecgw.dataplane.esp import DropReason, EspError, EspKeys, InboundSa, OutboundSa
@@ -34,6 +35,7 @@ __all__ = [
     "OutboundSa",
     "SaCounters",
     "SendUdp",
+    "UdpSocketOf",
     "TunnelCounters",
     "TunnelSpec",
     "UnknownTunnel",

@@ -15,6 +15,7 @@ Backends: `memory.MemoryDataPlane` (records everything, no privileges) and
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,11 @@ SendUdp = Callable[[bytes, Address, Address], None]
 
 `esp` starts with the SPI; RFC 3948 2.1 ESP-in-UDP carries no marker, so the
 daemon sends it as is from its socket bound to `local` (port 4500)."""
+
+UdpSocketOf = Callable[[str, Address], "socket.socket | None"]
+"""The daemon's UDP socket of (vr, local address), if it has one: lets the
+data plane send runs of UDP-encapsulated ESP itself, segmented (RFC 3948
+datagrams all the same on the wire)."""
 
 DEFAULT_MTU = 1400  # leaves room for outer IP, UDP, ESP header, IV, padding, ICV
 

@@ -9,6 +9,15 @@ daemon's port-4500 socket (`send_udp`, RFC 3948).  Inbound: raw ESP arrives on
 our raw socket, UDP ESP comes from the daemon through `receive_esp`; after
 SPI lookup and decapsulation the inner packet is written to the TUN device.
 
+Outbound packets are sent in batches: everything read from a TUN device in
+one wakeup is protected first, and a run of equal-sized UDP-encapsulated
+ESP packets to one peer leaves in a single `sendmsg` with UDP generic
+segmentation offload (`UDP_SEGMENT`, Linux 4.18): the kernel cuts it into
+ordinary datagrams, so the peer sees nothing unusual, and the per-packet
+system call — a third of the daemon's time under TCP load — is paid once
+per run.  Where the route cannot segment (EINVAL, EIO ...), that SA pair
+falls back to one datagram per call.
+
 Failures stay local: a TUN write or a send that fails is counted on its
 tunnel and logged (with back-off), and the other tunnels carry on.
 """
@@ -20,6 +29,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 
@@ -32,6 +42,7 @@ from ipsecgw.dataplane.base import (
     SendUdp,
     TunnelCounters,
     TunnelSpec,
+    UdpSocketOf,
     UnknownTunnel,
 )
 from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW, DropReason
@@ -41,6 +52,16 @@ from ipsecgw.dataplane.tun import TunDevice, entered
 log = logging.getLogger("ipsecgw.dataplane")
 
 IPPROTO_ESP = 50
+UDP_SEGMENT = 103  # linux/udp.h: the GSO segment size of a sendmsg
+# The kernel takes at most 64 segments (UDP_MAX_SEGMENTS, older kernels) in
+# one datagram of at most 64 KiB.
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 65000
+# errnos that mean "this path cannot segment" rather than "the send failed";
+# EMSGSIZE: a segment is larger than the path MTU (a plain send fragments it).
+_GSO_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.EIO, errno.EMSGSIZE, errno.EOPNOTSUPP, errno.ENOPROTOOPT}
+)
 # Packets handled per readiness callback before yielding to the loop, so that
 # one busy tunnel cannot starve the others or the IKE sockets.
 _BATCH = 64
@@ -98,7 +119,10 @@ class UserspaceDataPlane:
 
     `loop`: the daemon's event loop (TUN and raw sockets are read from it).
     `send_udp(esp, local, remote)`: sends UDP-encapsulated ESP from the
-    daemon's socket bound to `local`.  `clock`: the time base of
+    daemon's socket bound to `local`.  `udp_socket(vr, local)`, when given,
+    returns that socket itself (None if there is none), so that runs of
+    packets can be sent with segmentation offload; `send_udp` then serves
+    only where it returns None.  `clock`: the time base of
     `last_inbound_at`/`last_outbound_at` (the daemon's `now`).
     """
 
@@ -107,11 +131,15 @@ class UserspaceDataPlane:
         loop: asyncio.AbstractEventLoop,
         send_udp: SendUdp,
         *,
+        udp_socket: UdpSocketOf | None = None,
         clock: Callable[[], float] = time.monotonic,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self._loop = loop
         self._send_udp = send_udp
+        self._udp_socket = udp_socket
+        # Paths on which the kernel refused to segment.
+        self._no_gso: set[EspRoute] = set()
         self._clock = clock
         self._sadb = SaDatabase(replay_window=replay_window)
         self._tuns: dict[str, TunDevice] = {}
@@ -217,26 +245,90 @@ class UserspaceDataPlane:
     # Packets
 
     def _on_tun_readable(self, name: str, device: TunDevice) -> None:
+        now = self._clock()
+        protect = self._sadb.protect
+        batch: list[bytes] = []
+        route: EspRoute | None = None
         for _ in range(_BATCH):
             try:
                 inner = device.read()
             except BlockingIOError:
-                return
+                break
             except OSError as error:
                 self._io_error(name, "TUN read", error)
-                return
-            protected = self._sadb.protect(name, inner, self._clock())
-            if protected is not None:
-                self._send(name, *protected)
+                break
+            protected = protect(name, inner, now)
+            if protected is None:
+                continue
+            esp, esp_route = protected
+            if esp_route is not route:
+                if route is not None:
+                    self._send(name, batch, route)
+                batch, route = [], esp_route
+            batch.append(esp)
+        if route is not None:
+            self._send(name, batch, route)
 
-    def _send(self, name: str, esp: bytes, route: EspRoute) -> None:
-        try:
-            if route.udp:
-                self._send_udp(esp, route.local, route.remote)
-            else:
-                self._raw[(route.vr, route.local[0])].socket.sendto(esp, (route.remote[0], 0))
-        except OSError as error:
-            self._io_error(name, f"ESP send to {route.remote[0]}", error)
+    def _send(self, name: str, packets: list[bytes], route: EspRoute) -> None:
+        """Send one SA pair's packets, in order."""
+        if route.udp:
+            sock = self._udp_socket(route.vr, route.local) if self._udp_socket else None
+            if sock is None:
+                try:
+                    for esp in packets:
+                        self._send_udp(esp, route.local, route.remote)
+                except OSError as error:
+                    self._io_error(name, f"ESP send to {route.remote[0]}", error)
+                return
+            if len(packets) > 1 and route not in self._no_gso:
+                self._send_segmented(name, sock, packets, route)
+                return
+            destination = route.remote
+        else:
+            sock = self._raw[(route.vr, route.local[0])].socket
+            destination = (route.remote[0], 0)
+        for esp in packets:
+            try:
+                sock.sendto(esp, destination)
+            except OSError as error:
+                self._io_error(name, f"ESP send to {route.remote[0]}", error)
+
+    def _send_segmented(
+        self, name: str, sock: socket.socket, packets: list[bytes], route: EspRoute
+    ) -> None:
+        """Runs of equal-sized packets (the last of a run may be shorter, as
+        GSO allows) go out as one segmented datagram each."""
+        start, count = 0, len(packets)
+        while start < count:
+            size = len(packets[start])
+            end, total = start + 1, size
+            while end < count and end - start < _GSO_MAX_SEGMENTS:
+                length = len(packets[end])
+                if length > size or total + length > _GSO_MAX_BYTES:
+                    break
+                end, total = end + 1, total + length
+                if length < size:
+                    break  # a shorter segment ends the run
+            run = packets[start:end]
+            try:
+                if len(run) == 1:
+                    sock.sendto(run[0], route.remote)
+                else:
+                    sock.sendmsg(
+                        run, [(socket.SOL_UDP, UDP_SEGMENT, size.to_bytes(2, sys.byteorder))],
+                        0, route.remote,
+                    )
+            except OSError as error:
+                if len(run) > 1 and error.errno in _GSO_UNSUPPORTED:
+                    log.info(
+                        "tunnel %s: no UDP segmentation towards %s (%s); one datagram per packet",
+                        name, route.remote[0], error,
+                    )
+                    self._no_gso.add(route)
+                    self._send(name, packets[start:], route)
+                    return
+                self._io_error(name, f"ESP send to {route.remote[0]}", error)
+            start = end
 
     def _on_raw_readable(self, raw: _RawEspSocket) -> None:
         for _ in range(_BATCH):

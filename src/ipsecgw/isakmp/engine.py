@@ -452,6 +452,7 @@ class Engine(Lifecycle):
         try:
             if qm is None:
                 qm, reply = quickmode.responder_start(self, ike, message, now)
+                self._heard_from(ike, now)  # HASH(1) verified, even if dropped below
                 if self._quick_mode_collision(qm, now):
                     self._end_quick_mode(ike, qm)
                     return
@@ -461,13 +462,15 @@ class Engine(Lifecycle):
                 self._remember_reply(data, (Datagram(reply, ike.local, ike.remote),), now)
                 ike.log.debug("Quick Mode %08x from %s for tunnel %s", qm.message_id,
                               remote[0], qm.tunnel)
-                self._heard_from(ike, now)
                 return
             final, negotiated = quickmode.TRANSITIONS[qm.state](self, ike, qm, message)
         except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
             self._count("dropped_" + _drop_reason(exc))
             return
         except NegotiationError as exc:
+            # Raised only once the message's HASH has verified: a refusal of
+            # ours still proves the peer alive (RFC 3706: any traffic from it does).
+            self._heard_from(ike, now)
             self._quick_mode_failed(ike, qm, exc.reason, now, exc.notify_type)
             self._remember_reply(data, (), now)
             return

@@ -647,6 +647,10 @@ class Lifecycle(Collisions):
     # --- DPD (RFC 3706) -------------------------------------------------------------
 
     def _heard_from(self, ike: IkeSa, now: float) -> None:
+        """Proof of life (RFC 3706): any message authenticated under an ISAKMP SA
+        with the peer (a phase 1 that completes, a Quick Mode or Informational
+        message whose HASH verified, also one we refuse or drop in a collision)
+        postpones DPD, as inbound ESP does through `traffic()`."""
         key = ike_peer(ike)
         live = self._peers.get(key)
         if live is None:

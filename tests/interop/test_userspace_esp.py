@@ -398,7 +398,8 @@ def test_tunnels_are_isolated_and_selected_by_destination(sites: tb.TwoSites) ->
                     )
                 )
                 plane.set_tunnel_up(tunnel, True)
-            assert "mtu 1380" in sites.a.ip("link", "show", "ips-t2")
+            link = sites.a.ip("link", "show", "ips-t2")
+            assert "mtu 1380" in link and "qlen 2000" in link, link
 
             # Outbound: a datagram to 10.98.3.5 leaves through t2's SA only.
             with in_vr(ns):

@@ -525,3 +525,15 @@ def test_round_trip_any_payload(payload: bytes, suite: tuple[str, str | None]) -
     k = keys(*suite)
     inner = ipv4_packet(payload)
     assert InboundSa(k).decapsulate(OutboundSa(k).encapsulate(inner)) == inner
+
+
+def test_cbc_ivs_are_fresh_across_pool_refills() -> None:
+    """The IV source draws os.urandom in bulk; across several refills every
+    packet's IV is still different and every packet decrypts."""
+    outbound, inbound = OutboundSa(RFC3602_KEYS), InboundSa(RFC3602_KEYS)
+    ivs = set()
+    for n in range(600):  # 600 x 16 octets: more than two 4096-octet refills
+        packet = outbound.encapsulate(b"\x45" + bytes(39) + n.to_bytes(4, "big"))
+        ivs.add(packet[8:24])
+        assert inbound.decapsulate(packet).endswith(n.to_bytes(4, "big"))
+    assert len(ivs) == 600

@@ -136,6 +136,24 @@ _GCM_ICV_SIZE = 16
 _GCM_SALT_SIZE = 4
 
 
+class _RandomPool:
+    """os.urandom in bulk: one getrandom(2) call per 256 CBC packets instead of
+    one each (a system call is a noticeable share of a packet's cost here)."""
+
+    _REFILL = 4096
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._offset = 0
+
+    def __call__(self, size: int) -> bytes:
+        offset = self._offset
+        if offset + size > len(self._pool):
+            self._pool, offset = os.urandom(max(self._REFILL, size)), 0
+        self._offset = offset + size
+        return self._pool[offset : offset + size]
+
+
 def _block_cipher(name: str, key: bytes) -> algorithms.AES | TripleDES:
     if name.startswith("aes"):
         return algorithms.AES(key)
@@ -200,8 +218,11 @@ class _Transform:
 class OutboundSa:
     """The sending half of an ESP SA (RFC 4303 3.1)."""
 
-    def __init__(self, keys: EspKeys, *, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self, keys: EspKeys, *, random_bytes: Callable[[int], bytes] | None = None
+    ) -> None:
         self._t = _Transform(keys)
+        random_bytes = random_bytes or _RandomPool()
         self._random_bytes = random_bytes
         # One CBC context for the SA's whole life.  Each packet is fed as
         # R || plaintext with R random: the context XORs R with the previous

@@ -42,6 +42,7 @@ NLM_F_CREATE = 0x400
 
 IFF_UP = 0x1
 IFLA_MTU = 4
+IFLA_TXQLEN = 13
 IFLA_AF_SPEC = 26
 IFLA_INET6_ADDR_GEN_MODE = 8
 IN6_ADDR_GEN_MODE_NONE = 1
@@ -116,9 +117,11 @@ class Rtnl:
                     return answers
                 answers.append((answer, payload))
 
-    def set_link(self, index: int, *, mtu: int, up: bool) -> None:
+    def set_link(self, index: int, *, mtu: int, up: bool, tx_queue_length: int | None = None) -> None:
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
         body += _attribute(IFLA_MTU, struct.pack("=I", mtu))
+        if tx_queue_length is not None:
+            body += _attribute(IFLA_TXQLEN, struct.pack("=I", tx_queue_length))
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
 
     def disable_link_local(self, index: int) -> None:

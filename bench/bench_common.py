@@ -28,6 +28,7 @@ REPO = BENCH_DIR.parent
 SRC = REPO / "src"
 
 from ipsecgw import testbed as tb  # noqa: E402  (bench/run puts src/ on sys.path first)
+from ipsecgw.daemon.lab import IpsecgwProcess  # noqa: E402
 
 PSK = "bench-psk-not-secret"
 
@@ -273,43 +274,18 @@ def site_config(*, encryption: str = "aes128", hash_: str = "sha", group: int = 
 TUNNEL_STATES = ("up", "negotiating", "down", "disabled")
 
 
-class Ipsecgw:
-    """``python -m ipsecgw daemon`` inside a namespace; stopped on exit."""
+class Ipsecgw(IpsecgwProcess):
+    """The lab's daemon wrapper, run from this checkout's package at a quiet
+    log level, with the polling the benchmarks need."""
 
     def __init__(self, netns: tb.Netns, workdir: Path, config: str, *,
                  dataplane: str = "userspace", log_level: str = "warning",
                  start_timeout: float = 20) -> None:
-        self.netns = netns
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path = workdir / "ipsecgw.conf"
-        self.config_path.write_text(config)
-        self.control = workdir / "control.sock"
-        self.log_path = workdir / "ipsecgw.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # `ip netns exec` execs the command, so the child's pid is the daemon's.
-        self.proc = netns.popen(
-            ["env", f"PYTHONPATH={python_env()['PYTHONPATH']}", python(), "-m", "ipsecgw",
-             "daemon", "--config", str(self.config_path), "--control", str(self.control),
-             "--log-level", log_level, "--dataplane", dataplane],
-            stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + start_timeout
-        while not self.control.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
-        self.pid = find_process(self.proc.pid, Path(python()).name[:15])
+        super().__init__(netns, workdir, config, log_level=log_level, dataplane=dataplane,
+                         python=python(), env=python_env(), start_timeout=start_timeout)
 
     def cli(self, *commands: str, check: bool = True, timeout: float = 60) -> str:
-        args = [python(), "-m", "ipsecgw", "cli", "--control", str(self.control)]
-        for command in commands:
-            args += ["-c", command]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              env=python_env())
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"ipsecgw cli {commands}: {proc.stderr.strip()}")
-        return proc.stdout
+        return super().cli(*commands, check=check, timeout=timeout)
 
     def tunnel_states(self) -> dict[str, str] | None:
         """Tunnel name -> state, from `show ipsec tunnel`; None while the daemon is too
@@ -345,33 +321,6 @@ class Ipsecgw:
             if match:
                 out[match.group(1)] = int(match.group(2))
         return out
-
-    def wait_tunnel_up(self, name: str, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (self.tunnel_states() or {}).get(name) == "up":
-                return True
-            time.sleep(0.2)
-        return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-    def __enter__(self) -> Ipsecgw:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextmanager

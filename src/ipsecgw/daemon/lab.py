@@ -67,34 +67,49 @@ def strongswan_site_b() -> str:
 
 
 class IpsecgwProcess:
-    """``ipsecgw daemon`` running inside a namespace, driven through its CLI."""
+    """``ipsecgw daemon`` running inside a namespace, driven through its CLI.
+
+    The one wrapper the lab, the interop tests and the benchmarks share.
+    `python`/`env`: the interpreter and environment of the daemon and of
+    `cli` (the benchmarks run the checkout's package from a venv).
+    """
 
     def __init__(self, netns: tb.Netns, workdir: Path, config: str, *, log_level: str = "info",
-                 save_keys: bool = False) -> None:
+                 save_keys: bool = False, dataplane: str | None = None,
+                 python: str = sys.executable, env: dict[str, str] | None = None,
+                 start_timeout: float = 15) -> None:
         self.netns = netns
         self.workdir = workdir
+        self.python = python
+        self.env = env
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "ipsecgw.conf"
         self.config_path.write_text(config)
         self.control = workdir / "control.sock"
         self.log_path = workdir / "ipsecgw.log"
-        args = [sys.executable, "-m", "ipsecgw", "daemon", "--config", str(self.config_path),
+        args = [python, "-m", "ipsecgw", "daemon", "--config", str(self.config_path),
                 "--control", str(self.control), "--log-level", log_level]
         if save_keys:
             args += ["--save-keys", str(workdir / "keys")]
+        if dataplane is not None:
+            args += ["--dataplane", dataplane]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = netns.popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
+        # `ip netns exec` execs the command: the child's pid is the daemon's.
+        self.proc = netns.popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + start_timeout
         while not self.control.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()}")
+                self.stop()
+                raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()[-3000:]}")
             time.sleep(0.05)
 
-    def cli(self, *commands: str, check: bool = True) -> str:
-        args = [sys.executable, "-m", "ipsecgw", "cli", "--control", str(self.control)]
+    def cli(self, *commands: str, check: bool = True, timeout: float = 30) -> str:
+        args = [self.python, "-m", "ipsecgw", "cli", "--control", str(self.control)]
         for command in commands:
             args += ["-c", command]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              env=self.env)
         if check and proc.returncode != 0:
             raise RuntimeError(f"ipsecgw cli {commands}: {proc.stderr.strip()}")
         return proc.stdout
@@ -120,6 +135,12 @@ class IpsecgwProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+    def __enter__(self) -> IpsecgwProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def main_lab(argv: list[str]) -> int:

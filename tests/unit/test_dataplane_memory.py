@@ -491,3 +491,32 @@ def test_ipv6_inner_traffic(clock: Clock) -> None:
     a.inject("t6", good[:30])  # shorter than an IPv6 header
     assert b.delivered["t6"] == [good]
     assert a.counters("t6").no_sa == 3
+
+
+def test_traffic_changes_name_only_tunnels_that_carried_traffic(clock: Clock) -> None:
+    """The daemon's poll visits only these, so idle tunnels cost it nothing."""
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    for n, remote in ((1, B_NET), (2, "10.98.3.0/24")):
+        a.add_tunnel(TunnelSpec(f"t{n}", remote_networks=(remote,), local_networks=(A_NET,)))
+        b.add_tunnel(TunnelSpec(f"t{n}", remote_networks=(A_NET,), local_networks=(remote,)))
+        ev_a, ev_b = sa_pair(bytes([0xA0, 0, 0, n]), bytes([0xB0, 0, 0, n]), tunnel=f"t{n}")
+        a.install_sa(ev_a)
+        b.install_sa(ev_b)
+    assert a.traffic_changes() == {}
+
+    ping = ipv4("10.98.1.1", "10.98.2.1")
+    a.inject("t1", ping)
+    assert a.traffic_changes() == {"t1": (0, len(ping))}
+    assert a.traffic_changes() == {}  # reported once
+    pong = ipv4("10.98.2.1", "10.98.1.1", b"reply")
+    b.inject("t1", pong)
+    a.inject("t1", ping)
+    assert a.traffic_changes() == {"t1": (len(pong), 2 * len(ping))}  # cumulative
+
+    # Dropped packets move no byte counter; a removed tunnel is not reported.
+    a.inject("t2", ipv4("10.98.1.1", "10.98.9.9"))  # outside t2's selectors
+    assert a.traffic_changes() == {}
+    a.inject("t2", ipv4("10.98.1.1", "10.98.3.1"))
+    a.remove_tunnel("t2")
+    assert a.traffic_changes() == {}

@@ -221,5 +221,10 @@ class DataPlane(Protocol):
     def drop_counters(self) -> dict[DropReason, int]:
         """Drops that could not be attributed to any tunnel."""
 
+    def traffic_changes(self) -> dict[str, tuple[int, int]]:
+        """Tunnel -> (inbound bytes, outbound bytes), cumulative as in
+        `counters`, for the tunnels whose byte counters changed since the
+        previous call (every tunnel that carried a packet)."""
+
     def close(self) -> None:
         """Remove every tunnel and release every resource."""

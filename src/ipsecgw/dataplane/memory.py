@@ -134,6 +134,9 @@ class MemoryDataPlane:
     def drop_counters(self) -> dict[DropReason, int]:
         return dict(self._sadb.unattributed_drops)
 
+    def traffic_changes(self) -> dict[str, tuple[int, int]]:
+        return self._sadb.traffic_changes()
+
     def close(self) -> None:
         for name in self._sadb.tunnel_names():
             self.remove_tunnel(name)

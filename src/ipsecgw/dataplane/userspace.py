@@ -367,6 +367,9 @@ class UserspaceDataPlane:
     def drop_counters(self) -> dict[DropReason, int]:
         return dict(self._sadb.unattributed_drops)
 
+    def traffic_changes(self) -> dict[str, tuple[int, int]]:
+        return self._sadb.traffic_changes()
+
     def interface_name(self, tunnel: str) -> str:
         """The TUN device's name (for logs and show commands)."""
         device = self._tuns.get(tunnel)

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from ipsecgw.dataplane.base import (
     Address,
     IpsecSa,
-    SaCounters,
     SendUdp,
-    TunnelCounters,
     TunnelSpec,
 )
-from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW, DropReason
-from ipsecgw.dataplane.sadb import SaDatabase
+from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW
+from ipsecgw.dataplane.sadb import SaDatabase, SadbCounters
 
 SendRaw = Callable[[bytes, Address, Address], None]
 
@@ -49,7 +47,7 @@ class Route:
     source: str | None  # preferred source address
 
 
-class MemoryDataPlane:
+class MemoryDataPlane(SadbCounters):
     """A `DataPlane` that records what it would install and loops packets in memory."""
 
     def __init__(
@@ -124,18 +122,6 @@ class MemoryDataPlane:
         if accepted is not None:
             tunnel, inner = accepted
             self.delivered[tunnel].append(inner)
-
-    def counters(self, tunnel: str) -> TunnelCounters:
-        return self._sadb.counters(tunnel)
-
-    def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
-        return self._sadb.sa_counters(inbound_spi)
-
-    def drop_counters(self) -> dict[DropReason, int]:
-        return dict(self._sadb.unattributed_drops)
-
-    def traffic_changes(self) -> dict[str, tuple[int, int]]:
-        return self._sadb.traffic_changes()
 
     def close(self) -> None:
         for name in self._sadb.tunnel_names():

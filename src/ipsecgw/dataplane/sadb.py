@@ -362,3 +362,22 @@ class SaDatabase:
             for name in touched
             if (tunnel := self._tunnels.get(name)) is not None
         }
+
+
+class SadbCounters:
+    """The counter half of the `DataPlane` interface, read from the backend's
+    `SaDatabase` (the same for every backend)."""
+
+    _sadb: SaDatabase
+
+    def counters(self, tunnel: str) -> TunnelCounters:
+        return self._sadb.counters(tunnel)
+
+    def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
+        return self._sadb.sa_counters(inbound_spi)
+
+    def drop_counters(self) -> dict[DropReason, int]:
+        return dict(self._sadb.unattributed_drops)
+
+    def traffic_changes(self) -> dict[str, tuple[int, int]]:
+        return self._sadb.traffic_changes()

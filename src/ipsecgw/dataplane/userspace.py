@@ -38,15 +38,13 @@ from ipsecgw.dataplane.base import (
     Address,
     DataPlaneError,
     IpsecSa,
-    SaCounters,
     SendUdp,
-    TunnelCounters,
     TunnelSpec,
     UdpSocketOf,
     UnknownTunnel,
 )
-from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW, DropReason
-from ipsecgw.dataplane.sadb import EspRoute, SaDatabase
+from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW
+from ipsecgw.dataplane.sadb import EspRoute, SaDatabase, SadbCounters
 from ipsecgw.dataplane.tun import TunDevice, entered
 
 log = logging.getLogger("ipsecgw.dataplane")
@@ -114,7 +112,7 @@ class _RawEspSocket:
         return data, source[0]
 
 
-class UserspaceDataPlane:
+class UserspaceDataPlane(SadbCounters):
     """A `DataPlane` running ESP in this process over TUN devices.
 
     `loop`: the daemon's event loop (TUN and raw sockets are read from it).
@@ -355,20 +353,6 @@ class UserspaceDataPlane:
         count = self._sadb.count_io_error(name)
         if _worth_logging(count):
             log.warning("tunnel %s: %s failed (%d so far): %s", name, what, count, error)
-
-    # Counters
-
-    def counters(self, tunnel: str) -> TunnelCounters:
-        return self._sadb.counters(tunnel)
-
-    def sa_counters(self, inbound_spi: bytes) -> SaCounters | None:
-        return self._sadb.sa_counters(inbound_spi)
-
-    def drop_counters(self) -> dict[DropReason, int]:
-        return dict(self._sadb.unattributed_drops)
-
-    def traffic_changes(self) -> dict[str, tuple[int, int]]:
-        return self._sadb.traffic_changes()
 
     def interface_name(self, tunnel: str) -> str:
         """The TUN device's name (for logs and show commands)."""

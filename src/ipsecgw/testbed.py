@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 CHARON = "/usr/lib/ipsec/charon"
 _counter = itertools.count()
@@ -219,7 +220,61 @@ def swanctl_conf(
 {secrets}"""
 
 
-class StrongSwan:
+class PeerDaemon:
+    """A peer's daemon inside a namespace with a work directory of its own
+    (made here and removed on close unless the caller gave one); stopped
+    politely, then killed."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def __init__(self, workdir: str | Path | None, prefix: str) -> None:
+        self.dir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=prefix))
+        self._own_dir = workdir is None
+        self.proc = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _ask_to_stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self._ask_to_stop()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the peer vanishes without a Delete and loses all its state."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class StrongSwan(PeerDaemon):
     """A charon daemon inside a namespace, with its own private /run.
 
     charon hard-codes /run/charon.pid, so each instance runs in a private
@@ -236,9 +291,8 @@ class StrongSwan:
         charon_extra: str = "",
         files: dict[str, bytes] | None = None,
     ) -> None:
+        super().__init__(workdir, "igw-swan-")
         self.netns = netns
-        self.dir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="igw-swan-"))
-        self._own_dir = workdir is None
         (self.dir / "run").mkdir(parents=True, exist_ok=True)
         (self.dir / "swanctl").mkdir(exist_ok=True)
         for sub in ("x509", "x509ca", "private", "rsa"):
@@ -265,7 +319,6 @@ swanctl {{ socket = unix://{self.vici} }}
 """
         )
         (self.dir / "swanctl" / "swanctl.conf").write_text(swanctl_conf)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10) -> StrongSwan:
         if self.vici.exists():
@@ -312,42 +365,6 @@ swanctl {{ socket = unix://{self.vici} }}
 
     def list_sas(self) -> str:
         return self.swanctl("--list-sas")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: the peer vanishes without a Delete and loses all its state."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> StrongSwan:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class Capture:

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from ipsecgw import testbed as tb
@@ -244,7 +243,7 @@ def ipsec_conf(
     return "\n".join(lines) + "\n"
 
 
-class Pluto:
+class Pluto(tb.PeerDaemon):
     """A pluto daemon inside a namespace, with a private work directory.
 
     ``conns`` is the ``conn`` part of ipsec.conf; the ``config setup`` part
@@ -262,10 +261,9 @@ class Pluto:
         workdir: str | Path | None = None,
         plutodebug: str = "",
     ) -> None:
+        super().__init__(workdir, "igw-pluto-")
         self.netns = netns
         self.unpacked = unpacked
-        self.dir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="igw-pluto-"))
-        self._own_dir = workdir is None
         self.run_dir = self.dir / "run"
         self.nss_dir = self.dir / "nss"
         for d in (self.run_dir, self.nss_dir):
@@ -280,7 +278,6 @@ class Pluto:
         self.conf.write_text("\n".join(setup) + "\n\n" + conns)
         self.secrets.write_text(secrets)
         self.secrets.chmod(0o600)
-        self.proc: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes] | None = None
 
     def start(self, *, wait_for: tuple[str, ...] = ("gw",), timeout: float = 10) -> Pluto:
@@ -352,39 +349,16 @@ class Pluto:
         pairs = re.findall(r".*" + spi % "initiator" + r".*" + spi % "responder", self.log())
         return {(i.replace(" ", ""), r.replace(" ", "")) for i, r in pairs}
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def output(self) -> str:
         out = self.dir / "pluto.out"
         text = out.read_text(errors="replace") if out.exists() else ""
         return text + self.log()[-4000:]
 
+    def _ask_to_stop(self) -> None:
+        self.whack("--shutdown", check=False, timeout=10)
+
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.whack("--shutdown", check=False, timeout=10)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+        super().stop()
         if self._out is not None:
             self._out.close()
             self._out = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Pluto:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb_: TracebackType | None
-    ) -> None:
-        self.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from engine_helpers import A_IP, B_IP, Datagram, make_pair, policies, rng
 
 from ipsecgw.isakmp.codec import Message, Notification
@@ -65,8 +66,11 @@ FAST_DPD = DpdPolicy(idle=20.0, silence=10.0, retry=2.0, retries=3)
 def test_dpd_keeps_a_live_peer() -> None:
     pair = _up(a={"dpd": FAST_DPD}, b={"dpd": FAST_DPD})
     pair.advance(100)
-    stats = pair.a.statistics()
-    assert stats["dpd_sent"] >= 3 and stats["dpd_ack_received"] == stats["dpd_sent"]
+    # Whichever side's (jittered) idle time is shorter probes; the other hears
+    # its R-U-THEREs, which count as liveness, and never needs to.
+    a, b = pair.a.statistics(), pair.b.statistics()
+    sent, acked = a["dpd_sent"] + b["dpd_sent"], a["dpd_ack_received"] + b["dpd_ack_received"]
+    assert sent >= 100 // 20 and acked == sent
     assert not pair.events("a", PeerDead) and pair.consistent()
 
 
@@ -86,10 +90,11 @@ def test_dpd_declares_a_silent_peer_dead_and_reinitiates_with_backoff() -> None:
     assert pair.a.statistics()["dpd_sent"] == 3
     pair.advance(0.01)
     assert pair.events("a", PeerDead) == [PeerDead("gw", (B_IP, 500))]
-    assert pair.now == first + 3 * 2
+    assert pair.now == pytest.approx(first + 3 * 2)
     assert [e.reason for e in pair.events("a", IpsecSaDeleted)] == ["dead peer"]
     assert pair.a.ike_sa_status(pair.now) == []
-    assert pair.a.get_timer() == pair.now + 1.0  # back-off 1 s
+    retry = pair.a.get_timer()  # back-off 1 s less up to 20 %
+    assert retry is not None and pair.now + 0.8 <= retry <= pair.now + 1.0
     # The peer comes back (with its state intact): the tunnel returns by itself.
     pair.filter = None
     pair.advance(40)

@@ -205,7 +205,7 @@ class Engine(Lifecycle):
     def _flight(self, data: bytes, local: Address, remote: Address, now: float) -> Flight:
         self._send(data, local, remote)
         initial = self.policy.retransmit.initial
-        return Flight(data, local, remote, now + initial, initial)
+        return Flight(data, local, remote, now + self._retransmit_wait(initial), initial)
 
     def _remember_reply(self, request: bytes, replies: tuple[Datagram, ...], now: float) -> None:
         key = hashlib.sha256(request).digest()
@@ -389,7 +389,7 @@ class Engine(Lifecycle):
         ike.expires_at = now + suite.lifetime_seconds
         ike.soft_at = now + suite.lifetime_seconds * self._soft_fraction(ike.role)
         ike.dh = None
-        self._sas.established(ike)
+        self._established(ike)
         self._touch_peer(ike_peer(ike))
         self._count("phase1_established")
         ike.log.info("phase 1 (%s mode, %s) established with %s:%d%s", ike.exchange,

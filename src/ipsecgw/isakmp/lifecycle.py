@@ -78,6 +78,10 @@ from .sa import Flight, IkeSa, IpsecSa, QuickMode, Role
 
 #: The most by which a peer's DPD intervals are shortened (`PeerLiveness.shorten`).
 DPD_JITTER = 0.2
+#: The most by which each retransmission interval is shortened (`RetransmitPolicy`).
+RETRANSMIT_JITTER = 0.1
+#: The most by which a tunnel's wait after a failed negotiation is shortened.
+BACKOFF_JITTER = 0.2
 
 #: handle_timer() runs what fell due, then what that made due at once (a Quick
 #: Mode after an SA's soft lifetime), at most this many rounds per call.
@@ -138,8 +142,15 @@ class PeerLiveness:
     probe_at: float | None = None
 
 
-#: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD).
-Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey
+class Admission:
+    """The deadline of the tunnels waiting for an initiator slot (one per engine)."""
+
+
+ADMISSION = Admission()
+
+#: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
+#: the tunnels waiting for an initiator slot.
+Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
 
 
 class Lifecycle(Collisions):
@@ -156,6 +167,9 @@ class Lifecycle(Collisions):
         self._peers: dict[PeerKey, PeerLiveness] = {}
         self._timers: Deadlines[Timed] = Deadlines()
         self._dirty: dict[Timed, None] = {}
+        # Tunnels that need a phase 1 while `initiator_half_open_limit` of ours
+        # are in flight, in the order they became due (see `_service_tunnel`).
+        self._slot_queue: dict[TunnelRuntime, None] = {}
         for tunnel in policy.tunnels:
             self._add_tunnel(TunnelRuntime(tunnel))
 
@@ -203,6 +217,11 @@ class Lifecycle(Collisions):
         self._sas.add_ike(ike)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
+        self._touch(ADMISSION)
+
+    def _established(self, ike: IkeSa) -> None:
+        self._sas.established(ike)
+        self._touch(ADMISSION)  # an initiator slot may have come free
 
     def _remove_ike(self, ike: IkeSa) -> None:
         for qm in list(ike.quick_modes.values()):
@@ -210,6 +229,7 @@ class Lifecycle(Collisions):
         self._sas.remove_ike(ike)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
+        self._touch(ADMISSION)
         for child in self._sas.children_of_ike(ike.cookies):
             self._touch_tunnel(child.tunnel)  # it may have to move (see the docstring)
 
@@ -246,6 +266,7 @@ class Lifecycle(Collisions):
     def _remove_tunnel(self, runtime: TunnelRuntime) -> None:
         name = runtime.policy.name
         del self._tunnels[name]
+        self._slot_queue.pop(runtime, None)
         unindex(self._tunnels_by_peer, runtime.peer_key, name)
         unindex(self._tunnels_by_selectors, (runtime.peer_key, *runtime.selectors), name)
         self._touch(runtime)
@@ -309,9 +330,16 @@ class Lifecycle(Collisions):
 
     # --- tunnels --------------------------------------------------------------------
 
+    def _uniform(self) -> float:
+        """A number from 0 to 1 drawn from the engine's random source."""
+        return int.from_bytes(self.random(2), "big") / 0xFFFF
+
     def _backoff(self, failures: int) -> float:
+        """1, 2, 4 ... 30 s (SPEC 3.3), each less up to BACKOFF_JITTER: tunnels that
+        failed together (a dead peer, a storm of timeouts) do not retry together."""
         delay = self.policy.reinit_backoff_initial * 2 ** max(0, failures - 1)
-        return float(min(self.policy.reinit_backoff_maximum, delay))
+        delay = min(self.policy.reinit_backoff_maximum, delay)
+        return float(delay * (1.0 - BACKOFF_JITTER * self._uniform()))
 
     def _negotiation_failed(self, local_ip: str, remote_ip: str, tunnel: str | None,
                             reason: str, now: float) -> None:
@@ -341,18 +369,49 @@ class Lifecycle(Collisions):
         for runtime in self._tunnels_of(key):
             self._service_tunnel(runtime, now)
 
-    def _service_tunnel(self, runtime: TunnelRuntime, now: float) -> None:
-        """Start what the tunnel needs (SPEC 3.3) if its back-off allows it now."""
+    def _service_tunnel(self, runtime: TunnelRuntime, now: float, *,
+                        admitted: bool = False) -> None:
+        """Start what the tunnel needs (SPEC 3.3) if its back-off allows it now.
+
+        A phase 1 needs an initiator slot (`initiator_half_open_limit`): without
+        one, or while others wait for one, the tunnel joins the queue; it is
+        `admitted` from its head as slots come free (`_admit`).  Waiting costs
+        nothing: a queued tunnel has no deadline of its own.
+        """
         if not self._needs_negotiation(runtime) or now < runtime.next_attempt_at:
             return
         current = self._current_child(runtime.policy.name)
         moving = current is not None and self._orphaned(current)
         ike = self._best_ike(*runtime.peer_key, fresh=moving)
         if ike is not None:
+            self._leave_slot_queue(runtime)
             rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
             self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
         elif not self._phase1_in_progress(runtime.peer_key):
+            if not admitted and (self._slot_queue or not self._slot_free()):
+                if runtime not in self._slot_queue:
+                    self._slot_queue[runtime] = None
+                    self._touch(runtime)
+                    self._touch(ADMISSION)
+                return
+            self._leave_slot_queue(runtime)
             self.initiate_phase1(runtime.policy, now, rekey=self._knows_peer(*runtime.peer_key))
+
+    def _slot_free(self) -> bool:
+        return self._sas.initiating_count() < self.policy.initiator_half_open_limit
+
+    def _leave_slot_queue(self, runtime: TunnelRuntime) -> None:
+        if runtime in self._slot_queue:
+            del self._slot_queue[runtime]
+            self._touch(runtime)
+
+    def _admit(self, now: float) -> None:
+        """Give the free initiator slots to the tunnels at the head of the queue."""
+        while self._slot_queue and self._slot_free():
+            runtime = next(iter(self._slot_queue))
+            self._leave_slot_queue(runtime)
+            if self._tunnels.get(runtime.policy.name) is runtime:
+                self._service_tunnel(runtime, now, admitted=True)
 
     def _apply_policy(self, policy: EnginePolicy, now: float) -> None:
         """Live configuration change: tunnels removed, disabled or changed lose their SAs."""
@@ -385,6 +444,7 @@ class Lifecycle(Collisions):
                 runtime = TunnelRuntime(tunnel)
                 self._add_tunnel(runtime)
                 changed.append(runtime)
+        self._touch(ADMISSION)  # the limit may have changed
         for runtime in changed:
             self._touch(runtime)
             self._service_tunnel(runtime, now)
@@ -433,7 +493,7 @@ class Lifecycle(Collisions):
             self._touch(key)
 
     def _soft_fraction(self, role: Role) -> float:
-        jitter = int.from_bytes(self.random(2), "big") / 65535
+        jitter = self._uniform()
         if role is Role.INITIATOR:
             return 0.90 - 0.05 * jitter
         return 0.95 - 0.025 * jitter
@@ -524,10 +584,13 @@ class Lifecycle(Collisions):
         self._reschedule()
 
     def _reschedule(self) -> None:
-        """Recompute the deadline of everything touched since the heap was last read."""
-        while self._dirty:
-            item, _ = self._dirty.popitem()
-            self._timers.schedule(item, self._deadline(item))
+        """Recompute the deadline of everything touched since the heap was last read,
+        in the order touched (equal deadlines fire in that order: tunnels that
+        became due together start in configuration order)."""
+        if self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for item in dirty:
+                self._timers.schedule(item, self._deadline(item))
 
     def _deadline(self, item: Timed) -> float | None:
         if isinstance(item, IkeSa):
@@ -538,10 +601,12 @@ class Lifecycle(Collisions):
             return min(item.expires_at, math.inf if item.superseded else item.soft_at,
                        math.inf if item.delete_at is None else item.delete_at)
         if isinstance(item, TunnelRuntime):
-            if self._tunnels.get(item.policy.name) is not item or \
+            if self._tunnels.get(item.policy.name) is not item or item in self._slot_queue or \
                     not self._needs_negotiation(item) or self._phase1_in_progress(item.peer_key):
                 return None
             return item.next_attempt_at
+        if isinstance(item, Admission):
+            return self._now if self._slot_queue and self._slot_free() else None
         live = self._peers.get(item)
         if live is None or not self.policy.dpd.enabled or self._dpd_ike(item) is None:
             return None
@@ -568,6 +633,8 @@ class Lifecycle(Collisions):
         elif isinstance(item, TunnelRuntime):
             if self._tunnels.get(item.policy.name) is item:
                 self._service_tunnel(item, now)
+        elif isinstance(item, Admission):
+            self._admit(now)
         elif self.policy.dpd.enabled:
             self._dpd_timer(item, now)
 
@@ -579,8 +646,12 @@ class Lifecycle(Collisions):
         self._count("retransmits")
         self._send(flight.datagram, flight.local, flight.remote)
         flight.interval = min(flight.interval * 2, retransmit.maximum)
-        flight.next_at = now + flight.interval
+        flight.next_at = now + self._retransmit_wait(flight.interval)
         return True
+
+    def _retransmit_wait(self, interval: float) -> float:
+        """`interval` less up to RETRANSMIT_JITTER (see `RetransmitPolicy`)."""
+        return interval * (1.0 - RETRANSMIT_JITTER * self._uniform())
 
     def _ike_timers(self, ike: IkeSa, now: float) -> None:
         if ike.flight is not None and now >= ike.flight.next_at and \
@@ -623,6 +694,12 @@ class Lifecycle(Collisions):
             return
         tunnels = [r for r in self._tunnels_of(key) if r.initiates]
         if tunnels:
+            if self._slot_queue or not self._slot_free():
+                # The tunnels whose IPsec SAs it carries now need a phase 1
+                # (`_orphaned`) and queue for a slot: the first one admitted rekeys.
+                ike.log.info("phase 1 with %s reaches its soft lifetime: rekey waits for "
+                             "an initiator slot", ike.remote[0])
+                return
             ike.log.info("phase 1 with %s reaches its soft lifetime: rekeying", ike.remote[0])
             self.initiate_phase1(tunnels[0].policy, now, rekey=True)
             return
@@ -657,7 +734,7 @@ class Lifecycle(Collisions):
             if not ike.established:
                 return
             sequence = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
-            shorten = DPD_JITTER * int.from_bytes(self.random(2), "big") / 0xFFFF
+            shorten = DPD_JITTER * self._uniform()
             live = self._peers[key] = PeerLiveness(now, now, sequence, shorten)
         live.last_rx, live.probes, live.probe_at = now, 0, None
         self._touch(key)

@@ -124,7 +124,9 @@ class RetransmitPolicy:
     `retries` retransmissions and one more interval the exchange has failed.
     Defaults: 2, 4, 8, 16, 30 s, failure 30 s later (90 s in all).  The cap
     keeps a restarting peer from waiting more than half a minute for our
-    next attempt (SPEC 3.3).
+    next attempt (SPEC 3.3).  Each wait is shortened by a random 0 to 10 %
+    (isakmp/lifecycle.py), so that exchanges started together, and timing
+    out together under load, do not retransmit in lockstep.
     """
 
     initial: float = 2.0
@@ -200,8 +202,17 @@ class EnginePolicy:
     retransmit: RetransmitPolicy = RetransmitPolicy()
     reinit_backoff_initial: float = 1.0
     reinit_backoff_maximum: float = 30.0
+    #: The peers' phase 1 attempts answered but not yet established, at most.
     half_open_limit: int = 1000
     half_open_timeout: float = 60.0
+    #: Our own phase 1 attempts in flight, at most (the initiator's half-open
+    #: limit, after strongSwan's `init_limit_half_open`).  Tunnels that need a
+    #: phase 1 beyond it wait their turn, in order, and start as attempts
+    #: finish: a mass bring-up or re-initiation does not flood the peers with
+    #: more exchanges than they answer in time (docs/BENCHMARKS.md, 10,000
+    #: tunnels).  Phase 1 rekeys take a slot too (responder-only renewals are
+    #: never held back).
+    initiator_half_open_limit: int = 64
     #: How long an IPsec SA replaced by a rekey stays installed (inbound traffic
     #: still protected with the old SA arrives during this time).  A fixed time,
     #: not "until traffic arrives on the new SA": the data plane reports byte
@@ -218,6 +229,8 @@ class EnginePolicy:
     def __post_init__(self) -> None:
         if len(self.ike_rules) > 10:
             raise ValueError("at most ten IKE policy rules")
+        if self.initiator_half_open_limit < 1:
+            raise ValueError("the initiator half-open limit must be at least 1")
         object.__setattr__(self, "preshared_keys", _frozen_mapping(self.preshared_keys))
         names = [tunnel.name for tunnel in self.tunnels]
         if len(names) != len(set(names)):

@@ -39,6 +39,7 @@ class Registry:
         # message must not open a second one.
         self._responders: dict[tuple[bytes, str], IkeSa] = {}
         self._half_open: set[IkeSa] = set()
+        self._initiating: set[IkeSa] = set()  # our phase 1 attempts not yet established
         self._children_by_tunnel: dict[str, dict[bytes, IpsecSa]] = {}
         self._children_by_peer: dict[PeerKey, dict[bytes, IpsecSa]] = {}
         self._children_by_ike: dict[bytes, dict[bytes, IpsecSa]] = {}
@@ -54,6 +55,8 @@ class Registry:
             self._responders[(ike.cookie_i, ike.remote[0])] = ike
             if not ike.established:
                 self._half_open.add(ike)
+        elif not ike.established:
+            self._initiating.add(ike)
 
     def remove_ike(self, ike: IkeSa) -> None:
         if self.ike.get(ike.cookies) is not ike:
@@ -63,6 +66,7 @@ class Registry:
         if self._responders.get((ike.cookie_i, ike.remote[0])) is ike:
             del self._responders[(ike.cookie_i, ike.remote[0])]
         self._half_open.discard(ike)
+        self._initiating.discard(ike)
         for qm in list(ike.quick_modes.values()):
             self.end_quick_mode(ike, qm)
 
@@ -73,6 +77,7 @@ class Registry:
 
     def established(self, ike: IkeSa) -> None:
         self._half_open.discard(ike)
+        self._initiating.discard(ike)
 
     def ike_of_peer(self, key: PeerKey) -> list[IkeSa]:
         return list(self._ike_by_peer.get(key, ()))
@@ -81,7 +86,12 @@ class Registry:
         return self._responders.get((cookie_i, peer_ip))
 
     def half_open_count(self) -> int:
+        """The peers' phase 1 attempts we answer that are not established yet."""
         return len(self._half_open)
+
+    def initiating_count(self) -> int:
+        """Our own phase 1 attempts that are not established yet."""
+        return len(self._initiating)
 
     # --- IPsec SAs --------------------------------------------------------------
 

@@ -43,7 +43,11 @@ message is unanswered, and then costs at most a half-open timeout: the same
 as the half-open SA such a message has always created.
 
 INITIAL-CONTACT (RFC 2407 4.6.3.3) says "I have no state with you but this
-phase 1", and the receiver deletes everything older.  A gateway that started
+phase 1", and the receiver deletes everything older that it has with the
+sending *entity*: the SAs with the same peer address negotiated under a phase
+1 with the same authenticated identity (as strongSwan does).  Many clients
+behind one NAT, or a load generator's many identities at one address, share
+the address and must not knock each other's SAs out.  A gateway that started
 a phase 1 knowing nothing of the peer may meanwhile have negotiated with it
 (the peer's own phase 1, answered while our first message was retransmitted),
 so the notify is decided when the message that carries it is built (MM5, or
@@ -58,6 +62,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from .codec import Identification
+from .constants import IdType
 from .registry import PeerKey, Registry, ike_peer
 from .sa import IkeSa, IpsecSa, P1State, QuickMode, Role
 
@@ -105,14 +111,31 @@ def may_claim_initial_contact(sas: Registry, ike: IkeSa) -> bool:
     return not sas.has_children(key) and all(other is ike for other in sas.ike_of_peer(key))
 
 
+def same_entity(one: Identification | None, other: Identification | None) -> bool:
+    """Whether two phase 1 ID payloads name the same peer (protocol and port aside;
+    names compare without regard to case)."""
+    if one is None or other is None:
+        return one is other
+    return one.id_type == other.id_type and _id_value(one) == _id_value(other)
+
+
+def _id_value(payload: Identification) -> bytes:
+    if payload.id_type in (IdType.FQDN, IdType.USER_FQDN):
+        return payload.data.lower()
+    return payload.data
+
+
 def initial_contact_victims(sas: Registry, ike: IkeSa) -> tuple[list[IpsecSa], list[IkeSa]]:
-    """The SAs an INITIAL-CONTACT carried by `ike` removes: older than its first message."""
+    """The SAs an INITIAL-CONTACT carried by `ike` removes: those with its peer's
+    address and identity, older than its first message."""
     key = ike_peer(ike)
     first_message = ike.created_at
-    children = [child for child in sas.children_of_peer(key) if child.created_at < first_message]
+    children = [child for child in sas.children_of_peer(key) if child.created_at < first_message
+                and same_entity(child.peer_id, ike.peer_id)]
     phase1s = [other for other in sas.ike_of_peer(key)
                if other is not ike and other.established_at is not None
-               and other.established_at < first_message]
+               and other.established_at < first_message
+               and same_entity(other.peer_id, ike.peer_id)]
     return children, phase1s
 
 
@@ -178,7 +201,7 @@ class Collisions(ABC):
 
     def _initial_contact(self, ike: IkeSa, now: float) -> None:
         """RFC 2407 4.6.3.3: the peer lost its state; drop what predates `ike`."""
-        ike.log.info("INITIAL-CONTACT from %s: removing older SAs", ike.remote[0])
+        ike.log.info("INITIAL-CONTACT from %s: removing its older SAs", ike.remote[0])
         children, phase1s = initial_contact_victims(self._sas, ike)
         for child in children:
             self._delete_child(child, "initial contact", now, notify_peer=False)

@@ -659,7 +659,8 @@ class Engine(Lifecycle):
             lifetime_kilobytes=negotiated.lifetime_kilobytes, created_at=now,
             soft_at=now + lifetime * fraction, expires_at=now + lifetime,
             soft_kilobytes=int(negotiated.lifetime_kilobytes * fraction),
-            inbound_at_start=runtime.inbound_bytes, outbound_at_start=runtime.outbound_bytes)
+            inbound_at_start=runtime.inbound_bytes, outbound_at_start=runtime.outbound_bytes,
+            peer_id=ike.peer_id)
         self._add_child(child)
         runtime.installed(now)
         self._count("phase2_established")

@@ -233,6 +233,8 @@ class IpsecSa:
     soft_kilobytes: int
     inbound_at_start: int  # the tunnel's byte counters when this SA was installed
     outbound_at_start: int
+    #: The peer's identity in the phase 1 it was negotiated under (INITIAL-CONTACT).
+    peer_id: Identification | None = None
     superseded: bool = False
     delete_at: float | None = None
 

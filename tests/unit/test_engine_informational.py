@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from engine_helpers import A_IP, B_IP, Datagram, make_pair, policies, rng
 
+from ipsecgw.isakmp import engine as engine_module
 from ipsecgw.isakmp.codec import Message, Notification
 from ipsecgw.isakmp.constants import ExchangeType, NotifyType
 from ipsecgw.isakmp.engine import Engine
@@ -208,3 +210,81 @@ def test_update_policy_disabling_a_tunnel_deletes_its_sas() -> None:
     pair.a.update_policy(policy_a, pair.now)
     pair.pump()
     assert pair.consistent()
+
+
+class _Calls:
+    """Counts the calls of a function it wraps."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.count = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.count += 1
+        return self.function(*args, **kwargs)
+
+
+def test_unknown_cookie_flood_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _up(b={"tx_invalid_cookie": True})
+    decodes, hashes = _Calls(Message.decode), _Calls(engine_module.hashlib.sha256)
+    monkeypatch.setattr(engine_module.Message, "decode", decodes)
+    monkeypatch.setattr(engine_module.hashlib, "sha256", hashes)
+    flood = [_unknown(n.to_bytes(8, "big")) for n in range(1000)]
+    flood.append(Message(b"\x07" * 8, b"\x99" * 8, ExchangeType.IDENTITY_PROTECTION, 0, 0,
+                         (Notification(1, 1, NotifyType.CONNECTED, b""),)).encode())
+    flood.append(Message(b"\x08" * 8, b"\x99" * 8, ExchangeType.INFORMATIONAL, 1, 5, (),
+                         b"\x00" * 16, 8).encode())
+    for n, data in enumerate(flood):
+        pair.b.receive_datagram(data, (B_IP, 500), (A_IP, 500), pair.now + n * 0.001)
+    replies = pair.b.datagrams_to_send(pair.now)
+    assert decodes.count == 0 and hashes.count == 0  # the header alone decided
+    stats = pair.b.statistics()
+    assert stats["unknown_cookie"] == len(flood)
+    # An encrypted Informational is never answered; the rest as the limits allow.
+    assert stats["invalid_cookie_sent"] + stats["invalid_cookie_suppressed"] == len(flood) - 1
+    assert stats["invalid_cookie_sent"] == len(replies) >= 1
+    assert pair.consistent()
+
+
+def test_fast_path_leaves_the_rest_to_the_full_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _up(b={"tx_invalid_cookie": True})
+    decodes = _Calls(Message.decode)
+    monkeypatch.setattr(engine_module.Message, "decode", decodes)
+    # A clear Informational: its notify may be an INVALID-COOKIE to count.
+    clear = Message(b"\x01" * 8, b"\x99" * 8, ExchangeType.INFORMATIONAL, 0, 5, (
+        Notification(1, 1, NotifyType.INVALID_COOKIE, b"\x01" * 8 + b"\x99" * 8),)).encode()
+    pair.b.receive_datagram(clear, (B_IP, 500), (A_IP, 500), pair.now)
+    assert decodes.count == 1 and pair.b.statistics()["invalid_cookie_received"] == 1
+    # A runt, a bad header: malformed, as before.
+    pair.b.receive_datagram(b"\x01" * 20, (B_IP, 500), (A_IP, 500), pair.now)
+    bad_version = bytearray(_unknown(b"\x02" * 8))
+    bad_version[17] = 0x20
+    pair.b.receive_datagram(bytes(bad_version), (B_IP, 500), (A_IP, 500), pair.now)
+    assert pair.b.statistics()["dropped_malformed"] == 2
+    # Known cookie pairs go the full way.
+    before = decodes.count
+    pair.b.clear_sa(None, 2, pair.now)
+    pair.pump()
+    assert decodes.count > before and pair.consistent()
+
+
+def test_a_retransmission_for_a_deleted_phase1_still_gets_its_cached_reply() -> None:
+    """Cookie pairs with a cached reply are known to the fast path: a peer that
+    lost our last phase 1 message gets it again, as before the fast path."""
+    pair = _up(b={"tx_invalid_cookie": True})
+    mm5 = next(d for direction, d in pair.wire if direction == "ab"
+               and Message.decode(d.data).exchange_type == ExchangeType.IDENTITY_PROTECTION
+               and Message.decode(d.data).flags & 1)  # MM5, the first encrypted one
+    mm6 = next(d for direction, d in pair.wire if direction == "ba"
+               and Message.decode(d.data).exchange_type == ExchangeType.IDENTITY_PROTECTION
+               and Message.decode(d.data).flags & 1)
+    pair.b.update_policy(replace(pair.b.policy, tunnels=()), pair.now)
+    pair.b.clear_sa(None, 1, pair.now)
+    pair.b.datagrams_to_send(pair.now)
+    assert pair.b.ike_sa_status(pair.now) == []
+    before = pair.b.statistics()
+    pair.b.receive_datagram(mm5.data, mm5.remote, mm5.local, pair.now)
+    assert [d.data for d in pair.b.datagrams_to_send(pair.now)] == [mm6.data]
+    after = pair.b.statistics()
+    assert after["retransmits"] == before["retransmits"] + 1
+    assert after["unknown_cookie"] == before["unknown_cookie"]

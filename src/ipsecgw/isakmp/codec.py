@@ -298,7 +298,16 @@ class Message:
 
     @classmethod
     def decode(cls, data: bytes) -> Message:
-        data = bytes(data)
+        return cls._decode(bytes(data), payloads=True)
+
+    @classmethod
+    def decode_header(cls, data: bytes) -> Message:
+        """The header alone, checked as `decode` checks it; the payloads of a
+        message in the clear are left undecoded (`payloads` is empty)."""
+        return cls._decode(bytes(data), payloads=False)
+
+    @classmethod
+    def _decode(cls, data: bytes, payloads: bool) -> Message:
         if len(data) < HEADER_LENGTH:
             raise PayloadMalformed(f"ISAKMP header truncated: {len(data)} of 28 octets", 0)
         (
@@ -343,5 +352,5 @@ class Message:
                 data[HEADER_LENGTH:length],
                 first_payload,
             )
-        payloads = _decode_chain(data, first_payload, HEADER_LENGTH, length, False)
-        return cls(initiator_cookie, responder_cookie, exchange_type, flags, message_id, payloads)
+        chain = _decode_chain(data, first_payload, HEADER_LENGTH, length, False) if payloads else ()
+        return cls(initiator_cookie, responder_cookie, exchange_type, flags, message_id, chain)

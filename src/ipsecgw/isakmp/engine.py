@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from . import collisions, crypto, informational, phase1, quickmode
 from .codec import DecodeError, Delete, Identification, Message, Notification
-from .constants import NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
+from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .errors import MessageRejected, NegotiationError
 from .events import (
     Event,
@@ -84,7 +84,10 @@ class Engine(Lifecycle):
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
         self._stats: Counter[str] = Counter({key: 0 for key in STATISTICS})
-        self._replies: OrderedDict[bytes, tuple[tuple[Datagram, ...], float]] = OrderedDict()
+        # SHA-256 of a request -> (our replies, until when, the request's cookie pair)
+        self._replies: OrderedDict[bytes, tuple[tuple[Datagram, ...], float, bytes]] = \
+            OrderedDict()
+        self._reply_cookies: Counter[bytes] = Counter()  # cookie pairs in `_replies`
         self._limiter = informational.InvalidCookieLimiter(policy)
         self._credentials: Credentials | None = None
         self._credentials_loaded = False
@@ -209,14 +212,34 @@ class Engine(Lifecycle):
 
     def _remember_reply(self, request: bytes, replies: tuple[Datagram, ...], now: float) -> None:
         key = hashlib.sha256(request).digest()
-        self._replies[key] = (replies, now + _REPLY_CACHE_TTL)
+        cookies = request[:16]
+        if key not in self._replies:
+            self._reply_cookies[cookies] += 1
+        self._replies[key] = (replies, now + _REPLY_CACHE_TTL, cookies)
         self._replies.move_to_end(key)
         while len(self._replies) > _REPLY_CACHE_SIZE:
-            self._replies.popitem(last=False)
+            _, (_, _, evicted) = self._replies.popitem(last=False)
+            self._reply_cookies[evicted] -= 1
+            if not self._reply_cookies[evicted]:
+                del self._reply_cookies[evicted]
 
     # --- demultiplexing -------------------------------------------------------
 
     def _receive(self, data: bytes, local: Address, remote: Address, now: float) -> None:
+        if self._unknown_pair(data):
+            # A flood of made-up cookie pairs must cost little (SPEC 1.2; in the
+            # cookie-flood benchmark the hash and the full decode dominated):
+            # the header decides, except for a clear Informational, whose
+            # payloads may be an INVALID-COOKIE to count.
+            try:
+                header = Message.decode_header(data)
+            except DecodeError:
+                self._count("dropped_malformed")
+                return
+            if header.exchange_type != ExchangeType.INFORMATIONAL or \
+                    header.flags & Flags.ENCRYPTION:
+                self._unknown_cookie(header, data, local, remote, now)
+                return
         cached = self._replies.get(hashlib.sha256(data).digest())
         if cached is not None and cached[1] > now:
             # RFC 2408 5 / DESIGN 6: a retransmitted request gets the same answer.
@@ -251,6 +274,15 @@ class Engine(Lifecycle):
             self._phase1(ike, message, data, local, remote, now)
         else:
             self._count("dropped_unexpected")
+
+    def _unknown_pair(self, data: bytes) -> bool:
+        """Whether `data` names a cookie pair with a non-zero responder cookie that
+        no SA, no SA waiting for its responder cookie and no cached reply knows:
+        nothing but the invalid-cookie path can come of it."""
+        cookies = data[:16]
+        return len(data) >= HEADER_LENGTH and cookies[8:] != _ZERO_COOKIE and \
+            cookies not in self._sas.ike and cookies[:8] + _ZERO_COOKIE not in self._sas.ike \
+            and cookies not in self._reply_cookies
 
     def _adopt_responder_cookie(self, message: Message, remote: Address) -> IkeSa | None:
         """MM2 / AM2: the responder's cookie completes our half of the pair."""

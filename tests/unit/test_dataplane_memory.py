@@ -63,13 +63,18 @@ def sa_pair(
     integrity: IntegrityName | None = "hmac-sha1-96",
     tunnel: str = "t1",
     rekey_of: tuple[bytes, bytes] | None = None,
+    protocol: str = "esp",
 ) -> tuple[IpsecSaEstablished, IpsecSaEstablished]:
-    """Mirrored events for site A (inbound SPI spi_a) and site B (inbound spi_b)."""
+    """Mirrored events for site A (inbound SPI spi_a) and site B (inbound spi_b).
+
+    For AH the encryption is "null" without a key, as the engine reports it."""
+    if protocol == "ah":
+        encryption = "null"
     to_a = sa_keys(spi_a, encryption, integrity)  # B -> A traffic
     to_b = sa_keys(spi_b, encryption, integrity)  # A -> B traffic
     port = 4500 if udp else 500
     common = {
-        "protocol": "esp",
+        "protocol": protocol,
         "encapsulation": "udp-tunnel" if udp else "tunnel",
         "lifetime_seconds": 3600,
         "lifetime_kilobytes": 102400,
@@ -380,15 +385,24 @@ def test_errors() -> None:
     plane.install_sa(ev_a)
     with pytest.raises(DataPlaneError, match="already installed"):
         plane.install_sa(ev_a)
-    ah = IpsecSaEstablished(
+    ah_with_cipher = IpsecSaEstablished(
         **{
             **ev_a.__dict__,
             "protocol": "ah",
             "inbound": sa_keys(b"\x01\x01\x01\x01", "null", "hmac-sha1-96"),
         }
     )
-    with pytest.raises(DataPlaneError, match="ESP only"):
-        plane.install_sa(ah)
+    with pytest.raises(DataPlaneError, match="AH does not encrypt"):
+        plane.install_sa(ah_with_cipher)  # its outbound keys carry an AES key
+    ipcomp = IpsecSaEstablished(
+        **{
+            **ev_a.__dict__,
+            "protocol": "ipcomp",
+            "inbound": sa_keys(b"\x04\x04\x04\x04", "aes128", "hmac-sha1-96"),
+        }
+    )
+    with pytest.raises(DataPlaneError, match="'ipcomp' is not supported"):
+        plane.install_sa(ipcomp)
     bad_key = IpsecSaEstablished(
         **{
             **ev_a.__dict__,
@@ -520,3 +534,158 @@ def test_traffic_changes_name_only_tunnels_that_carried_traffic(clock: Clock) ->
     a.inject("t2", ipv4("10.98.1.1", "10.98.3.1"))
     a.remove_tunnel("t2")
     assert a.traffic_changes() == {}
+
+
+# AH (RFC 4302): tunnel mode over IPv4, never UDP-encapsulated
+
+
+@pytest.fixture
+def ah_sites(
+    sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> tuple[MemoryDataPlane, MemoryDataPlane]:
+    a, b = sites
+    ev_a, ev_b = sa_pair(b"\xa0\x00\x00\x51", b"\xb0\x00\x00\x51", protocol="ah")
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    return a, b
+
+
+@pytest.mark.parametrize("integrity", ["hmac-sha1-96", "hmac-md5-96"])
+def test_ah_traffic_both_ways(clock: Clock, integrity: IntegrityName) -> None:
+    a, b = MemoryDataPlane(clock=clock), MemoryDataPlane(clock=clock)
+    connect(a, b)
+    a.add_tunnel(TunnelSpec("t1", remote_networks=(B_NET,), local_networks=(A_NET,)))
+    b.add_tunnel(TunnelSpec("t1", remote_networks=(A_NET,), local_networks=(B_NET,)))
+    ev_a, ev_b = sa_pair(
+        b"\xa0\x00\x00\x51", b"\xb0\x00\x00\x51", protocol="ah", integrity=integrity
+    )
+    a.install_sa(ev_a)
+    b.install_sa(ev_b)
+    ping, pong = ipv4("10.98.1.1", "10.98.2.1"), ipv4("10.98.2.1", "10.98.1.1", b"reply")
+    for _ in range(3):
+        a.inject("t1", ping)
+        clock.now += 1
+        b.inject("t1", pong)
+    assert b.delivered["t1"] == [ping] * 3
+    assert a.delivered["t1"] == [pong] * 3
+
+    sent = a.sent[0]
+    assert (sent.protocol, sent.udp) == ("ah", False)
+    assert (sent.local, sent.remote) == ((A_OUTER, 0), (B_OUTER, 0))
+    # A whole IPv4 packet: protocol 51 between the outer addresses, AH
+    # carrying the peer's inbound SPI, the inner packet in the clear.
+    data = sent.data
+    assert data[0] == 0x45 and data[9] == 51
+    assert ipaddress.ip_address(data[12:16]) == ipaddress.ip_address(A_OUTER)
+    assert ipaddress.ip_address(data[16:20]) == ipaddress.ip_address(B_OUTER)
+    assert data[24:28] == b"\xb0\x00\x00\x51"
+    assert data.endswith(ping) and len(data) == 20 + 24 + len(ping)
+
+    ca, cb = a.counters("t1"), b.counters("t1")
+    assert (ca.outbound_packets, ca.outbound_bytes) == (3, 3 * len(ping))
+    assert (ca.inbound_packets, ca.inbound_bytes) == (3, 3 * len(pong))
+    assert ca.drops == cb.drops == 0
+    assert ca.last_inbound_at == clock.now
+    sa = b.sa_counters(b"\xb0\x00\x00\x51")
+    assert sa is not None
+    assert (sa.outbound_spi, sa.inbound_packets, sa.sequence_number) == (
+        b"\xa0\x00\x00\x51", 3, 3)
+
+
+def test_ah_tampered_replayed_and_misdirected_packets_are_counted(
+    ah_sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> None:
+    a, b = ah_sites
+    a.send_ah = None  # capture only
+    inner = ipv4("10.98.1.1", "10.98.2.1")
+    a.inject("t1", inner)
+    packet = a.sent[-1].data
+    tampered = packet[:-1] + bytes([packet[-1] ^ 1])  # a payload byte: AH covers it
+    ttl_changed = packet[:8] + b"\x01" + packet[9:]  # mutable: still good
+    for data in (tampered, ttl_changed, packet, packet[:30]):
+        b.receive_ah(data)
+    counters = b.counters("t1")
+    assert (counters.auth_failed, counters.replay, counters.malformed) == (1, 1, 1)
+    assert counters.inbound_packets == 1 and b.delivered["t1"] == [inner]
+    sa = b.sa_counters(b"\xb0\x00\x00\x51")
+    assert sa is not None and (sa.auth_failed, sa.replay, sa.malformed) == (1, 1, 1)
+
+    # An unknown SPI between the tunnel's outer addresses is charged to it.
+    b.receive_ah(packet[:24] + b"\x0b\xad\x0b\xad" + packet[28:])
+    assert b.counters("t1").unknown_spi == 1
+    # From somewhere else: nobody's.
+    elsewhere = packet[:12] + bytes([192, 0, 2, 9]) + packet[16:]
+    b.receive_ah(elsewhere[:24] + b"\x0b\xad\x0b\xad" + elsewhere[28:])
+    b.receive_ah(b"\x45")
+    assert b.drop_counters()[DropReason.UNKNOWN_SPI] == 1
+    assert b.drop_counters()[DropReason.MALFORMED] == 1
+
+
+def test_esp_and_ah_spis_are_separate_spaces(
+    ah_sites: tuple[MemoryDataPlane, MemoryDataPlane],
+) -> None:
+    """A packet is looked up among the SAs of its own protocol only."""
+    a, b = ah_sites
+    a.send_ah = None
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1"))
+    ah_packet = a.sent[-1].data
+    # ESP carrying the AH SA's SPI: no ESP SA has it.
+    b.receive_esp(ah_packet[24:], (B_OUTER, 0), (A_OUTER, 0), udp=False)
+    assert b.counters("t1").unknown_spi == 1 and b.counters("t1").auth_failed == 0
+
+    b.add_tunnel(TunnelSpec("esp"))
+    esp_a, esp_b = sa_pair(b"\xa0\x00\x00\x50", b"\xb0\x00\x00\x50", tunnel="esp")
+    b.install_sa(esp_b)
+    esp = OutboundSa(esp_a.outbound).encapsulate(ipv4("10.98.1.1", "10.98.2.1"))
+    # AH carrying an ESP SA's SPI: no AH SA has it (charged to the tunnel
+    # installed last between these outer addresses).
+    b.receive_ah(ah_packet[:24] + esp[:4] + ah_packet[28:])
+    assert b.counters("esp").unknown_spi == 1 and b.counters("esp").auth_failed == 0
+    b.receive_esp(esp, (B_OUTER, 0), (A_OUTER, 0), udp=False)
+    assert b.counters("esp").inbound_packets == 1  # it does have an ESP SA
+    # A pair is named by its inbound SPI (remove_sa, sa_counters): one SPI,
+    # one pair, whatever the protocol.
+    same_spi = IpsecSaEstablished(
+        **{**esp_b.__dict__, "inbound": sa_keys(b"\xb0\x00\x00\x51", "aes128", "hmac-sha1-96")}
+    )
+    with pytest.raises(DataPlaneError, match="already installed"):
+        b.install_sa(same_spi)
+
+
+def test_ah_is_refused_where_it_cannot_work() -> None:
+    plane = MemoryDataPlane()
+    plane.add_tunnel(TunnelSpec("t1"))
+    ev_a, _ = sa_pair(b"\xa0\x00\x00\x51", b"\xb0\x00\x00\x51", protocol="ah", udp=True)
+    with pytest.raises(DataPlaneError, match="AH cannot be UDP-encapsulated"):
+        plane.install_sa(ev_a)  # a NAT rewrites the addresses the ICV covers
+    ev_a, _ = sa_pair(b"\xa0\x00\x00\x51", b"\xb0\x00\x00\x51", protocol="ah")
+    six = IpsecSaEstablished(
+        **{**ev_a.__dict__, "local": ("2001:db8::1", 500), "peer": ("2001:db8::2", 500)}
+    )
+    with pytest.raises(DataPlaneError, match="IPv6 outer addresses .* not supported"):
+        plane.install_sa(six)
+    assert plane.installed == {}
+    plane.install_sa(ev_a)  # the same SA over IPv4 is fine
+    assert plane.sa_counters(b"\xa0\x00\x00\x51") is not None
+
+
+def test_ah_rekey_overlap_and_removal(
+    ah_sites: tuple[MemoryDataPlane, MemoryDataPlane], clock: Clock
+) -> None:
+    a, b = ah_sites
+    deliver, a.send_ah = a.send_ah, None
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1", b"old"))
+    in_flight = a.sent[-1].data
+    a.send_ah = deliver
+    new_a, new_b = sa_pair(b"\xa0\x00\x00\x52", b"\xb0\x00\x00\x52", protocol="ah")
+    a.install_sa(new_a)
+    b.install_sa(new_b)
+    clock.now += SWITCH_DELAY
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1", b"new"))
+    assert a.sent[-1].data[24:28] == b"\xb0\x00\x00\x52"
+    b.receive_ah(in_flight)  # the old SA still verifies until it is removed
+    assert [p[-3:] for p in b.delivered["t1"]] == [b"new", b"old"]
+    b.remove_sa("t1", b"\xb0\x00\x00\x51", b"\xa0\x00\x00\x51")
+    assert b.sa_counters(b"\xb0\x00\x00\x51") is None
+    a.inject("t1", ipv4("10.98.1.1", "10.98.2.1", b"end"))
+    assert b.delivered["t1"][-1].endswith(b"end")

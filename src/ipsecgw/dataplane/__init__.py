@@ -1,10 +1,13 @@
-"""ipsecgw.dataplane: where SAs are installed and ESP packets are carried.
+"""ipsecgw.dataplane: where SAs are installed and ESP and AH packets are carried.
 
 `base` is the interface the daemon codes against, `memory` the fake every unit
-test uses, `userspace` the TUN + user-space ESP backend, `esp` the pure ESP
-packet transform (RFC 4303) and `sadb` the SA database the backends share.
+test uses, `userspace` the TUN + user-space ESP/AH backend, `esp` the pure ESP
+packet transform (RFC 4303), `ah` the pure AH one (RFC 4302, tunnel mode over
+IPv4), `common` what they share (drop reasons, replay window) and `sadb` the
+SA database the backends share.
 """
 
+from ipsecgw.dataplane.ah import AhError, InboundAh, OutboundAh
 from ipsecgw.dataplane.base import (
     DEFAULT_MTU,
     Address,
@@ -24,14 +27,17 @@ from ipsecgw.dataplane.memory import MemoryDataPlane
 __all__ = [
     "DEFAULT_MTU",
     "Address",
+    "AhError",
     "DataPlane",
     "DataPlaneError",
     "DropReason",
     "EspError",
     "EspKeys",
+    "InboundAh",
     "InboundSa",
     "IpsecSa",
     "MemoryDataPlane",
+    "OutboundAh",
     "OutboundSa",
     "SaCounters",
     "SendUdp",

@@ -5,11 +5,13 @@ come and go with the configuration (`add_tunnel`, `remove_tunnel`), routes
 follow the tunnel state (`set_tunnel_up`), SAs follow `IpsecSaEstablished` and
 `IpsecSaDeleted` (`install_sa`, `remove_sa`), and UDP-encapsulated ESP that
 arrives on the daemon's port-4500 sockets is handed over with `receive_esp`.
+Raw ESP (IP protocol 50) and AH (protocol 51, RFC 4302; never
+UDP-encapsulated) arrive on the backend's own raw sockets.
 The counters drive kilobyte lifetimes (`Engine.traffic`), DPD and the show
 commands.
 
 Backends: `memory.MemoryDataPlane` (records everything, no privileges) and
-`userspace.UserspaceDataPlane` (TUN devices and ESP in Python).
+`userspace.UserspaceDataPlane` (TUN devices, ESP and AH in Python).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class TunnelCounters:
     policy: int = 0  # decrypted inner packet outside the SA's selectors
     no_sa: int = 0  # outbound packet with no usable SA
     io_errors: int = 0  # TUN writes or ESP sends that failed
-    last_inbound_at: float | None = None  # last authenticated ESP packet: DPD
+    last_inbound_at: float | None = None  # last authenticated ESP/AH packet: DPD
     last_outbound_at: float | None = None
 
     @property
@@ -203,7 +205,9 @@ class DataPlane(Protocol):
 
         Older SAs of the tunnel keep decrypting until `remove_sa` (rekey
         overlap).  DataPlaneError (UnknownTunnel) for an unknown tunnel, an unsupported
-        protocol or algorithm, or an inbound SPI already installed.
+        protocol or algorithm, AH with UDP encapsulation (AH cannot cross a NAT)
+        or IPv6 outer addresses, or an inbound SPI already installed (under
+        either protocol: a pair is named by its inbound SPI).
         """
 
     def remove_sa(self, tunnel: str, inbound_spi: bytes, outbound_spi: bytes) -> None:
@@ -211,6 +215,11 @@ class DataPlane(Protocol):
 
     def receive_esp(self, data: bytes, local: Address, remote: Address, udp: bool) -> None:
         """An ESP packet (starting at the SPI) that arrived at `local` from `remote`."""
+
+    def receive_ah(self, packet: bytes) -> None:
+        """An AH packet: the whole outer IPv4 packet, header included, as a raw
+        socket delivers it (the ICV covers the header).  Backends with their
+        own protocol-51 sockets call this themselves."""
 
     def counters(self, tunnel: str) -> TunnelCounters:
         """Cumulative counters; UnknownTunnel for an unknown tunnel."""

@@ -36,7 +36,6 @@ import hmac as _constant_time
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -50,45 +49,25 @@ from cryptography.hazmat.primitives.ciphers import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-# Next Header values for tunnel mode (IANA protocol numbers; RFC 4303 2.6
-# reserves 59 "no next header" for dummy packets).
-NEXT_HEADER_IPV4 = 4
-NEXT_HEADER_IPV6 = 41
+# Shared with AH (`common`), and part of this module's API.
+from ipsecgw.dataplane.common import DEFAULT_REPLAY_WINDOW as DEFAULT_REPLAY_WINDOW
+from ipsecgw.dataplane.common import NEXT_HEADER_IPV4 as NEXT_HEADER_IPV4
+from ipsecgw.dataplane.common import NEXT_HEADER_IPV6 as NEXT_HEADER_IPV6
+from ipsecgw.dataplane.common import SEQUENCE_MAX as SEQUENCE_MAX
+from ipsecgw.dataplane.common import SEQUENCE_REKEY_MARGIN as SEQUENCE_REKEY_MARGIN
+from ipsecgw.dataplane.common import DropReason as DropReason
+from ipsecgw.dataplane.common import PacketDropped, ReplayWindow
+from ipsecgw.dataplane.common import SequenceExhausted as SequenceExhausted
+
+# RFC 4303 2.6 reserves Next Header 59 "no next header" for dummy packets.
 NEXT_HEADER_DUMMY = 59
-
-# Sequence numbers are 32 bits and must never cycle on one SA (RFC 4303
-# 3.3.3): the sender stops at 2**32 - 1.  `rekey_needed` turns true this many
-# packets earlier so that a new SA can be negotiated in time.
-SEQUENCE_MAX = 0xFFFFFFFF
-SEQUENCE_REKEY_MARGIN = 1 << 24
-
-DEFAULT_REPLAY_WINDOW = 64
 
 _HEADER_SIZE = 8  # SPI + sequence number
 _PADDING = bytes(range(1, 256))  # RFC 4303 2.4: 1, 2, 3, ... by default
 
 
-class DropReason(StrEnum):
-    """Why an ESP packet was dropped; the names are the counters' names."""
-
-    AUTH_FAILED = "auth_failed"  # ICV mismatch (RFC 4303 3.4.4)
-    REPLAY = "replay"  # duplicate or left of the window (RFC 4303 3.4.3)
-    UNKNOWN_SPI = "unknown_spi"  # no SA for the SPI (RFC 4303 3.4.2)
-    MALFORMED = "malformed"  # too short, misaligned, bad next header
-    PAD_ERROR = "pad_error"  # padding not 1, 2, 3, ... (RFC 4303 2.4)
-    POLICY = "policy"  # inner addresses outside the SA's selectors (RFC 4301 5.2)
-
-
-class EspError(Exception):
+class EspError(PacketDropped):
     """An ESP packet that must be dropped; `reason` names the counter."""
-
-    def __init__(self, reason: DropReason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-class SequenceExhausted(Exception):
-    """The outbound SA has sent 2**32 - 1 packets; it needs replacing."""
 
 
 class EspKeys(Protocol):
@@ -282,8 +261,7 @@ class InboundSa:
     """The receiving half of an ESP SA (RFC 4303 3.4)."""
 
     def __init__(self, keys: EspKeys, *, replay_window: int = DEFAULT_REPLAY_WINDOW) -> None:
-        if replay_window < 32:
-            raise ValueError("RFC 4303 3.4.3: the replay window is at least 32 packets")
+        self._window = ReplayWindow(replay_window)
         self._t = _Transform(keys)
         t = self._t
         # Mirror of OutboundSa's trick: one CBC context, fed IV || ciphertext;
@@ -295,10 +273,6 @@ class InboundSa:
         # Shortest legal packet: header, IV, one aligned block holding at
         # least Pad Length and Next Header, ICV.
         self._min_size = _HEADER_SIZE + t.iv_size + max(t.block_size, 4) + t.icv_size
-        self._replay_window = replay_window
-        self._replay_mask = (1 << replay_window) - 1
-        self._highest = 0  # highest authenticated sequence number
-        self._seen = 0  # bit i set: highest - i was received
         self.spi = keys.spi
         self.packets = 0
         self.bytes = 0  # inner bytes delivered
@@ -316,7 +290,9 @@ class InboundSa:
         if self._decryptor is not None and (size - _HEADER_SIZE - t.icv_size) % t.block_size:
             raise EspError(DropReason.MALFORMED, "ciphertext not a multiple of the block size")
         sequence_number = int.from_bytes(packet[4:8], "big")
-        self._check_replay(sequence_number)
+        refusal = self._window.refusal(sequence_number)
+        if refusal is not None:
+            raise EspError(DropReason.REPLAY, refusal)
         if t.aead is not None:
             iv = packet[8:16]
             try:
@@ -335,27 +311,8 @@ class InboundSa:
             else:
                 plaintext = signed[_HEADER_SIZE:]
         # RFC 4303 3.4.3: the window moves only for authenticated packets.
-        self._accept(sequence_number)
+        self._window.accept(sequence_number)
         return self._strip_trailer(plaintext)
-
-    def _check_replay(self, sequence_number: int) -> None:
-        if sequence_number == 0:
-            raise EspError(DropReason.REPLAY, "sequence number 0 is never sent")
-        if sequence_number > self._highest:
-            return
-        offset = self._highest - sequence_number
-        if offset >= self._replay_window:
-            raise EspError(DropReason.REPLAY, f"sequence number {sequence_number} left of window")
-        if (self._seen >> offset) & 1:
-            raise EspError(DropReason.REPLAY, f"sequence number {sequence_number} seen before")
-
-    def _accept(self, sequence_number: int) -> None:
-        if sequence_number > self._highest:
-            shift = sequence_number - self._highest
-            self._seen = ((self._seen << shift) | 1) & self._replay_mask
-            self._highest = sequence_number
-        else:
-            self._seen |= 1 << (self._highest - sequence_number)
 
     def _strip_trailer(self, plaintext: bytes) -> bytes:
         pad_length = plaintext[-2]

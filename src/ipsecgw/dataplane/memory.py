@@ -3,9 +3,10 @@
 It keeps the same SA database and runs the same ESP code as the user-space
 backend, but its "TUN devices" are lists: `inject` stands for a packet the
 host routed into a tunnel interface, and `delivered` collects the packets
-that would have been written to it.  Raw ESP goes to `send_raw` (and UDP ESP
-to `send_udp`) when given, and is always recorded in `sent`.  `connect`
-wires two of them back to back, which is how unit tests pass traffic.
+that would have been written to it.  Raw ESP goes to `send_raw`, UDP ESP
+to `send_udp` and AH (whole outer IPv4 packets) to `send_ah` when given, and
+everything is recorded in `sent`.  `connect` wires two of them back to back,
+which is how unit tests pass traffic.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ipsecgw.dataplane.base import (
     Address,
@@ -28,13 +30,14 @@ SendRaw = Callable[[bytes, Address, Address], None]
 
 @dataclass(frozen=True)
 class SentEsp:
-    """One ESP packet the data plane sent."""
+    """One ESP or AH packet the data plane sent (AH: the whole IPv4 packet)."""
 
     data: bytes
     local: Address
     remote: Address
     udp: bool
     vr: str
+    protocol: Literal["esp", "ah"] = "esp"
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,13 @@ class MemoryDataPlane(SadbCounters):
         send_udp: SendUdp | None = None,
         *,
         send_raw: SendRaw | None = None,
+        send_ah: SendRaw | None = None,
         clock: Callable[[], float] = time.monotonic,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self.send_udp = send_udp
         self.send_raw = send_raw
+        self.send_ah = send_ah
         self._clock = clock
         self._sadb = SaDatabase(replay_window=replay_window)
         self.sent: list[SentEsp] = []
@@ -111,14 +116,25 @@ class MemoryDataPlane(SadbCounters):
         protected = self._sadb.protect(tunnel, inner, self._clock())
         if protected is None:
             return
-        esp, route = protected
-        self.sent.append(SentEsp(esp, route.local, route.remote, route.udp, route.vr))
-        output = self.send_udp if route.udp else self.send_raw
+        packet, route = protected
+        self.sent.append(
+            SentEsp(packet, route.local, route.remote, route.udp, route.vr, route.protocol)
+        )
+        if route.protocol == "ah":
+            output = self.send_ah
+        else:
+            output = self.send_udp if route.udp else self.send_raw
         if output is not None:
-            output(esp, route.local, route.remote)
+            output(packet, route.local, route.remote)
 
     def receive_esp(self, data: bytes, local: Address, remote: Address, udp: bool) -> None:
         accepted = self._sadb.accept(data, local, remote, self._clock())
+        if accepted is not None:
+            tunnel, inner = accepted
+            self.delivered[tunnel].append(inner)
+
+    def receive_ah(self, packet: bytes) -> None:
+        accepted = self._sadb.accept_ah(packet, self._clock())
         if accepted is not None:
             tunnel, inner = accepted
             self.delivered[tunnel].append(inner)
@@ -138,5 +154,11 @@ def connect(a: MemoryDataPlane, b: MemoryDataPlane) -> None:
 
         return deliver
 
-    a.send_udp, a.send_raw = to(b, True), to(b, False)
-    b.send_udp, b.send_raw = to(a, True), to(a, False)
+    def ah_to(receiver: MemoryDataPlane) -> SendRaw:
+        def deliver(packet: bytes, local: Address, remote: Address) -> None:
+            receiver.receive_ah(packet)  # the addresses travel in the IPv4 header
+
+        return deliver
+
+    a.send_udp, a.send_raw, a.send_ah = to(b, True), to(b, False), ah_to(b)
+    b.send_udp, b.send_raw, b.send_ah = to(a, True), to(a, False), ah_to(a)

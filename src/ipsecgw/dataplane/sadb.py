@@ -1,7 +1,7 @@
 """The security association database shared by the data plane backends.
 
 Sans-IO: it holds tunnels and SA pairs, picks the outbound SA for a packet
-by its selectors, finds the inbound SA by SPI, runs ESP and keeps the
+by its selectors, finds the inbound SA by SPI, runs ESP or AH and keeps the
 counters.  The backends only move bytes between it and the world, so the
 memory fake exercises exactly the packet logic that the user-space backend
 runs.
@@ -10,6 +10,12 @@ Selectors are checked both ways (RFC 4301 section 5): an outbound packet is
 protected only by an SA whose local/remote networks contain its source and
 destination, and a decrypted inbound packet is dropped unless its addresses
 fall inside the SA it arrived on.
+
+ESP and AH SPIs are separate spaces (RFC 4301 4.1): a packet is looked up
+among the SAs of its own protocol only.  The `DataPlane` interface names a
+pair by its inbound SPI alone (`remove_sa`, `sa_counters`), so an inbound
+SPI is installed at most once across both protocols; the SPIs are our own
+choice (the engine allocates them), so that costs nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
+from ipsecgw.dataplane.ah import InboundAh, OutboundAh
 from ipsecgw.dataplane.base import (
     Address,
     DataPlaneError,
@@ -27,18 +35,14 @@ from ipsecgw.dataplane.base import (
     TunnelSpec,
     UnknownTunnel,
 )
-from ipsecgw.dataplane.esp import (
-    DropReason,
-    EspError,
-    InboundSa,
-    OutboundSa,
-    SequenceExhausted,
-)
+from ipsecgw.dataplane.common import DropReason, PacketDropped, SequenceExhausted
+from ipsecgw.dataplane.esp import InboundSa, OutboundSa
 
 # Source and destination address of an IPv4 (at offset 12) and an IPv6
 # header (at offset 8, as two 64-bit halves each).
 _IPV4_ADDRESSES = struct.Struct("!II")
 _IPV6_ADDRESSES = struct.Struct("!QQQQ")
+_AH_SPI_OFFSET = 4  # SPI within the AH header (RFC 4302 2)
 
 
 #: How long a rekeyed SA pair waits before carrying outbound traffic (see SaPair).
@@ -46,13 +50,15 @@ SWITCH_DELAY = 0.5
 
 
 @dataclass(frozen=True)
-class EspRoute:
-    """Where the ESP packets of one SA pair go and come from."""
+class OuterRoute:
+    """Where the ESP or AH packets of one SA pair go and come from."""
 
     vr: str  # transport VR: namespace of the outer packets
     local: Address
     remote: Address
-    udp: bool  # RFC 3948 UDP encapsulation, else raw IP protocol 50
+    udp: bool  # RFC 3948 UDP-encapsulated ESP, else raw IP protocol 50 or 51
+    protocol: Literal["esp", "ah"] = "esp"
+    # "ah": `protect` returns whole IPv4 packets, to be sent with IP_HDRINCL
 
 
 class _Selectors:
@@ -102,26 +108,43 @@ class _Selectors:
 
 
 class SaPair:
-    """One installed SA pair: both ESP directions of one Quick Mode."""
+    """One installed SA pair: both directions (ESP or AH) of one Quick Mode."""
+
+    inbound: InboundSa | InboundAh
+    outbound: OutboundSa | OutboundAh
 
     def __init__(self, sa: IpsecSa, vr: str, *, replay_window: int, now: float) -> None:
-        if sa.protocol != "esp":
-            raise DataPlaneError(f"protocol {sa.protocol!r} is not supported (ESP only)")
+        if sa.protocol not in ("esp", "ah"):
+            raise DataPlaneError(f"protocol {sa.protocol!r} is not supported")
         if sa.encapsulation not in ("tunnel", "udp-tunnel"):
             raise DataPlaneError(f"encapsulation {sa.encapsulation!r} is not supported")
+        self.ah = sa.protocol == "ah"
+        udp = sa.encapsulation == "udp-tunnel"
+        if self.ah and udp:
+            # The ICV covers the outer addresses, which a NAT rewrites, and
+            # RFC 3948 defines UDP encapsulation for ESP only.
+            raise DataPlaneError(
+                f"SA for {sa.tunnel}: AH cannot be UDP-encapsulated (it cannot cross a NAT)"
+            )
         try:
-            self.inbound = InboundSa(sa.inbound, replay_window=replay_window)
-            self.outbound = OutboundSa(sa.outbound)
+            if self.ah:
+                self.inbound = InboundAh(
+                    sa.inbound, sa.local[0], sa.peer[0], replay_window=replay_window
+                )
+                self.outbound = OutboundAh(sa.outbound, sa.local[0], sa.peer[0])
+            else:
+                self.inbound = InboundSa(sa.inbound, replay_window=replay_window)
+                self.outbound = OutboundSa(sa.outbound)
             self.selectors = _Selectors(sa.local_network, sa.remote_network)
         except ValueError as error:
             raise DataPlaneError(f"SA for {sa.tunnel}: {error}") from error
-        udp = sa.encapsulation == "udp-tunnel"
-        # Raw ESP has no ports; keep 0 so that addresses compare alike.
-        self.route = EspRoute(
+        # Raw ESP and AH have no ports; keep 0 so that addresses compare alike.
+        self.route = OuterRoute(
             vr,
             sa.local if udp else (sa.local[0], 0),
             sa.peer if udp else (sa.peer[0], 0),
             udp,
+            "ah" if self.ah else "esp",
         )
         self.tunnel = sa.tunnel
         self.installed_at = now
@@ -263,8 +286,12 @@ class SaDatabase:
 
     # Packets
 
-    def protect(self, tunnel_name: str, inner: bytes, now: float) -> tuple[bytes, EspRoute] | None:
-        """ESP for an inner packet leaving through the tunnel; None if dropped."""
+    def protect(
+        self, tunnel_name: str, inner: bytes, now: float
+    ) -> tuple[bytes, OuterRoute] | None:
+        """What to send for an inner packet leaving through the tunnel, and
+        how; None if dropped.  ESP starts at the SPI; AH (`route.protocol`)
+        is a whole outer IPv4 packet."""
         tunnel = self._tunnels.get(tunnel_name)
         if tunnel is None:
             return None
@@ -280,7 +307,7 @@ class SaDatabase:
             tunnel.no_sa += 1
             return None
         try:
-            esp = pair.outbound.encapsulate(inner)
+            packet = pair.outbound.encapsulate(inner)
         except SequenceExhausted:
             tunnel.no_sa += 1
             return None
@@ -288,25 +315,49 @@ class SaDatabase:
         tunnel.outbound_bytes += len(inner)
         tunnel.last_outbound_at = now
         self._touched.add(tunnel_name)
-        return esp, pair.route
+        return packet, pair.route
 
     def accept(
         self, data: bytes, local: Address, remote: Address, now: float
     ) -> tuple[str, bytes] | None:
         """(tunnel, inner packet) for an arriving ESP packet; None if dropped."""
         pair = self._by_inbound_spi.get(data[:4]) if len(data) >= 8 else None
-        if pair is None:
+        if pair is None or pair.ah:
             reason = DropReason.UNKNOWN_SPI if len(data) >= 8 else DropReason.MALFORMED
-            name = self._by_addresses.get((local[0], remote[0]))
-            drops = self._tunnels[name].drops if name is not None else self.unattributed_drops
-            drops[reason] += 1
+            self._drop_unattributed(reason, local[0], remote[0])
             return None
+        return self._deliver(pair, data, now)
+
+    def accept_ah(self, packet: bytes, now: float) -> tuple[str, bytes] | None:
+        """(tunnel, inner packet) for an arriving AH packet, the whole outer
+        IPv4 packet as a raw socket delivers it; None if dropped."""
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            self._drop_unattributed(DropReason.MALFORMED, "", "")
+            return None
+        spi_at = (packet[0] & 0x0F) * 4 + _AH_SPI_OFFSET
+        if spi_at < 20 + _AH_SPI_OFFSET or len(packet) < spi_at + 4:
+            self._drop_unattributed(DropReason.MALFORMED, *_ipv4_addresses(packet))
+            return None
+        pair = self._by_inbound_spi.get(packet[spi_at : spi_at + 4])
+        if pair is None or not pair.ah:
+            self._drop_unattributed(DropReason.UNKNOWN_SPI, *_ipv4_addresses(packet))
+            return None
+        return self._deliver(pair, packet, now)
+
+    def _drop_unattributed(self, reason: DropReason, local_ip: str, remote_ip: str) -> None:
+        """A drop that names no SA: charged to the tunnel between those
+        outer addresses, if there is one."""
+        name = self._by_addresses.get((local_ip, remote_ip))
+        drops = self._tunnels[name].drops if name is not None else self.unattributed_drops
+        drops[reason] += 1
+
+    def _deliver(self, pair: SaPair, data: bytes, now: float) -> tuple[str, bytes] | None:
         tunnel = self._tunnels[pair.tunnel]
         try:
             inner = pair.inbound.decapsulate(data)
             if inner and not pair.selectors.inbound(inner):
-                raise EspError(DropReason.POLICY, "inner addresses outside the selectors")
-        except EspError as error:
+                raise PacketDropped(DropReason.POLICY, "inner addresses outside the selectors")
+        except PacketDropped as error:
             pair.drops[error.reason] += 1
             tunnel.drops[error.reason] += 1
             return None
@@ -320,7 +371,7 @@ class SaDatabase:
         return pair.tunnel, inner
 
     def count_io_error(self, tunnel_name: str) -> int:
-        """Count a failed TUN write or ESP send; returns the tunnel's total."""
+        """Count a failed TUN write or ESP/AH send; returns the tunnel's total."""
         tunnel = self._tunnels.get(tunnel_name)
         if tunnel is None:
             return 0
@@ -362,6 +413,11 @@ class SaDatabase:
             for name in touched
             if (tunnel := self._tunnels.get(name)) is not None
         }
+
+
+def _ipv4_addresses(packet: bytes) -> tuple[str, str]:
+    """(destination, source) of an IPv4 header: (local, remote) on arrival."""
+    return str(ipaddress.IPv4Address(packet[16:20])), str(ipaddress.IPv4Address(packet[12:16]))
 
 
 class SadbCounters:

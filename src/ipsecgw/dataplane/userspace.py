@@ -1,4 +1,4 @@
-"""The `userspace` data plane: TUN devices and ESP in Python, on the event loop.
+"""The `userspace` data plane: TUN devices and ESP/AH in Python, on the event loop.
 
 This is what strongSwan's kernel-libipsec does, and the only ESP these
 machines can run (their kernel has no ESP, TESTBED.md).  Outbound: the host
@@ -8,6 +8,15 @@ socket of our own in the transport VR) or UDP-encapsulated through the
 daemon's port-4500 socket (`send_udp`, RFC 3948).  Inbound: raw ESP arrives on
 our raw socket, UDP ESP comes from the daemon through `receive_esp`; after
 SPI lookup and decapsulation the inner packet is written to the TUN device.
+
+AH (RFC 4302) goes through a raw IP protocol 51 socket of its own per VR
+and local address, with IP_HDRINCL: its ICV covers the outer header's
+Identification and Total Length, so `ah.OutboundAh` builds that header and
+the kernel must send it as it is (raw(7): with IP_HDRINCL only a zero
+Identification or source would be replaced).  The kernel does not fragment
+such packets: an AH packet larger than the outer interface's MTU fails
+(EMSGSIZE, counted as an I/O error); the default tunnel MTU leaves room.
+AH packets leave one `sendto` each.
 
 Outbound packets are sent in batches: everything read from a TUN device in
 one wakeup is protected first, and a run of equal-sized UDP-encapsulated
@@ -32,6 +41,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from ipsecgw.daemon.netns import NetnsError
 from ipsecgw.dataplane.base import (
@@ -44,12 +54,13 @@ from ipsecgw.dataplane.base import (
     UnknownTunnel,
 )
 from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW
-from ipsecgw.dataplane.sadb import EspRoute, SaDatabase, SadbCounters
+from ipsecgw.dataplane.sadb import OuterRoute, SaDatabase, SadbCounters
 from ipsecgw.dataplane.tun import TunDevice, entered
 
 log = logging.getLogger("ipsecgw.dataplane")
 
 IPPROTO_ESP = 50
+IPPROTO_AH = 51
 UDP_SEGMENT = 103  # linux/udp.h: the GSO segment size of a sendmsg
 # The kernel takes at most 64 segments (UDP_MAX_SEGMENTS, older kernels) in
 # one datagram of at most 64 KiB.
@@ -82,19 +93,25 @@ def _enlarge_receive_buffer(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
-class _RawEspSocket:
-    """An IP protocol 50 socket bound to one local address of one VR."""
+class _RawSocket:
+    """An IP protocol 50 (ESP) or 51 (AH) socket bound to one local address of one VR."""
 
-    def __init__(self, vr: str, local_ip: str) -> None:
+    def __init__(self, vr: str, local_ip: str, protocol: Literal["esp", "ah"]) -> None:
         self.vr = vr
         self.local_ip = local_ip
+        self.protocol = protocol
         self.ipv6 = ipaddress.ip_address(local_ip).version == 6
         with entered(vr):
             self.socket = socket.socket(
-                socket.AF_INET6 if self.ipv6 else socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP
+                socket.AF_INET6 if self.ipv6 else socket.AF_INET,
+                socket.SOCK_RAW,
+                IPPROTO_AH if protocol == "ah" else IPPROTO_ESP,
             )
         try:
             self.socket.setblocking(False)
+            if protocol == "ah":
+                # We send whole IPv4 packets: the ICV covers the header.
+                self.socket.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
             _enlarge_receive_buffer(self.socket)
             # Binding filters by destination address and fixes the source.
             self.socket.bind((local_ip, 0))
@@ -104,16 +121,17 @@ class _RawEspSocket:
         self.users = 0  # SA pairs sending through it
 
     def receive(self) -> tuple[bytes, str]:
-        """(ESP packet from the SPI on, source address); BlockingIOError when empty."""
+        """(ESP packet from the SPI on, or the whole IPv4 packet for AH; source
+        address); BlockingIOError when empty."""
         data, source = self.socket.recvfrom(65535)
-        if not self.ipv6:
+        if not self.ipv6 and self.protocol == "esp":
             # IPv4 raw sockets deliver the IP header too (raw(7)); IPv6 ones do not.
             data = data[(data[0] & 0x0F) * 4 :]
         return data, source[0]
 
 
 class UserspaceDataPlane(SadbCounters):
-    """A `DataPlane` running ESP in this process over TUN devices.
+    """A `DataPlane` running ESP and AH in this process over TUN devices.
 
     `loop`: the daemon's event loop (TUN and raw sockets are read from it).
     `send_udp(esp, local, remote)`: sends UDP-encapsulated ESP from the
@@ -137,11 +155,11 @@ class UserspaceDataPlane(SadbCounters):
         self._send_udp = send_udp
         self._udp_socket = udp_socket
         # Paths on which the kernel refused to segment.
-        self._no_gso: set[EspRoute] = set()
+        self._no_gso: set[OuterRoute] = set()
         self._clock = clock
         self._sadb = SaDatabase(replay_window=replay_window)
         self._tuns: dict[str, TunDevice] = {}
-        self._raw: dict[tuple[str, str], _RawEspSocket] = {}
+        self._raw: dict[tuple[str, str, str], _RawSocket] = {}  # (vr, local ip, protocol)
 
     # Tunnels
 
@@ -197,14 +215,15 @@ class UserspaceDataPlane(SadbCounters):
             except (OSError, NetnsError) as error:
                 self._sadb.remove(sa.tunnel, sa.inbound.spi, sa.outbound.spi)
                 raise DataPlaneError(
-                    f"tunnel {sa.tunnel}: no raw ESP socket on {pair.route.local[0]} "
-                    f"in VR {pair.route.vr}: {error}"
+                    f"tunnel {sa.tunnel}: no raw {sa.protocol.upper()} socket on "
+                    f"{pair.route.local[0]} in VR {pair.route.vr}: {error}"
                 ) from error
         log.info(
-            "tunnel %s: SA installed, SPI in %s out %s, %s, %s -> %s",
+            "tunnel %s: SA installed, SPI in %s out %s, %s %s, %s -> %s",
             sa.tunnel,
             sa.inbound.spi.hex(),
             sa.outbound.spi.hex(),
+            sa.protocol.upper(),
             sa.encapsulation,
             sa.local_network,
             sa.remote_network,
@@ -221,22 +240,23 @@ class UserspaceDataPlane(SadbCounters):
                 outbound_spi.hex(),
             )
 
-    def _acquire_raw(self, route: EspRoute) -> None:
-        key = (route.vr, route.local[0])
+    def _acquire_raw(self, route: OuterRoute) -> None:
+        key = (route.vr, route.local[0], route.protocol)
         raw = self._raw.get(key)
         if raw is None:
-            raw = _RawEspSocket(route.vr, route.local[0])
+            raw = _RawSocket(route.vr, route.local[0], route.protocol)
             self._raw[key] = raw
             self._loop.add_reader(raw.socket.fileno(), self._on_raw_readable, raw)
         raw.users += 1
 
-    def _release_raw(self, route: EspRoute) -> None:
-        raw = self._raw.get((route.vr, route.local[0])) if not route.udp else None
+    def _release_raw(self, route: OuterRoute) -> None:
+        key = (route.vr, route.local[0], route.protocol)
+        raw = self._raw.get(key) if not route.udp else None
         if raw is None:
             return
         raw.users -= 1
         if raw.users == 0:
-            del self._raw[(route.vr, route.local[0])]
+            del self._raw[key]
             self._loop.remove_reader(raw.socket.fileno())
             raw.socket.close()
 
@@ -246,7 +266,7 @@ class UserspaceDataPlane(SadbCounters):
         now = self._clock()
         protect = self._sadb.protect
         batch: list[bytes] = []
-        route: EspRoute | None = None
+        route: OuterRoute | None = None
         for _ in range(_BATCH):
             try:
                 inner = device.read()
@@ -258,17 +278,17 @@ class UserspaceDataPlane(SadbCounters):
             protected = protect(name, inner, now)
             if protected is None:
                 continue
-            esp, esp_route = protected
-            if esp_route is not route:
+            packet, packet_route = protected
+            if packet_route is not route:
                 if route is not None:
                     self._send(name, batch, route)
-                batch, route = [], esp_route
-            batch.append(esp)
+                batch, route = [], packet_route
+            batch.append(packet)
         if route is not None:
             self._send(name, batch, route)
 
-    def _send(self, name: str, packets: list[bytes], route: EspRoute) -> None:
-        """Send one SA pair's packets, in order."""
+    def _send(self, name: str, packets: list[bytes], route: OuterRoute) -> None:
+        """Send one SA pair's packets, in order (raw ESP and AH one by one)."""
         if route.udp:
             sock = self._udp_socket(route.vr, route.local) if self._udp_socket else None
             if sock is None:
@@ -283,16 +303,16 @@ class UserspaceDataPlane(SadbCounters):
                 return
             destination = route.remote
         else:
-            sock = self._raw[(route.vr, route.local[0])].socket
+            sock = self._raw[(route.vr, route.local[0], route.protocol)].socket
             destination = (route.remote[0], 0)
-        for esp in packets:
+        for packet in packets:
             try:
-                sock.sendto(esp, destination)
+                sock.sendto(packet, destination)
             except OSError as error:
-                self._io_error(name, f"ESP send to {route.remote[0]}", error)
+                self._io_error(name, f"{route.protocol.upper()} send to {route.remote[0]}", error)
 
     def _send_segmented(
-        self, name: str, sock: socket.socket, packets: list[bytes], route: EspRoute
+        self, name: str, sock: socket.socket, packets: list[bytes], route: OuterRoute
     ) -> None:
         """Runs of equal-sized packets (the last of a run may be shorter, as
         GSO allows) go out as one segmented datagram each."""
@@ -328,19 +348,31 @@ class UserspaceDataPlane(SadbCounters):
                 self._io_error(name, f"ESP send to {route.remote[0]}", error)
             start = end
 
-    def _on_raw_readable(self, raw: _RawEspSocket) -> None:
+    def _on_raw_readable(self, raw: _RawSocket) -> None:
         for _ in range(_BATCH):
             try:
                 data, source = raw.receive()
             except BlockingIOError:
                 return
             except OSError as error:
-                log.warning("raw ESP socket %s in VR %s: %s", raw.local_ip, raw.vr, error)
+                log.warning(
+                    "raw %s socket %s in VR %s: %s",
+                    raw.protocol.upper(), raw.local_ip, raw.vr, error,
+                )
                 return
-            self.receive_esp(data, (raw.local_ip, 0), (source, 0), udp=False)
+            if raw.protocol == "ah":
+                self.receive_ah(data)
+            else:
+                self.receive_esp(data, (raw.local_ip, 0), (source, 0), udp=False)
 
     def receive_esp(self, data: bytes, local: Address, remote: Address, udp: bool) -> None:
-        accepted = self._sadb.accept(data, local, remote, self._clock())
+        self._write(self._sadb.accept(data, local, remote, self._clock()))
+
+    def receive_ah(self, packet: bytes) -> None:
+        self._write(self._sadb.accept_ah(packet, self._clock()))
+
+    def _write(self, accepted: tuple[str, bytes] | None) -> None:
+        """Hand a verified inner packet to its tunnel's TUN device."""
         if accepted is None:
             return
         name, inner = accepted

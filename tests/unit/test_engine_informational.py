@@ -227,8 +227,10 @@ class _Calls:
 def test_unknown_cookie_flood_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     pair = _up(b={"tx_invalid_cookie": True})
     decodes, hashes = _Calls(Message.decode), _Calls(engine_module.hashlib.sha256)
+    built = _Calls(engine_module.informational.invalid_cookie_reply)
     monkeypatch.setattr(engine_module.Message, "decode", decodes)
     monkeypatch.setattr(engine_module.hashlib, "sha256", hashes)
+    monkeypatch.setattr(engine_module.informational, "invalid_cookie_reply", built)
     flood = [_unknown(n.to_bytes(8, "big")) for n in range(1000)]
     flood.append(Message(b"\x07" * 8, b"\x99" * 8, ExchangeType.IDENTITY_PROTECTION, 0, 0,
                          (Notification(1, 1, NotifyType.CONNECTED, b""),)).encode())
@@ -243,6 +245,8 @@ def test_unknown_cookie_flood_takes_the_fast_path(monkeypatch: pytest.MonkeyPatc
     # An encrypted Informational is never answered; the rest as the limits allow.
     assert stats["invalid_cookie_sent"] + stats["invalid_cookie_suppressed"] == len(flood) - 1
     assert stats["invalid_cookie_sent"] == len(replies) >= 1
+    assert built.count == len(replies)  # a suppressed reply is never built
+    assert {len(d.data) for d in replies} == {engine_module.informational.INVALID_COOKIE_REPLY_LENGTH}
     assert pair.consistent()
 
 

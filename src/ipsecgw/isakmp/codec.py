@@ -157,6 +157,7 @@ _PHASE1_EXCHANGES = frozenset(
 _PHASE2_EXCHANGES = frozenset({ExchangeType.QUICK_MODE, ExchangeType.NEW_GROUP_MODE})
 # int(): ~ on an IntFlag only inverts within the defined bits.
 _ALL_FLAGS = int(Flags.ENCRYPTION | Flags.COMMIT | Flags.AUTHENTICATION_ONLY)
+_ENCRYPTION = int(Flags.ENCRYPTION)
 
 
 def encode_payloads(payloads: Sequence[Payload]) -> tuple[int, bytes]:
@@ -341,7 +342,7 @@ class Message:
             raise PayloadMalformed(
                 f"ISAKMP header: length {length} but the datagram has {len(data)} octets", 24
             )
-        if flags & Flags.ENCRYPTION:
+        if flags & _ENCRYPTION:
             return cls(
                 initiator_cookie,
                 responder_cookie,

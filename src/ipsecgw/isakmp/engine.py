@@ -48,6 +48,7 @@ from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 
 _LOG = logging.getLogger("ipsecgw.ike")
 _ZERO_COOKIE = bytes(8)
+_ENCRYPTED = int(Flags.ENCRYPTION)  # a plain int: no IntFlag arithmetic per datagram
 _REPLY_CACHE_SIZE = 4096
 _REPLY_CACHE_TTL = 120.0
 #: A phase 1 responder waits this long for the peer's own Quick Mode before
@@ -236,8 +237,7 @@ class Engine(Lifecycle):
             except DecodeError:
                 self._count("dropped_malformed")
                 return
-            if header.exchange_type != ExchangeType.INFORMATIONAL or \
-                    header.flags & Flags.ENCRYPTION:
+            if header.exchange_type != ExchangeType.INFORMATIONAL or header.flags & _ENCRYPTED:
                 self._unknown_cookie(header, data, local, remote, now)
                 return
         cached = self._replies.get(hashlib.sha256(data).digest())
@@ -648,10 +648,11 @@ class Engine(Lifecycle):
             return  # never answer an Informational with a notify (RFC 2408 5)
         if not self.policy.tx_invalid_cookie:
             return
-        reply = informational.invalid_cookie_reply(message, self._rng)
-        if not self._limiter.allow(remote[0], len(data), len(reply), now):
+        if not self._limiter.allow(remote[0], len(data), informational.INVALID_COOKIE_REPLY_LENGTH,
+                                   now):
             self._count("invalid_cookie_suppressed")
             return
+        reply = informational.invalid_cookie_reply(message, self._rng)
         self._count("invalid_cookie_sent")
         _LOG.info("INVALID-COOKIE sent to %s for %s%s", remote[0],
                   message.initiator_cookie.hex(), message.responder_cookie.hex())

@@ -91,6 +91,12 @@ def invalid_cookie_reply(message: Message, rng: Rng) -> bytes:
                    ExchangeType.INFORMATIONAL, 0, random_message_id(rng), (notify,)).encode()
 
 
+#: Every INVALID-COOKIE reply is this long: the rate limit is checked before one
+#: is built (most replies to a flood are suppressed).
+INVALID_COOKIE_REPLY_LENGTH = len(invalid_cookie_reply(
+    Message(bytes(8), bytes(8), ExchangeType.QUICK_MODE, 0, 1), lambda size: bytes([1] * size)))
+
+
 @dataclass
 class TokenBucket:
     rate: float

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipsecgw.dataplane.ah import AhError, InboundAh, OutboundAh, ipv4_checksum
+from ipsecgw.dataplane.ah import AhError, InboundAh, OutboundAh, fragment, ipv4_checksum
 from ipsecgw.dataplane.common import SEQUENCE_MAX, DropReason, SequenceExhausted
 from ipsecgw.dataplane.esp import INTEGRITIES
 
@@ -373,6 +373,52 @@ def test_bad_next_header_after_authentication(inner: bytes, next_header: int) ->
     with pytest.raises(AhError) as error:
         InboundAh(k, LOCAL, PEER).decapsulate(base + ah + icv + inner)
     assert error.value.reason is DropReason.MALFORMED
+
+
+# Fragmentation after AH (RFC 4302 3.3.4)
+
+
+def reassemble(fragments: list[bytes]) -> bytes:
+    """RFC 791 reassembly as a receiver's kernel does it, written here."""
+    parts = {}
+    for piece in fragments:
+        flags_offset = int.from_bytes(piece[6:8], "big")
+        parts[(flags_offset & 0x1FFF) * 8] = piece[20:]
+    payload = b"".join(parts[offset] for offset in sorted(parts))
+    header = bytearray(fragments[0][:20])
+    header[2:4] = (20 + len(payload)).to_bytes(2, "big")
+    header[6:8] = b"\0\0"
+    return bytes(header) + payload
+
+
+@pytest.mark.parametrize("mtu", [68, 576, 1000, 1443])
+def test_fragments_reassemble_to_a_packet_that_verifies(mtu: int) -> None:
+    out, inbound = pair()
+    inner = ipv4_packet(os.urandom(1400 - 20))
+    packet = out.encapsulate(inner)
+    fragments = fragment(packet, mtu)
+    assert len(fragments) > 1
+    offsets = []
+    for n, piece in enumerate(fragments):
+        assert len(piece) <= mtu and int.from_bytes(piece[2:4], "big") == len(piece)
+        assert piece[4:6] == packet[4:6]  # one Identification for the datagram
+        assert int.from_bytes(piece[10:12], "big") == checksum_by_hand(piece[:20])
+        flags_offset = int.from_bytes(piece[6:8], "big")
+        assert bool(flags_offset & 0x2000) == (n < len(fragments) - 1)  # More Fragments
+        offsets.append((flags_offset & 0x1FFF) * 8)
+    assert offsets == sorted(offsets) and offsets[0] == 0
+    assert all(len(piece[20:]) % 8 == 0 for piece in fragments[:-1])
+    whole = reassemble(fragments)  # the first fragment's checksum aside, the original
+    assert whole[:10] + whole[12:] == packet[:10] + packet[12:]
+    assert inbound.decapsulate(reassemble(fragments)) == inner
+
+
+def test_fragment_leaves_small_packets_alone() -> None:
+    out, _ = pair()
+    packet = out.encapsulate(ipv4_packet())
+    assert fragment(packet, len(packet)) == [packet]
+    with pytest.raises(ValueError, match="cannot carry"):
+        fragment(packet, 27)
 
 
 # SA parameters

@@ -197,6 +197,34 @@ class OutboundAh:
         return bytes(header) + ah + icv + inner
 
 
+def fragment(packet: bytes, mtu: int) -> list[bytes]:
+    """RFC 791 fragments, each at most `mtu` octets, of an outer packet that
+    `OutboundAh` built (20-octet header, DF clear).
+
+    RFC 4302 3.3.4: fragmentation happens after AH processing and the
+    receiver reassembles before it; the fields it changes (flags, fragment
+    offset, total length per fragment, checksum) are back to what the ICV
+    covers once the datagram is whole again.
+    """
+    if len(packet) <= mtu:
+        return [packet]
+    step = (mtu - _IPV4_HEADER_SIZE) & ~7  # offsets count 8-octet units
+    if step <= 0:
+        raise ValueError(f"MTU {mtu} cannot carry a fragment")
+    payload = memoryview(packet)[_IPV4_HEADER_SIZE:]
+    fragments = []
+    for offset in range(0, len(payload), step):
+        part = payload[offset : offset + step]
+        more = 0x2000 if offset + step < len(payload) else 0  # More Fragments
+        header = bytearray(packet[:_IPV4_HEADER_SIZE])
+        header[2:4] = (_IPV4_HEADER_SIZE + len(part)).to_bytes(2, "big")
+        header[6:8] = (more | offset // 8).to_bytes(2, "big")
+        header[10:12] = b"\0\0"
+        header[10:12] = ipv4_checksum(bytes(header)).to_bytes(2, "big")
+        fragments.append(bytes(header) + part)
+    return fragments
+
+
 class InboundAh:
     """The receiving half of an AH SA (RFC 4302 3.4) from `peer` to `local`."""
 

@@ -13,10 +13,10 @@ AH (RFC 4302) goes through a raw IP protocol 51 socket of its own per VR
 and local address, with IP_HDRINCL: its ICV covers the outer header's
 Identification and Total Length, so `ah.OutboundAh` builds that header and
 the kernel must send it as it is (raw(7): with IP_HDRINCL only a zero
-Identification or source would be replaced).  The kernel does not fragment
-such packets: an AH packet larger than the outer interface's MTU fails
-(EMSGSIZE, counted as an I/O error); the default tunnel MTU leaves room.
-AH packets leave one `sendto` each.
+Identification or source would be replaced).  The kernel refuses to
+fragment such packets (EMSGSIZE above the device MTU), so on that error
+we learn the route's MTU and fragment them ourselves (`ah.fragment`).  AH
+packets leave one `sendto` each.
 
 Outbound packets are sent in batches: everything read from a TUN device in
 one wakeup is protected first, and a run of equal-sized UDP-encapsulated
@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from ipsecgw.daemon.netns import NetnsError
+from ipsecgw.dataplane.ah import fragment
 from ipsecgw.dataplane.base import (
     Address,
     DataPlaneError,
@@ -74,6 +75,7 @@ _GSO_UNSUPPORTED = frozenset(
 # Packets handled per readiness callback before yielding to the loop, so that
 # one busy tunnel cannot starve the others or the IKE sockets.
 _BATCH = 64
+IP_MTU = 14  # linux/in.h: a connected socket's route MTU; the socket module lacks it
 RECEIVE_BUFFER = 4 << 20
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h; the socket module does not export it
 
@@ -119,6 +121,32 @@ class _RawSocket:
             self.socket.close()
             raise
         self.users = 0  # SA pairs sending through it
+        # AH: a UDP socket in the same VR, connected to a peer only to ask
+        # the kernel for the route's MTU (IP_MTU).
+        self._probe: socket.socket | None = None
+        if protocol == "ah":
+            try:
+                with entered(vr):
+                    self._probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            except BaseException:
+                self.socket.close()
+                raise
+
+    def route_mtu(self, remote_ip: str) -> int | None:
+        """The MTU of the route to `remote_ip` (AH sockets), None if unknown."""
+        if self._probe is None:
+            return None
+        try:
+            self._probe.connect((remote_ip, 9))
+            mtu: int = self._probe.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        except OSError:
+            return None
+        return mtu
+
+    def close(self) -> None:
+        self.socket.close()
+        if self._probe is not None:
+            self._probe.close()
 
     def receive(self) -> tuple[bytes, str]:
         """(ESP packet from the SPI on, or the whole IPv4 packet for AH; source
@@ -156,6 +184,8 @@ class UserspaceDataPlane(SadbCounters):
         self._udp_socket = udp_socket
         # Paths on which the kernel refused to segment.
         self._no_gso: set[OuterRoute] = set()
+        # AH routes whose MTU the kernel made us learn (see `_send_ah`).
+        self._ah_mtu: dict[OuterRoute, int] = {}
         self._clock = clock
         self._sadb = SaDatabase(replay_window=replay_window)
         self._tuns: dict[str, TunDevice] = {}
@@ -258,7 +288,8 @@ class UserspaceDataPlane(SadbCounters):
         if raw.users == 0:
             del self._raw[key]
             self._loop.remove_reader(raw.socket.fileno())
-            raw.socket.close()
+            raw.close()
+        self._ah_mtu.pop(route, None)
 
     # Packets
 
@@ -302,6 +333,11 @@ class UserspaceDataPlane(SadbCounters):
                 self._send_segmented(name, sock, packets, route)
                 return
             destination = route.remote
+        elif route.protocol == "ah":
+            raw = self._raw[(route.vr, route.local[0], route.protocol)]
+            for packet in packets:
+                self._send_ah(name, raw, packet, route)
+            return
         else:
             sock = self._raw[(route.vr, route.local[0], route.protocol)].socket
             destination = (route.remote[0], 0)
@@ -309,7 +345,26 @@ class UserspaceDataPlane(SadbCounters):
             try:
                 sock.sendto(packet, destination)
             except OSError as error:
-                self._io_error(name, f"{route.protocol.upper()} send to {route.remote[0]}", error)
+                self._io_error(name, f"ESP send to {route.remote[0]}", error)
+
+    def _send_ah(
+        self, name: str, raw: _RawSocket, packet: bytes, route: OuterRoute, retry: bool = True
+    ) -> None:
+        """One AH packet, in fragments when it exceeds the route's MTU: the
+        kernel sends IP_HDRINCL packets only whole (EMSGSIZE otherwise),
+        and RFC 4302 3.3.4 has fragmentation follow AH processing."""
+        mtu = self._ah_mtu.get(route)
+        try:
+            for piece in fragment(packet, mtu) if mtu is not None else (packet,):
+                raw.socket.sendto(piece, (route.remote[0], 0))
+        except OSError as error:
+            if retry and error.errno == errno.EMSGSIZE:
+                learned = raw.route_mtu(route.remote[0])
+                if learned is not None and learned != mtu:
+                    self._ah_mtu[route] = learned
+                    self._send_ah(name, raw, packet, route, retry=False)
+                    return
+            self._io_error(name, f"AH send to {route.remote[0]}", error)
 
     def _send_segmented(
         self, name: str, sock: socket.socket, packets: list[bytes], route: OuterRoute
@@ -398,5 +453,5 @@ class UserspaceDataPlane(SadbCounters):
             self.remove_tunnel(name)
         for raw in self._raw.values():
             self._loop.remove_reader(raw.socket.fileno())
-            raw.socket.close()
+            raw.close()
         self._raw.clear()

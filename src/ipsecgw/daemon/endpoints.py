@@ -35,6 +35,7 @@ RECEIVE_BUFFER = 4 << 20
 Address = tuple[str, int]
 IkeHandler = Callable[[str, bytes, Address, Address], None]  # vr, data, local, remote
 EspHandler = Callable[[str, bytes, Address, Address], None]
+BatchHandler = Callable[[], None]  # after the datagrams of one wakeup
 
 
 @dataclass
@@ -55,11 +56,13 @@ def _large_receive_buffer(sock: socket.socket) -> None:
 class Endpoint:
     """One bound UDP socket: (vr, address, port)."""
 
-    def __init__(self, vr: str, local: Address, on_ike: IkeHandler, on_esp: EspHandler) -> None:
+    def __init__(self, vr: str, local: Address, on_ike: IkeHandler, on_esp: EspHandler,
+                 on_batch: BatchHandler | None = None) -> None:
         self.vr = vr
         self.local = local
         self.on_ike = on_ike
         self.on_esp = on_esp
+        self.on_batch = on_batch
         self.sock: socket.socket | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.counters = _Counters()
@@ -81,7 +84,18 @@ class Endpoint:
         loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self) -> None:
-        # Drain everything queued in one wakeup: under load this batches work.
+        # Drain everything queued in one wakeup: under load this batches work,
+        # and what is common to the batch (`on_batch`) runs once after it.
+        try:
+            self._read_batch()
+        finally:
+            if self.on_batch is not None:
+                try:
+                    self.on_batch()
+                except Exception:  # as for a datagram: the socket must keep working
+                    log.exception("after datagrams on %s", self.local)
+
+    def _read_batch(self) -> None:
         sock = self.sock
         if sock is None:
             return
@@ -141,9 +155,11 @@ class Endpoint:
 class Endpoints:
     """All sockets, keyed by (vr, address, port)."""
 
-    def __init__(self, on_ike: IkeHandler, on_esp: EspHandler) -> None:
+    def __init__(self, on_ike: IkeHandler, on_esp: EspHandler,
+                 on_batch: BatchHandler | None = None) -> None:
         self.on_ike = on_ike
         self.on_esp = on_esp
+        self.on_batch = on_batch
         self.sockets: dict[tuple[str, str, int], Endpoint] = {}
 
     def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
@@ -154,7 +170,7 @@ class Endpoints:
                 self.sockets.pop(key).close()
         for key in sorted(want_keys - set(self.sockets)):
             vr, addr, port = key
-            endpoint = Endpoint(vr, (addr, port), self.on_ike, self.on_esp)
+            endpoint = Endpoint(vr, (addr, port), self.on_ike, self.on_esp, self.on_batch)
             try:
                 endpoint.open(loop)
             except OSError as exc:

@@ -57,7 +57,8 @@ class GatewayRuntime:
         self.loop = loop
         self.config_path = Path(config_path)
         self.engines: dict[str, Engine] = {}
-        self.endpoints = Endpoints(self._on_ike, self._on_esp)
+        self.endpoints = Endpoints(self._on_ike, self._on_esp, self._after_datagrams)
+        self._ike_received = False  # since the last _service()
         self.save_keys = SaveKeys(save_keys) if save_keys else None
         self._config = RunningConfig()
         self._timer: asyncio.TimerHandle | None = None
@@ -241,7 +242,13 @@ class GatewayRuntime:
         if engine is None:
             return
         engine.receive_datagram(data, local, remote, self.now())
-        self._service()
+        self._ike_received = True
+
+    def _after_datagrams(self) -> None:
+        """After each socket wakeup (up to 256 datagrams): send the engines' answers,
+        act on their events and re-arm the timer once for the whole batch."""
+        if self._ike_received:
+            self._service()
 
     def _on_esp(self, vr: str, data: bytes, local: Address, remote: Address) -> None:
         self.dataplane.receive_esp(data, local, remote, True)
@@ -259,6 +266,7 @@ class GatewayRuntime:
 
     def _service(self) -> None:
         """Flush every engine's output and events, then re-arm the one timer."""
+        self._ike_received = False
         now = self.now()
         for vr, engine in list(self.engines.items()):
             self._drain(vr, engine, now)

@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,10 @@ A_TO_B_SPI, B_TO_A_SPI = b"\xb5\x00\x00\x01", b"\xa5\x00\x00\x01"
 
 
 @pytest.fixture
-def sites() -> tb.TwoSites:
+def sites() -> Iterator[tb.TwoSites]:
     require_interop(("ip", "ping", "tshark", "tcpdump"))
     with tb.TwoSites(prefix="igwah") as two:
-        yield two  # type: ignore[misc]
+        yield two
 
 
 def ah_keys(spi: bytes, integrity: IntegrityName) -> SaKeys:

@@ -1,7 +1,7 @@
-"""Keeping tunnels up: timers, rekeying, DPD, `clear_sa`, traffic accounting and status.
+"""Keeping tunnels up: timers, rekeying, DPD, `clear_sa` and traffic accounting.
 
 `Engine` inherits this; the split keeps message handling (engine.py) apart
-from the clock-driven side.  Everything here is driven by `now` values the
+from the clock-driven side (and `Status`, status.py, builds the snapshots).  Everything here is driven by `now` values the
 runtime passes in; `get_timer()` is the earliest of all deadlines below.
 
 Scale: one engine holds thousands of tunnels, so nothing per message or per
@@ -12,7 +12,10 @@ and its deadline is recomputed before the heap is next read.
 
 - Tunnels (SPEC 3.3): an enabled tunnel without a live IPsec SA negotiates
   one: Quick Mode on the newest phase 1 with its peer, or a new phase 1
-  first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`).
+  first.  After a failure it waits 1, 2, 4 ... 30 s (`reinit_backoff_*`)
+  less up to 20 %.  At most `initiator_half_open_limit` phase 1 attempts of
+  ours are in flight: a tunnel that needs one beyond that waits in a queue,
+  without a deadline of its own, and starts in turn as attempts finish.
   A responder-only tunnel (`TunnelPolicy.initiate` False) never starts a
   negotiation nor a rekey; it only answers the peer's (one exception below).
   When both ends start the same negotiation at once, `Collisions`
@@ -66,8 +69,6 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from ipsecgw.status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
-
 from . import informational
 from .collisions import Collisions
 from .deadlines import Deadlines
@@ -75,6 +76,7 @@ from .events import Event, PeerDead
 from .policy import Address, EnginePolicy, TunnelPolicy
 from .registry import PeerKey, Registry, child_peer, ike_peer, unindex
 from .sa import Flight, IkeSa, IpsecSa, QuickMode, Role
+from .status import Status
 
 #: The most by which a peer's DPD intervals are shortened (`PeerLiveness.shorten`).
 DPD_JITTER = 0.2
@@ -153,7 +155,7 @@ ADMISSION = Admission()
 Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
 
 
-class Lifecycle(Collisions):
+class Lifecycle(Collisions, Status):
     def __init__(self, policy: EnginePolicy) -> None:
         self.policy = policy
         self._now = 0.0
@@ -798,74 +800,6 @@ class Lifecycle(Collisions):
         self._peers.pop(key, None)
         self._touch(key)
         self._negotiation_failed(key[0], key[1], None, "dead peer", now)
-
-    # --- status -----------------------------------------------------------------
-
-    def ike_sa_status(self, now: float) -> list[IkeSaStatus]:
-        """Every ISAKMP SA, negotiating or established (`show ipsec ike-sa`)."""
-        return [self._ike_status(ike, now) for ike in self._sas.ike.values()]
-
-    def _ike_status(self, ike: IkeSa, now: float) -> IkeSaStatus:
-        suite = ike.suite or (ike.offered[0] if ike.offered else None)
-        from .phase1 import identity_string
-
-        tunnel = self._tunnel_of(ike)
-        return IkeSaStatus(
-            vr=self.policy.vr, local=ike.local[0], remote=ike.remote[0],
-            local_port=ike.local[1], remote_port=ike.remote[1],
-            initiator_cookie=ike.cookie_i, responder_cookie=ike.cookie_r,
-            role=ike.role.value, state=ike.state.value, exchange=ike.exchange,
-            authentication=suite.authentication if suite else "",
-            encryption=suite.encryption if suite else "", hash=suite.hash if suite else "",
-            group=suite.group if suite else 0,
-            lifetime_seconds=suite.lifetime_seconds if suite else 0,
-            remaining_seconds=max(0, int((ike.expires_at or now) - now)),
-            nat_detected=ike.nat_detected,
-            tunnel=ike.tunnel or (tunnel.name if tunnel is not None else None),
-            local_identity=identity_string(ike.local_id) if ike.local_id else "",
-            peer_identity=identity_string(ike.peer_id) if ike.peer_id else "",
-        )
-
-    def tunnel_status(self, now: float) -> list[TunnelStatus]:
-        """Every configured tunnel with its SAs (`show ipsec tunnel`), in configuration order.
-
-        A responder-only tunnel without SAs is "down", like any tunnel waiting
-        for its next attempt; it is "negotiating" only while the peer is.
-        """
-        return [self._tunnel_status(runtime, now) for runtime in self._tunnels.values()]
-
-    def _tunnel_status(self, runtime: TunnelRuntime, now: float) -> TunnelStatus:
-        policy = runtime.policy
-        children = self._sas.children_of_tunnel(policy.name)
-        live = [c for c in children if not c.superseded]
-        ikes = tuple(self._ike_status(ike, now) for ike in self._sas.ike_of_peer(runtime.peer_key))
-        if not policy.enabled:
-            state = TunnelState.DISABLED
-        elif live:
-            state = TunnelState.UP
-        elif self._sas.quick_mode_running(policy.name) or self._phase1_in_progress(
-                runtime.peer_key):
-            state = TunnelState.NEGOTIATING
-        else:
-            state = TunnelState.DOWN
-        return TunnelStatus(
-            name=policy.name, vr=self.policy.vr, state=state, local=policy.local_address,
-            peer=policy.peer_address,
-            transform=live[-1].transform if live else policy.transforms[0],
-            up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
-            ike_sas=ikes,
-            ipsec_sas=tuple(self._child_status(child, runtime, now) for child in children))
-
-    def _child_status(self, child: IpsecSa, runtime: TunnelRuntime, now: float) -> IpsecSaStatus:
-        return IpsecSaStatus(
-            vr=self.policy.vr, tunnel=child.tunnel, inbound_spi=child.inbound_spi,
-            outbound_spi=child.outbound_spi, protocol=child.protocol, transform=child.transform,
-            local_network=child.local_network, remote_network=child.remote_network,
-            encapsulation=child.encapsulation, pfs_group=child.pfs_group,
-            lifetime_seconds=child.lifetime_seconds, lifetime_kilobytes=child.lifetime_kilobytes,
-            remaining_seconds=max(0, int(child.expires_at - now)),
-            inbound_bytes=max(0, runtime.inbound_bytes - child.inbound_at_start),
-            outbound_bytes=max(0, runtime.outbound_bytes - child.outbound_at_start))
 
 
 @functools.lru_cache(maxsize=8192)

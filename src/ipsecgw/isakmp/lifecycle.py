@@ -57,7 +57,7 @@ and its deadline is recomputed before the heap is next read.
   (ike_sa_manager.c `adopt_children`, processing/jobs/adopt_children_job.c);
   an ipsecgw peer renews its SA on it once the old phase 1 goes (above).  Ours
   stay as they are; the old phase 1 goes at its expiry at the latest.
-- DPD (RFC 3706): see `DpdPolicy`.
+- DPD (RFC 3706): dpd.py, a base of this class, with `DpdPolicy`.
 """
 
 from __future__ import annotations
@@ -69,17 +69,15 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from . import informational
 from .collisions import Collisions
 from .deadlines import Deadlines
-from .events import Event, PeerDead
+from .dpd import DeadPeerDetection, PeerLiveness
+from .events import Event
 from .policy import Address, EnginePolicy, TunnelPolicy
 from .registry import PeerKey, Registry, child_peer, ike_peer, unindex
 from .sa import Flight, IkeSa, IpsecSa, QuickMode, Role
 from .status import Status
 
-#: The most by which a peer's DPD intervals are shortened (`PeerLiveness.shorten`).
-DPD_JITTER = 0.2
 #: The most by which each retransmission interval is shortened (`RetransmitPolicy`).
 RETRANSMIT_JITTER = 0.1
 #: The most by which a tunnel's wait after a failed negotiation is shortened.
@@ -125,25 +123,6 @@ class TunnelRuntime:
             self.up_since = now
 
 
-@dataclass(eq=False)
-class PeerLiveness:
-    """DPD state of one peer (RFC 3706): last traffic each way and probes in flight.
-
-    `shorten` (0 to `DPD_JITTER`, drawn once per peer) shortens the peer's idle
-    and silence intervals: peers that came up together, or were all heard
-    from at once, are probed spread over a fifth of the interval instead of
-    in one burst that the peers cannot answer in time (docs/BENCHMARKS.md:
-    10,000 synchronised probes every 30 s left 37 % unanswered).
-    """
-
-    last_rx: float
-    last_tx: float
-    sequence: int
-    shorten: float = 0.0
-    probes: int = 0
-    probe_at: float | None = None
-
-
 class Admission:
     """The deadline of the tunnels waiting for an initiator slot (one per engine)."""
 
@@ -155,7 +134,7 @@ ADMISSION = Admission()
 Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
 
 
-class Lifecycle(Collisions, Status):
+class Lifecycle(Collisions, DeadPeerDetection, Status):
     def __init__(self, policy: EnginePolicy) -> None:
         self.policy = policy
         self._now = 0.0
@@ -723,83 +702,6 @@ class Lifecycle(Collisions, Status):
             runtime.rekey_of = child.inbound_spi
             self._touch(runtime)
 
-    # --- DPD (RFC 3706) -------------------------------------------------------------
-
-    def _heard_from(self, ike: IkeSa, now: float) -> None:
-        """Proof of life (RFC 3706): any message authenticated under an ISAKMP SA
-        with the peer (a phase 1 that completes, a Quick Mode or Informational
-        message whose HASH verified, also one we refuse or drop in a collision)
-        postpones DPD, as inbound ESP does through `traffic()`."""
-        key = ike_peer(ike)
-        live = self._peers.get(key)
-        if live is None:
-            if not ike.established:
-                return
-            sequence = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
-            shorten = DPD_JITTER * self._uniform()
-            live = self._peers[key] = PeerLiveness(now, now, sequence, shorten)
-        live.last_rx, live.probes, live.probe_at = now, 0, None
-        self._touch(key)
-
-    def _dpd_ike(self, key: PeerKey) -> IkeSa | None:
-        ike = self._best_ike(*key)
-        return ike if ike is not None and ike.capabilities.dpd else None
-
-    def _dpd_due(self, live: PeerLiveness) -> float:
-        dpd = self.policy.dpd
-        if live.probe_at is not None:
-            return live.probe_at + dpd.retry
-        due = live.last_rx + dpd.idle * (1.0 - live.shorten)
-        silence_due = live.last_rx + dpd.silence * (1.0 - live.shorten)
-        if live.last_tx + dpd.silence / 2 >= max(silence_due, self._now):
-            due = min(due, silence_due)
-        return due
-
-    def _dpd_timer(self, key: PeerKey, now: float) -> None:
-        live = self._peers.get(key)
-        ike = self._dpd_ike(key)
-        if live is None or ike is None or now < self._dpd_due(live):
-            return
-        dpd = self.policy.dpd
-        if live.probe_at is not None and live.probes >= dpd.retries:
-            self._peer_dead(key, now)
-            return
-        live.sequence = (live.sequence + 1) & 0xFFFFFFFF
-        live.probes += 1
-        live.probe_at = now
-        self._count("dpd_sent")
-        ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
-        notify = informational.dpd_notify(ike, False, live.sequence)
-        self._send(informational.protect(ike, [notify], self.random), ike.local, ike.remote)
-
-    def _dpd_ack(self, ike: IkeSa, sequence: int, now: float) -> None:
-        key = ike_peer(ike)
-        live = self._peers.get(key)
-        if live is None or not 0 <= (live.sequence - sequence) & 0xFFFFFFFF < max(live.probes, 1):
-            return
-        self._count("dpd_ack_received")
-        live.last_rx, live.probes, live.probe_at = now, 0, None
-        self._touch(key)
-
-    def _peer_dead(self, key: PeerKey, now: float) -> None:
-        self._count("peers_dead")
-        tunnels = self._tunnels_of(key)
-        ikes = self._sas.ike_of_peer(key)
-        peer = ikes[0].remote if ikes else (key[1], 500)
-        ike = self._best_ike(*key)
-        if ike is not None:
-            ike.log.info("peer %s is dead (no answer to %d R-U-THERE)", key[1],
-                         self.policy.dpd.retries)
-        names: list[str | None] = [r.policy.name for r in tunnels]
-        for name in names or [None]:
-            self._emit(PeerDead(name, peer))
-        for child in self._sas.children_of_peer(key):
-            self._delete_child(child, "dead peer", now, notify_peer=False)
-        for other in self._sas.ike_of_peer(key):
-            self._delete_ike(other, "dead peer", now, notify_peer=False)
-        self._peers.pop(key, None)
-        self._touch(key)
-        self._negotiation_failed(key[0], key[1], None, "dead peer", now)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -105,7 +105,7 @@ class DpdPolicy:
     `retries` unanswered probes (and one more `retry` interval) the peer is dead.
     Each peer's `idle` and `silence` are shortened by a random 0 to 20 %, drawn
     once per peer from the engine's random source, so that peers that came up
-    together are not all probed at the same moment (isakmp/lifecycle.py).
+    together are not all probed at the same moment (isakmp/dpd.py).
     """
 
     enabled: bool = True

@@ -9,6 +9,7 @@ random 0 to `DPD_JITTER`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 
 #: The most by which a peer's DPD intervals are shortened (`PeerLiveness.shorten`).
 DPD_JITTER = 0.2
+#: DPD probes fall due on multiples of this many seconds: with thousands of
+#: peers the probes due within one tick share one timer wakeup, and their
+#: answers arrive together, instead of waking the daemon for each peer
+#: (idle CPU at 1,000 peers probed every 30 s is mostly wakeups).
+DPD_TICK = 0.5
 
 
 @dataclass(eq=False)
@@ -111,12 +117,13 @@ class DeadPeerDetection(ABC):
     def _dpd_due(self, live: PeerLiveness) -> float:
         dpd = self.policy.dpd
         if live.probe_at is not None:
-            return live.probe_at + dpd.retry
-        due = live.last_rx + dpd.idle * (1.0 - live.shorten)
-        silence_due = live.last_rx + dpd.silence * (1.0 - live.shorten)
-        if live.last_tx + dpd.silence / 2 >= max(silence_due, self._now):
-            due = min(due, silence_due)
-        return due
+            due = live.probe_at + dpd.retry
+        else:
+            due = live.last_rx + dpd.idle * (1.0 - live.shorten)
+            silence_due = live.last_rx + dpd.silence * (1.0 - live.shorten)
+            if live.last_tx + dpd.silence / 2 >= max(silence_due, self._now):
+                due = min(due, silence_due)
+        return math.ceil(due / DPD_TICK) * DPD_TICK
 
     def _dpd_timer(self, key: PeerKey, now: float) -> None:
         live = self._peers.get(key)

@@ -95,3 +95,38 @@ def test_show_in_a_vr_context_sees_only_that_vr() -> None:
     s.execute("virtual-router default")
     both = s.execute("show ipsec tunnel").output
     assert "ipsec:a" in both and "ipsec:b" in both
+
+
+def test_tunnel_summary_counts_each_state_in_scope() -> None:
+    gateway = FakeGateway()
+    s = Session(gateway)
+    for line in [
+        "conf t",
+        "interface tunnel ipsec:a",
+        "exit",
+        "interface tunnel ipsec:summary",  # a tunnel may be called that: ipsec:summary
+        "exit",
+        "interface tunnel ipsec:off",
+        "shutdown",
+        "exit",
+        "virtual-router vr2",
+        "interface tunnel ipsec:b",
+        "end",
+    ]:
+        assert s.execute(line).ok, line
+    gateway.status = {
+        "a": up("a"),
+        "summary": replace(up("summary"), state=TunnelState.NEGOTIATING),
+        "b": up("b", vr="vr2"),
+    }
+    # The session is in VR vr2's context: only its tunnel counts.
+    assert s.execute("show ipsec tunnel summary").output.splitlines()[0] == "IPsec tunnels: 1"
+    s.execute("virtual-router default")
+    out = s.execute("show ipsec tunnel summary").output.splitlines()
+    assert out[0] == "IPsec tunnels: 4"
+    counts = {line.split()[0]: int(line.split()[1]) for line in out[1:]}
+    # "off" is not reported by the gateway: the configuration says disabled.
+    assert counts == {"up": 2, "negotiating": 1, "down": 0, "disabled": 1}
+    assert s.execute("show ipsec tunnel ipsec:summary").output.splitlines()[2].split()[1] == (
+        "negotiating"
+    )

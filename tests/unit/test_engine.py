@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from engine_helpers import B_IP, NAT_IP, make_pair, policies, tunnel
 
 from ipsecgw.isakmp.events import IpsecSaEstablished, Phase1Established
@@ -238,3 +239,84 @@ def test_wrong_peer_identity_is_refused() -> None:
     pair.start()
     assert "INVALID-ID-INFORMATION" in pair.events("a", Phase1Failed)[0].reason
     assert not pair.events("b", Phase1Established)
+
+
+def test_behind_a_nat_ah_is_left_out_of_the_offer() -> None:
+    """AH cannot cross a NAT (it authenticates the addresses the NAT rewrites):
+    with a NAT between them the initiator offers its ESP transforms only."""
+    both = ("ah-hmac-sha", "esp-aes128-hmac-sha")
+    policy_a, policy_b = policies(nat=True, a_tunnel={"transforms": both},
+                                  b_tunnel={"transforms": both})
+    pair = make_pair(policy_a, policy_b, nat=True)
+    pair.start()
+    sa_a, sa_b = _established(pair, "a"), _established(pair, "b")
+    assert sa_a and sa_b
+    assert (sa_a[0].protocol, sa_a[0].encapsulation) == ("esp", "udp-tunnel")
+    # Without the NAT the first transform, AH, is chosen.
+    pair = make_pair(*policies(a_tunnel={"transforms": both}, b_tunnel={"transforms": both}))
+    pair.start()
+    assert _established(pair, "a")[0].protocol == "ah"
+
+
+def test_behind_a_nat_an_ah_only_tunnel_fails_with_a_clear_reason() -> None:
+    from ipsecgw.isakmp.events import Phase1Established as P1
+
+    ah = {"transforms": ("ah-hmac-sha",)}
+    pair = make_pair(*policies(nat=True, a_tunnel=ah, b_tunnel=ah), nat=True)
+    pair.start()
+    assert pair.events("a", P1)  # phase 1 is fine
+    assert not _established(pair, "a") and not _established(pair, "b")
+    [status] = pair.a.tunnel_status(pair.now)
+    assert status.last_failure is not None and "AH cannot cross a NAT" in status.last_failure
+
+
+def test_a_responder_refuses_ah_with_udp_encapsulation() -> None:
+    from ipsecgw.isakmp.codec import Attribute, Proposal, SecurityAssociation, Transform
+    from ipsecgw.isakmp.constants import (
+        AhTransform,
+        Doi,
+        EncapsulationMode,
+        IpsecAttribute,
+        IpsecAuthAlgorithm,
+        ProtocolId,
+        Situation,
+    )
+    from ipsecgw.isakmp.errors import NoProposalChosen
+    from ipsecgw.isakmp.proposals import phase2_suite, select_phase2
+
+    def offer(mode: int) -> SecurityAssociation:
+        attributes = (
+            Attribute.make(IpsecAttribute.ENCAPSULATION_MODE, mode),
+            Attribute.make(IpsecAttribute.AUTHENTICATION_ALGORITHM, IpsecAuthAlgorithm.HMAC_SHA),
+        )
+        transform = Transform(1, AhTransform.SHA, attributes)
+        proposal = Proposal(1, ProtocolId.IPSEC_AH, b"\x00\x00\x10\x01", (transform,))
+        return SecurityAssociation(Doi.IPSEC, Situation.IDENTITY_ONLY, (proposal,))
+
+    suites = [phase2_suite("ah-hmac-sha")]
+    assert select_phase2(offer(EncapsulationMode.TUNNEL), suites, None).suite.protocol == "ah"
+    for mode in (EncapsulationMode.UDP_TUNNEL, EncapsulationMode.UDP_TUNNEL_DRAFT):
+        with pytest.raises(NoProposalChosen):
+            select_phase2(offer(mode), suites, None)
+
+
+def test_tunnel_states_agree_with_tunnel_status() -> None:
+    """The cheap state table (`show ipsec tunnel summary`) says what the full
+    snapshots say, at every step of a negotiation."""
+    pair = make_pair()
+    seen = set()
+
+    def check(p) -> None:  # type: ignore[no-untyped-def]
+        for engine in (p.a, p.b):
+            states = engine.tunnel_states()
+            assert states == {t.name: t.state for t in engine.tunnel_status(p.now)}
+            seen.update(states.values())
+
+    def filter_(direction, datagram, index) -> int:  # type: ignore[no-untyped-def]
+        check(pair)  # every message in flight: mid-negotiation states too
+        return 1
+
+    pair.filter = filter_
+    pair.start()
+    check(pair)
+    assert seen >= {TunnelState.NEGOTIATING, TunnelState.UP}

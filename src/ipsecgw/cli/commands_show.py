@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config.render import render
+from ..status import TunnelState
 from . import show
 from .context import Context
 from .tree import ALL_MODES, CONFIG_MODES, TREE, Args, CommandError, Handler, Mode
@@ -43,6 +44,22 @@ def show_tunnel(ctx: Context, args: Args) -> None:
         ctx.print(text or "No IPsec tunnels")
     else:
         ctx.print(show.tunnels(selected, ctx.now))
+
+
+@_show("ipsec tunnel summary", help={"summary": "How many tunnels are in each state"})
+def show_tunnel_summary(ctx: Context, args: Args) -> None:
+    """How many tunnel interfaces are up, negotiating, down or disabled."""
+    states = ctx.gateway.tunnel_states()
+    counts: dict[TunnelState, int] = dict.fromkeys(TunnelState, 0)
+    for tunnel in ctx.config.tunnels:
+        if tunnel.name in states:
+            vr, state = states[tunnel.name]
+        else:
+            status = show.config_status(tunnel)
+            vr, state = status.vr, status.state
+        if show.in_scope(ctx.vr, vr):
+            counts[state] += 1
+    ctx.print(show.tunnel_summary(counts))
 
 
 @_show("ipsec ike-sa")

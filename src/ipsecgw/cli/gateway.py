@@ -51,6 +51,11 @@ class Gateway(Protocol):
 
     def tunnels(self) -> list[TunnelStatus]: ...
 
+    def tunnel_states(self) -> dict[str, tuple[str, TunnelState]]:
+        """Tunnel name -> (transport VR, state) for the tunnels the gateway
+        runs: the cheap part of `tunnels()` (`show ipsec tunnel summary`)."""
+        ...
+
     def ike_sas(self) -> list[IkeSaStatus]: ...
 
     def ipsec_sas(self) -> list[IpsecSaStatus]: ...
@@ -92,6 +97,9 @@ class FakeGateway:
 
     def tunnels(self) -> list[TunnelStatus]:
         return [self.status.get(t.name) or config_status(t) for t in self._config.tunnels]
+
+    def tunnel_states(self) -> dict[str, tuple[str, TunnelState]]:
+        return {s.name: (s.vr, s.state) for s in self.status.values()}
 
     def ike_sas(self) -> list[IkeSaStatus]:
         return [sa for t in self.tunnels() for sa in t.ike_sas]

@@ -113,6 +113,13 @@ def tunnels(statuses: Sequence[TunnelStatus], now: float) -> str:
     return table([*headers, "Transport VR"] if several_vrs else headers, rows)
 
 
+def tunnel_summary(counts: dict[TunnelState, int]) -> str:
+    width = max(len(str(n)) for n in [*counts.values(), 0])
+    lines = [f"IPsec tunnels: {sum(counts.values())}"]
+    lines += [f"  {state.value:<12} {n:>{width}}" for state, n in counts.items()]
+    return "\n".join(lines)
+
+
 def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> str:
     lines = [
         f"Tunnel ipsec:{status.name} is {status.state.value}, transport virtual router {status.vr}"

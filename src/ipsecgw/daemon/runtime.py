@@ -23,7 +23,7 @@ from ..config.store import save_atomic
 from ..dataplane.base import TunnelSpec
 from ..isakmp import events as ev
 from ..isakmp.engine import Engine
-from ..status import IkeSaStatus, IpsecSaStatus, TunnelStatus, VrStatistics
+from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
 from .endpoints import NATT_KEEPALIVE, NATT_PORT, Address, Endpoints
 from .netns import DEFAULT_VR
 from .savekeys import SaveKeys
@@ -193,6 +193,10 @@ class GatewayRuntime:
                 result.append(replace(status, up_since=up_since,
                                       ipsec_sas=self._sa_counters(status.ipsec_sas)))
         return sorted(result, key=lambda t: t.name)
+
+    def tunnel_states(self) -> dict[str, tuple[str, TunnelState]]:
+        return {name: (vr, state) for vr, engine in self.engines.items()
+                for name, state in engine.tunnel_states().items()}
 
     def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
         out = []

@@ -387,6 +387,8 @@ def _match_phase2(proposal: Proposal, transform: Transform,
     mode = values.get(IpsecAttribute.ENCAPSULATION_MODE, EncapsulationMode.TUNNEL)
     if mode not in _TUNNEL_MODES or len(proposal.spi) != 4:
         return None
+    if proposal.protocol_id == ProtocolId.IPSEC_AH and mode != EncapsulationMode.TUNNEL:
+        return None  # AH cannot be UDP-encapsulated: it cannot cross a NAT (RFC 3948 covers ESP)
     key_bits = values.get(IpsecAttribute.KEY_LENGTH)
     if key_bits is None and transform.transform_id == EspTransform.AES_CBC:
         key_bits = 128

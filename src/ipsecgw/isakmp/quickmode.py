@@ -148,12 +148,21 @@ def start(ctx: QuickModeContext, ike: IkeSa, tunnel: TunnelPolicy, now: float,
         message_id = int.from_bytes(ctx.random(4), "big")
     qm = QuickMode(message_id, Role.INITIATOR, QmState.QM_I1, tunnel.name, now,
                    ike.exchange_iv(message_id), rekey_of=rekey_of)
+    suites = tuple(phase2_suite(name) for name in tunnel.transforms)
+    if ike.nat_detected:
+        # AH authenticates the outer addresses a NAT rewrites, and RFC 3948
+        # defines UDP encapsulation for ESP only: offer the ESP transforms.
+        suites = tuple(s for s in suites if s.protocol == "esp")
+        if not suites:
+            raise NegotiationError(
+                NotifyType.NO_PROPOSAL_CHOSEN,
+                f"tunnel {tunnel.name}: a NAT lies between the peers and its transform set "
+                "has AH only (AH cannot cross a NAT)")
     qm.inbound_spi = ctx.allocate_spi()
     qm.ni = ctx.random(NONCE_LENGTH)
     qm.offer = Phase2Offer(
-        tuple(phase2_suite(name) for name in tunnel.transforms), qm.inbound_spi,
-        tunnel.pfs_group, tunnel.lifetime_seconds, tunnel.lifetime_kilobytes,
-        _encapsulation_mode(ike))
+        suites, qm.inbound_spi, tunnel.pfs_group, tunnel.lifetime_seconds,
+        tunnel.lifetime_kilobytes, _encapsulation_mode(ike))
     qm.local_network, qm.remote_network = tunnel.local_network, tunnel.remote_network
     rest: list[Payload] = [phase2_sa_payload(qm.offer), Nonce(qm.ni)]
     if tunnel.pfs_group is not None:

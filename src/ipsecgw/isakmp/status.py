@@ -65,20 +65,33 @@ class Status(ABC):
         """
         return [self._tunnel_status(runtime, now) for runtime in self._tunnels.values()]
 
+    def tunnel_states(self) -> dict[str, TunnelState]:
+        """Each configured tunnel's state alone (`show ipsec tunnel summary`):
+        no SA snapshots, so that thousands of tunnels are counted cheaply."""
+        states = {}
+        for runtime in self._tunnels.values():
+            children = self._sas.children_of_tunnel(runtime.policy.name)
+            states[runtime.policy.name] = self._state(
+                runtime, any(not c.superseded for c in children))
+        return states
+
+    def _state(self, runtime: TunnelRuntime, live: bool) -> TunnelState:
+        policy = runtime.policy
+        if not policy.enabled:
+            return TunnelState.DISABLED
+        if live:
+            return TunnelState.UP
+        if self._sas.quick_mode_running(policy.name) or self._phase1_in_progress(
+                runtime.peer_key):
+            return TunnelState.NEGOTIATING
+        return TunnelState.DOWN
+
     def _tunnel_status(self, runtime: TunnelRuntime, now: float) -> TunnelStatus:
         policy = runtime.policy
         children = self._sas.children_of_tunnel(policy.name)
         live = [c for c in children if not c.superseded]
         ikes = tuple(self._ike_status(ike, now) for ike in self._sas.ike_of_peer(runtime.peer_key))
-        if not policy.enabled:
-            state = TunnelState.DISABLED
-        elif live:
-            state = TunnelState.UP
-        elif self._sas.quick_mode_running(policy.name) or self._phase1_in_progress(
-                runtime.peer_key):
-            state = TunnelState.NEGOTIATING
-        else:
-            state = TunnelState.DOWN
+        state = self._state(runtime, bool(live))
         return TunnelStatus(
             name=policy.name, vr=self.policy.vr, state=state, local=policy.local_address,
             peer=policy.peer_address,

@@ -299,7 +299,7 @@ class GatewayRuntime:
             self._tunnel_engine[event.tunnel] = vr
             if len(self._installed[event.tunnel]) == 1:
                 self.dataplane.set_tunnel_up(event.tunnel, True)
-            if self.save_keys:
+            if self.save_keys and event.protocol == "esp":  # Wireshark's table is ESP's
                 self.save_keys.esp_sa_added(
                     event.inbound.spi, event.peer[0], event.local[0], event.inbound.encryption,
                     event.inbound.encryption_key, event.inbound.integrity,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ipsecgw.isakmp.collisions import same_entity
 from ipsecgw.isakmp.engine import Datagram, Engine
 from ipsecgw.isakmp.events import (
     Event,
@@ -23,6 +24,8 @@ from ipsecgw.isakmp.events import (
     Phase1Established,
 )
 from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
+from ipsecgw.isakmp.registry import Registry, child_peer, ike_peer, peer_entity
+from ipsecgw.isakmp.sa import Role
 
 A_IP = "10.99.0.1"
 B_IP = "10.99.0.2"
@@ -64,6 +67,37 @@ def policies(*, nat: bool = False, rules: tuple[IkeRule, ...] = (IkeRule(group=1
     return replace(policy_a, **(a or {})), replace(policy_b, **(b or {}))
 
 
+def check_registry(sas: Registry) -> None:
+    """Debug check: every per-peer index of `sas` answers what a scan of its
+    tables answers (the scans the indexes replaced, kept here as the reference)."""
+    keys = {ike_peer(ike) for ike in sas.ike.values()} | \
+        {child_peer(child) for child in sas.children.values()}
+    for key in keys:
+        ikes = sas.ike_of_peer(key)  # in order of addition
+        assert {id(ike) for ike in ikes} == \
+            {id(ike) for ike in sas.ike.values() if ike_peer(ike) == key}, key
+        established = [ike for ike in ikes if ike.established]
+        assert sas.phase1_in_progress(key) == (len(established) < len(ikes)), key
+        assert sas.has_established(key) == bool(established), key
+        assert sas.initiating_of_peer(key) == [
+            ike for ike in ikes if ike.role is Role.INITIATOR and not ike.established], key
+        assert sas.replaced_ike(key) == [ike for ike in established if ike.rekeyed], key
+        for replaced in (False, True):
+            candidates = [ike for ike in established if ike.rekeyed == replaced]
+            expected = max(candidates, key=lambda ike: ike.established_at or 0.0, default=None)
+            assert sas.newest_ike(key, replaced=replaced) is expected, (key, replaced)
+        assert sas.ike_count(key) == len(ikes)
+        assert sas.first_ike(key) is (ikes[0] if ikes else None)
+        children = sas.children_of_peer(key)
+        for ike in established:
+            entity = peer_entity(ike.peer_id)
+            assert sas.ike_of_entity(key, entity) == [
+                other for other in established if same_entity(other.peer_id, ike.peer_id)]
+        for child in children:
+            assert sas.children_of_entity(key, peer_entity(child.peer_id)) == [
+                other for other in children if same_entity(other.peer_id, child.peer_id)]
+
+
 @dataclass
 class Nat:
     """A NAT in front of A: A's (ip, port) <-> (NAT_IP, mapped port)."""
@@ -102,6 +136,9 @@ class Pair:
     down: set[str] = field(default_factory=set)
     #: Per side, where the events of its current engine start in its sink (see `boot`).
     booted: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    #: Check both engines' registry indexes against scans after every pump (off for
+    #: hundreds of tunnels, where the check's scans would dominate the test's time).
+    check_indexes: bool = True
 
     def engine(self, side: str) -> Engine:
         return self.a if side == "a" else self.b
@@ -171,6 +208,9 @@ class Pair:
                         moved += 1
                         self._deliver(*item)
         self._drain_events()
+        if self.check_indexes:
+            check_registry(self.a._sas)
+            check_registry(self.b._sas)
         if self.observer is not None:
             self.observer(self)
         return moved
@@ -248,7 +288,9 @@ def many_tunnels(count: int, *, distinct_peers: bool = True, seed: int = 1,
                             preshared_keys={"0.0.0.0": PSK}, tunnels=tuple(tunnels_a))
     policy_b = EnginePolicy(vr="b", local_addresses=addresses_b, ike_rules=(IkeRule(group=19),),
                             preshared_keys={A_IP: PSK}, tunnels=tuple(tunnels_b))
-    return make_pair(replace(policy_a, **(a or {})), replace(policy_b, **(b or {})), seed=seed)
+    pair = make_pair(replace(policy_a, **(a or {})), replace(policy_b, **(b or {})), seed=seed)
+    pair.check_indexes = count <= 20
+    return pair
 
 
 def installed_sas(events: list[Event], *, tied: bool, adopts: bool = False) -> dict[bytes, bytes]:

@@ -63,8 +63,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from .codec import Identification
-from .constants import IdType
-from .registry import PeerKey, Registry, ike_peer
+from .registry import PeerKey, Registry, ike_peer, peer_entity
 from .sa import IkeSa, IpsecSa, P1State, QuickMode, Role
 
 #: Phase 1 states in which our first message has had no answer.
@@ -76,8 +75,7 @@ RETRANSMISSION_GAP = 1.0
 
 def phase1_rivals(sas: Registry, key: PeerKey) -> list[IkeSa]:
     """Our own phase 1 attempts with the peer that are still in progress."""
-    return [ike for ike in sas.ike_of_peer(key)
-            if ike.role is Role.INITIATOR and not ike.established]
+    return sas.initiating_of_peer(key)
 
 
 def unanswered(ike: IkeSa) -> bool:
@@ -108,34 +106,27 @@ def quick_mode_gives_way(ours: QuickMode, theirs: QuickMode) -> bool:
 def may_claim_initial_contact(sas: Registry, ike: IkeSa) -> bool:
     """Whether `ike` is our only SA of any kind with its peer (see the docstring)."""
     key = ike_peer(ike)
-    return not sas.has_children(key) and all(other is ike for other in sas.ike_of_peer(key))
+    count = sas.ike_count(key)
+    return not sas.has_children(key) and (count == 0 or (count == 1 and sas.first_ike(key) is ike))
 
 
 def same_entity(one: Identification | None, other: Identification | None) -> bool:
     """Whether two phase 1 ID payloads name the same peer (protocol and port aside;
     names compare without regard to case)."""
-    if one is None or other is None:
-        return one is other
-    return one.id_type == other.id_type and _id_value(one) == _id_value(other)
-
-
-def _id_value(payload: Identification) -> bytes:
-    if payload.id_type in (IdType.FQDN, IdType.USER_FQDN):
-        return payload.data.lower()
-    return payload.data
+    return peer_entity(one) == peer_entity(other)
 
 
 def initial_contact_victims(sas: Registry, ike: IkeSa) -> tuple[list[IpsecSa], list[IkeSa]]:
     """The SAs an INITIAL-CONTACT carried by `ike` removes: those with its peer's
-    address and identity, older than its first message."""
-    key = ike_peer(ike)
+    address and identity, older than its first message (looked up by entity: one
+    address may carry thousands of identities)."""
+    key, entity = ike_peer(ike), peer_entity(ike.peer_id)
     first_message = ike.created_at
-    children = [child for child in sas.children_of_peer(key) if child.created_at < first_message
-                and same_entity(child.peer_id, ike.peer_id)]
-    phase1s = [other for other in sas.ike_of_peer(key)
+    children = [child for child in sas.children_of_entity(key, entity)
+                if child.created_at < first_message]
+    phase1s = [other for other in sas.ike_of_entity(key, entity)
                if other is not ike and other.established_at is not None
-               and other.established_at < first_message
-               and same_entity(other.peer_id, ike.peer_id)]
+               and other.established_at < first_message]
     return children, phase1s
 
 

@@ -154,8 +154,8 @@ class DeadPeerDetection(ABC):
     def _peer_dead(self, key: PeerKey, now: float) -> None:
         self._count("peers_dead")
         tunnels = self._tunnels_of(key)
-        ikes = self._sas.ike_of_peer(key)
-        peer = ikes[0].remote if ikes else (key[1], 500)
+        first = self._sas.first_ike(key)
+        peer = first.remote if first is not None else (key[1], 500)
         ike = self._best_ike(*key)
         if ike is not None:
             ike.log.info("peer %s is dead (no answer to %d R-U-THERE)", key[1],

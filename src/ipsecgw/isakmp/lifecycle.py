@@ -274,19 +274,18 @@ class Lifecycle(Collisions, DeadPeerDetection, Status):
     def _best_ike(self, local_ip: str, remote_ip: str, *, fresh: bool = False) -> IkeSa | None:
         """The newest established phase 1 with a peer, preferring one not being replaced
         (`fresh`: only one not being replaced)."""
-        candidates = [ike for ike in self._sas.ike_of_peer((local_ip, remote_ip))
-                      if ike.established and not (fresh and ike.rekeyed)]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda ike: (not ike.rekeyed, ike.established_at or 0.0))
+        key = (local_ip, remote_ip)
+        best = self._sas.newest_ike(key, replaced=False)
+        if best is None and not fresh:
+            best = self._sas.newest_ike(key, replaced=True)
+        return best
 
     def _phase1_in_progress(self, key: PeerKey) -> bool:
-        return any(not ike.established for ike in self._sas.ike_of_peer(key))
+        return self._sas.phase1_in_progress(key)
 
     def _knows_peer(self, local_ip: str, remote_ip: str) -> bool:
         key = (local_ip, remote_ip)
-        return self._sas.has_children(key) or any(
-            ike.established for ike in self._sas.ike_of_peer(key))
+        return self._sas.has_children(key) or self._sas.has_established(key)
 
     def _live_child(self, tunnel: str) -> bool:
         return self._current_child(tunnel) is not None
@@ -459,7 +458,7 @@ class Lifecycle(Collisions, DeadPeerDetection, Status):
         (nor a Quick Mode) uses it any more; a responder-only tunnel's SA keeps
         it until the peer renews that SA or the phase 1 expires.
         """
-        replaced = [ike for ike in self._sas.ike_of_peer(key) if ike.rekeyed and ike.established]
+        replaced = self._sas.replaced_ike(key)
         if not replaced or self._best_ike(*key, fresh=True) is None:
             return
         for ike in replaced:
@@ -469,7 +468,7 @@ class Lifecycle(Collisions, DeadPeerDetection, Status):
             self._delete_ike(ike, "rekeyed", now, notify_peer=True)
 
     def _forget_peer_if_unused(self, key: PeerKey) -> None:
-        if key in self._peers and not any(ike.established for ike in self._sas.ike_of_peer(key)):
+        if key in self._peers and not self._sas.has_established(key):
             del self._peers[key]
             self._touch(key)
 
@@ -652,7 +651,7 @@ class Lifecycle(Collisions, DeadPeerDetection, Status):
         if now >= ike.expires_at:
             self._delete_ike(ike, "expired", now, notify_peer=True)
         elif not ike.rekeyed and now >= ike.soft_at:
-            ike.rekeyed = True
+            self._sas.rekeyed(ike)
             self._touch_peer(ike_peer(ike))
             for child in self._sas.children_of_ike(ike.cookies):
                 self._touch_tunnel(child.tunnel)

@@ -14,8 +14,8 @@ Targets:
 - ipsecgw: one `tunnel responder-only` interface whose destination is the
   generator's address and whose remote network covers every generator /32.
   ipsecgw has no "any peer" responder template, so every Quick Mode lands in
-  that one tunnel; each IPsec SA supersedes the previous one (deleted after
-  the 30 s rekey grace, longer than a run).
+  that one tunnel, each with its own selectors and so its own IPsec SA; each
+  generator identity keeps its own ISAKMP SA (INITIAL-CONTACT is per identity).
 """
 
 from __future__ import annotations

@@ -210,3 +210,25 @@ def test_newest_phase1_ties_and_replacement() -> None:
         sas.remove_ike(ike)
     assert len(sas._replaced_by_peer[key]._heap) < 50
     check_registry(sas)
+
+
+def test_one_wide_responder_tunnel_keeps_an_sa_per_road_warrior() -> None:
+    """One responder-only tunnel whose remote network covers every road warrior's
+    /32: each Quick Mode brings its own selectors, and a new SA replaces only the
+    SAs for the same selectors (a rekey), never another road warrior's."""
+    count = 50
+    net = OneAddress(0)
+    net.b = Engine(EnginePolicy(
+        vr="b", local_addresses=(B_IP,), ike_rules=RULES, preshared_keys={NAT_IP: PSK},
+        tunnels=(tunnel("wide", B_IP, NAT_IP, local_network=B_NETWORK,
+                        remote_network="10.101.0.0/16", initiate=False),)), rng=rng(7))
+    for index in range(count):
+        assert _established(net.bring_up(index, seed=index + 1)) == (1, 1)
+    children = net.b._sas.children_of_tunnel("wide")
+    assert len(children) == count and not [c for c in children if c.superseded]
+    assert {c.remote_network for c in children} == {_network(i) for i in range(count)}
+    # Well past the rekey grace nothing has been deleted.
+    net.b.handle_timer(net.now + 120)
+    net._drain(net.b, net.events)
+    assert not [e for e in net.events if isinstance(e, IpsecSaDeleted)]
+    assert len(net.b._sas.children_of_tunnel("wide")) == count

@@ -672,8 +672,13 @@ class Engine(Lifecycle):
             self._spis.discard(negotiated.inbound.spi)
             return
         rekey_of = negotiated.rekey_of
+        # A new SA replaces the tunnel's SAs for the same traffic selectors (a
+        # rekey, either side's); SAs for other selectors inside a wide remote
+        # network (peers behind it, each with its own /32) stay.
+        selectors = (negotiated.local_network, negotiated.remote_network)
         previous = [c for c in self._sas.children_of_tunnel(negotiated.tunnel)
-                    if not c.superseded]
+                    if not c.superseded and ((c.local_network, c.remote_network) == selectors
+                                             or c.inbound_spi == rekey_of)]
         if previous and rekey_of is None:
             rekey_of = previous[-1].inbound_spi
         for old in previous:

@@ -37,12 +37,11 @@ from ipsecgw.dataplane.common import (
     DEFAULT_REPLAY_WINDOW,
     NEXT_HEADER_IPV4,
     NEXT_HEADER_IPV6,
-    SEQUENCE_MAX,
-    SEQUENCE_REKEY_MARGIN,
     DropReason,
+    OutboundSequence,
     PacketDropped,
     ReplayWindow,
-    SequenceExhausted,
+    tunnel_next_header,
 )
 from ipsecgw.dataplane.esp import INTEGRITIES, EspKeys
 
@@ -134,7 +133,7 @@ class _Integrity:
         return mac.finalize()[: self.icv_size]
 
 
-class OutboundAh:
+class OutboundAh(OutboundSequence):
     """The sending half of an AH SA (RFC 4302 3.3) from `local` to `peer`."""
 
     def __init__(
@@ -157,23 +156,10 @@ class OutboundAh:
         self.packets = 0
         self.bytes = 0  # inner bytes, as kilobyte lifetimes count
 
-    @property
-    def rekey_needed(self) -> bool:
-        """True when the sequence number is close to exhausting."""
-        return self.sequence_number >= SEQUENCE_MAX - SEQUENCE_REKEY_MARGIN
-
     def encapsulate(self, inner: bytes) -> bytes:
         """Return the outer IPv4 packet (header included) that carries `inner`."""
-        version = inner[0] >> 4 if inner else 0
-        if version == 4:
-            next_header = NEXT_HEADER_IPV4
-        elif version == 6:
-            next_header = NEXT_HEADER_IPV6
-        else:
-            raise ValueError(f"not an IP packet (version {version})")
-        if self.sequence_number >= SEQUENCE_MAX:
-            raise SequenceExhausted(f"SPI {self.spi.hex()} sent {SEQUENCE_MAX} packets")
-        sequence_number = self.sequence_number + 1
+        header_type = tunnel_next_header(inner)
+        sequence_number = self._next_sequence_number()
         i = self._i
         identification = self._identification % 0xFFFF + 1  # 1 .. 65535, never 0
         self._identification = identification
@@ -186,7 +172,7 @@ class OutboundAh:
             0x45, 0, total_length, identification, 0, 0, IPPROTO_AH, 0,
             self._source, self._destination,
         )
-        ah = _AH_FIXED.pack(next_header, i.payload_len, 0, self.spi, sequence_number)
+        ah = _AH_FIXED.pack(header_type, i.payload_len, 0, self.spi, sequence_number)
         icv = i.icv(zeroed, ah, i.zero_icv, inner)
         header = bytearray(zeroed)
         header[8] = OUTER_TTL

@@ -48,6 +48,34 @@ class SequenceExhausted(Exception):
     """The outbound SA has sent 2**32 - 1 packets; it needs replacing."""
 
 
+def tunnel_next_header(inner: bytes) -> int:
+    """Tunnel mode's Next Header for an inner packet: IPv4 (4) or IPv6 (41)."""
+    version = inner[0] >> 4 if inner else 0
+    if version == 4:
+        return NEXT_HEADER_IPV4
+    if version == 6:
+        return NEXT_HEADER_IPV6
+    raise ValueError(f"not an IP packet (version {version})")
+
+
+class OutboundSequence:
+    """The sequence number of a sending SA, ESP's or AH's (RFC 4303 3.3.3,
+    RFC 4302 3.3.2): it starts at 1 and never cycles on one SA."""
+
+    spi: bytes
+    sequence_number: int  # the last one sent; the first packet carries 1
+
+    @property
+    def rekey_needed(self) -> bool:
+        """True when the sequence number is close to exhausting."""
+        return self.sequence_number >= SEQUENCE_MAX - SEQUENCE_REKEY_MARGIN
+
+    def _next_sequence_number(self) -> int:
+        if self.sequence_number >= SEQUENCE_MAX:
+            raise SequenceExhausted(f"SPI {self.spi.hex()} sent {SEQUENCE_MAX} packets")
+        return self.sequence_number + 1
+
+
 class ReplayWindow:
     """The receiver's sliding window (RFC 4303 3.4.3, RFC 4302 3.4.3).
 

@@ -56,7 +56,12 @@ from ipsecgw.dataplane.common import NEXT_HEADER_IPV6 as NEXT_HEADER_IPV6
 from ipsecgw.dataplane.common import SEQUENCE_MAX as SEQUENCE_MAX
 from ipsecgw.dataplane.common import SEQUENCE_REKEY_MARGIN as SEQUENCE_REKEY_MARGIN
 from ipsecgw.dataplane.common import DropReason as DropReason
-from ipsecgw.dataplane.common import PacketDropped, ReplayWindow
+from ipsecgw.dataplane.common import (
+    OutboundSequence,
+    PacketDropped,
+    ReplayWindow,
+    tunnel_next_header,
+)
 from ipsecgw.dataplane.common import SequenceExhausted as SequenceExhausted
 
 # RFC 4303 2.6 reserves Next Header 59 "no next header" for dummy packets.
@@ -194,7 +199,7 @@ class _Transform:
         return mac.finalize()[: self.icv_size]
 
 
-class OutboundSa:
+class OutboundSa(OutboundSequence):
     """The sending half of an ESP SA (RFC 4303 3.1)."""
 
     def __init__(
@@ -221,26 +226,13 @@ class OutboundSa:
         self.packets = 0
         self.bytes = 0  # inner (plaintext) bytes, as kilobyte lifetimes count
 
-    @property
-    def rekey_needed(self) -> bool:
-        """True when the sequence number is close to exhausting."""
-        return self.sequence_number >= SEQUENCE_MAX - SEQUENCE_REKEY_MARGIN
-
     def encapsulate(self, inner: bytes) -> bytes:
         """Return the ESP packet that carries `inner` (an IPv4 or IPv6 packet)."""
-        version = inner[0] >> 4 if inner else 0
-        if version == 4:
-            next_header = NEXT_HEADER_IPV4
-        elif version == 6:
-            next_header = NEXT_HEADER_IPV6
-        else:
-            raise ValueError(f"not an IP packet (version {version})")
-        if self.sequence_number >= SEQUENCE_MAX:
-            raise SequenceExhausted(f"SPI {self.spi.hex()} sent {SEQUENCE_MAX} packets")
-        sequence_number = self.sequence_number + 1
+        header_type = tunnel_next_header(inner)
+        sequence_number = self._next_sequence_number()
         t = self._t
         pad_length = -(len(inner) + 2) % t.block_size
-        plaintext = inner + _PADDING[:pad_length] + bytes((pad_length, next_header))
+        plaintext = inner + _PADDING[:pad_length] + bytes((pad_length, header_type))
         header = t.spi + sequence_number.to_bytes(4, "big")
         if t.aead is not None:
             iv = (sequence_number ^ self._iv_mask).to_bytes(8, "big")

@@ -35,12 +35,11 @@ from cryptography.hazmat.primitives import hmac
 
 from ipsecgw.dataplane.common import (
     DEFAULT_REPLAY_WINDOW,
-    NEXT_HEADER_IPV4,
-    NEXT_HEADER_IPV6,
     DropReason,
     OutboundSequence,
     PacketDropped,
     ReplayWindow,
+    tunnel_inner_refusal,
     tunnel_next_header,
 )
 from ipsecgw.dataplane.esp import INTEGRITIES, EspKeys
@@ -273,12 +272,9 @@ class InboundAh:
         # RFC 4302 3.4.3: the window moves only for authenticated packets.
         self._window.accept(sequence_number)
         inner = packet[ah_end:]
-        version = inner[0] >> 4 if inner else 0
-        if (next_header, version) not in ((NEXT_HEADER_IPV4, 4), (NEXT_HEADER_IPV6, 6)):
-            raise AhError(
-                DropReason.MALFORMED,
-                f"next header {next_header} with IP version {version} in tunnel mode",
-            )
+        refusal = tunnel_inner_refusal(next_header, inner)
+        if refusal is not None:
+            raise AhError(DropReason.MALFORMED, refusal)
         self.packets += 1
         self.bytes += len(inner)
         return inner

@@ -58,6 +58,15 @@ def tunnel_next_header(inner: bytes) -> int:
     raise ValueError(f"not an IP packet (version {version})")
 
 
+def tunnel_inner_refusal(header_type: int, inner: bytes) -> str | None:
+    """Why `inner` is not what Next Header `header_type` announces in tunnel
+    mode (an IPv4 packet under 4, IPv6 under 41); None when it is."""
+    version = inner[0] >> 4 if inner else 0
+    if (header_type, version) in ((NEXT_HEADER_IPV4, 4), (NEXT_HEADER_IPV6, 6)):
+        return None
+    return f"next header {header_type} with IP version {version} in tunnel mode"
+
+
 class OutboundSequence:
     """The sequence number of a sending SA, ESP's or AH's (RFC 4303 3.3.3,
     RFC 4302 3.3.2): it starts at 1 and never cycles on one SA."""

@@ -60,6 +60,7 @@ from ipsecgw.dataplane.common import (
     OutboundSequence,
     PacketDropped,
     ReplayWindow,
+    tunnel_inner_refusal,
     tunnel_next_header,
 )
 from ipsecgw.dataplane.common import SequenceExhausted as SequenceExhausted
@@ -317,12 +318,9 @@ class InboundSa:
         if next_header == NEXT_HEADER_DUMMY:
             return b""
         inner = plaintext[:end]
-        version = inner[0] >> 4 if inner else 0
-        if (next_header, version) not in ((NEXT_HEADER_IPV4, 4), (NEXT_HEADER_IPV6, 6)):
-            raise EspError(
-                DropReason.MALFORMED,
-                f"next header {next_header} with IP version {version} in tunnel mode",
-            )
+        refusal = tunnel_inner_refusal(next_header, inner)
+        if refusal is not None:
+            raise EspError(DropReason.MALFORMED, refusal)
         self.packets += 1
         self.bytes += len(inner)
         return inner

@@ -60,6 +60,32 @@ def no_udp(*_: object) -> None:
     raise AssertionError("AH never goes through the daemon's UDP sockets")
 
 
+def two_planes_over_ah(
+    loop: asyncio.AbstractEventLoop, sites: tb.TwoSites, a_to_b: SaKeys, b_to_a: SaKeys
+) -> tuple[UserspaceDataPlane, UserspaceDataPlane]:
+    """Site A's and site B's data planes, tunnel t1 each, joined by an AH SA pair, up."""
+    plane_a = UserspaceDataPlane(loop, no_udp)
+    plane_b = UserspaceDataPlane(loop, no_udp)
+    try:
+        for plane, site, local_net, remote_net in (
+            (plane_a, sites.a, tb.SITE_A_NET, tb.SITE_B_NET),
+            (plane_b, sites.b, tb.SITE_B_NET, tb.SITE_A_NET),
+        ):
+            plane.add_tunnel(TunnelSpec("t1", vr=site.name, remote_networks=(remote_net,),
+                                        local_networks=(local_net,)))
+        plane_a.install_sa(ah_event(tb.SITE_A_OUTER, tb.SITE_B_OUTER, b_to_a, a_to_b,
+                                    tb.SITE_A_NET, tb.SITE_B_NET))
+        plane_b.install_sa(ah_event(tb.SITE_B_OUTER, tb.SITE_A_OUTER, a_to_b, b_to_a,
+                                    tb.SITE_B_NET, tb.SITE_A_NET))
+        plane_a.set_tunnel_up("t1", True)
+        plane_b.set_tunnel_up("t1", True)
+    except BaseException:
+        plane_a.close()
+        plane_b.close()
+        raise
+    return plane_a, plane_b
+
+
 @pytest.mark.parametrize("integrity", ["hmac-sha1-96", "hmac-md5-96"])
 def test_ping_over_ah_between_two_userspace_data_planes(
     sites: tb.TwoSites, tmp_path: Path, integrity: IntegrityName
@@ -70,21 +96,8 @@ def test_ping_over_ah_between_two_userspace_data_planes(
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        plane_a = UserspaceDataPlane(loop, no_udp)
-        plane_b = UserspaceDataPlane(loop, no_udp)
+        plane_a, plane_b = two_planes_over_ah(loop, sites, a_to_b, b_to_a)
         try:
-            for plane, site, local_net, remote_net in (
-                (plane_a, sites.a, tb.SITE_A_NET, tb.SITE_B_NET),
-                (plane_b, sites.b, tb.SITE_B_NET, tb.SITE_A_NET),
-            ):
-                plane.add_tunnel(TunnelSpec("t1", vr=site.name, remote_networks=(remote_net,),
-                                            local_networks=(local_net,)))
-            plane_a.install_sa(ah_event(tb.SITE_A_OUTER, tb.SITE_B_OUTER, b_to_a, a_to_b,
-                                        tb.SITE_A_NET, tb.SITE_B_NET))
-            plane_b.install_sa(ah_event(tb.SITE_B_OUTER, tb.SITE_A_OUTER, a_to_b, b_to_a,
-                                        tb.SITE_B_NET, tb.SITE_A_NET))
-            plane_a.set_tunnel_up("t1", True)
-            plane_b.set_tunnel_up("t1", True)
 
             capture = tb.Capture(sites.a, "veth-a", pcap, "ah or esp or icmp or udp")
             try:
@@ -204,21 +217,8 @@ def test_ah_larger_than_the_outer_mtu_is_fragmented(sites: tb.TwoSites, tmp_path
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        plane_a = UserspaceDataPlane(loop, no_udp)
-        plane_b = UserspaceDataPlane(loop, no_udp)
+        plane_a, plane_b = two_planes_over_ah(loop, sites, a_to_b, b_to_a)
         try:
-            for plane, site, local_net, remote_net in (
-                (plane_a, sites.a, tb.SITE_A_NET, tb.SITE_B_NET),
-                (plane_b, sites.b, tb.SITE_B_NET, tb.SITE_A_NET),
-            ):
-                plane.add_tunnel(TunnelSpec("t1", vr=site.name, remote_networks=(remote_net,),
-                                            local_networks=(local_net,)))
-            plane_a.install_sa(ah_event(tb.SITE_A_OUTER, tb.SITE_B_OUTER, b_to_a, a_to_b,
-                                        tb.SITE_A_NET, tb.SITE_B_NET))
-            plane_b.install_sa(ah_event(tb.SITE_B_OUTER, tb.SITE_A_OUTER, a_to_b, b_to_a,
-                                        tb.SITE_B_NET, tb.SITE_A_NET))
-            plane_a.set_tunnel_up("t1", True)
-            plane_b.set_tunnel_up("t1", True)
             capture = tb.Capture(sites.a, "veth-a", pcap, "ah or (ip[6:2] & 0x1fff != 0)")
             try:
                 code, out = await run_in(

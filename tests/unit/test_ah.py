@@ -7,11 +7,11 @@ import hmac as stdlib_hmac
 import os
 import socket
 import struct
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_esp import Keys  # the same SA parameters as ESP's tests use
 
 from ipsecgw.dataplane.ah import AhError, InboundAh, OutboundAh, fragment, ipv4_checksum
 from ipsecgw.dataplane.common import SEQUENCE_MAX, DropReason, SequenceExhausted
@@ -19,15 +19,6 @@ from ipsecgw.dataplane.esp import INTEGRITIES
 
 LOCAL, PEER = "192.0.2.1", "192.0.2.2"
 SPI = b"\x51\x00\x00\x07"
-
-
-@dataclass(frozen=True)
-class Keys:
-    spi: bytes
-    encryption: str
-    encryption_key: bytes = field(repr=False)
-    integrity: str | None
-    integrity_key: bytes = field(repr=False)
 
 
 def keys(integrity: str = "hmac-sha1-96", spi: bytes = SPI) -> Keys:

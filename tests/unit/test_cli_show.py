@@ -72,18 +72,24 @@ def test_no_show_command_prints_a_secret() -> None:
     assert "TopSecretPSK" not in s.execute("show ipsec tunnel ipsec:a detail").output
 
 
-def test_show_in_a_vr_context_sees_only_that_vr() -> None:
+def configured(*lines: str) -> tuple[FakeGateway, Session]:
+    """A session on a fake gateway after `lines`, each of which must succeed."""
     gateway = FakeGateway()
     s = Session(gateway)
-    for line in [
+    for line in lines:
+        assert s.execute(line).ok, line
+    return gateway, s
+
+
+def test_show_in_a_vr_context_sees_only_that_vr() -> None:
+    gateway, s = configured(
         "conf t",
         "interface tunnel ipsec:a",
         "exit",
         "virtual-router vr2",
         "interface tunnel ipsec:b",
         "end",
-    ]:
-        assert s.execute(line).ok
+    )
     gateway.status = {"a": up("a"), "b": up("b", vr="vr2")}
     gateway.counters = {"default": {"messages_received": 1}, "vr2": {"messages_received": 2}}
     assert "ipsec:a" not in s.execute("show ipsec tunnel").output
@@ -98,9 +104,7 @@ def test_show_in_a_vr_context_sees_only_that_vr() -> None:
 
 
 def test_tunnel_summary_counts_each_state_in_scope() -> None:
-    gateway = FakeGateway()
-    s = Session(gateway)
-    for line in [
+    gateway, s = configured(
         "conf t",
         "interface tunnel ipsec:a",
         "exit",
@@ -112,8 +116,7 @@ def test_tunnel_summary_counts_each_state_in_scope() -> None:
         "virtual-router vr2",
         "interface tunnel ipsec:b",
         "end",
-    ]:
-        assert s.execute(line).ok, line
+    )
     gateway.status = {
         "a": up("a"),
         "summary": replace(up("summary"), state=TunnelState.NEGOTIATING),

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .isakmp import events as ev
+from .isakmp.constants import IKE_PORT, NAT_T_PORT, NON_ESP_MARKER
 from .isakmp.engine import Engine
 from .isakmp.policy import (
     DpdPolicy,
@@ -56,10 +57,6 @@ from .isakmp.policy import (
     TunnelPolicy,
 )
 
-# RFC 3948 2.2: IKE on port 4500 starts with four zero octets (the non-ESP marker).
-NON_ESP_MARKER = b"\x00\x00\x00\x00"
-IKE_PORT = 500
-NAT_T_PORT = 4500
 _RECV_BATCH = 256
 
 _ENCRYPTIONS = {"des": "des", "3des": "3des", "aes128": "aes128", "aes192": "aes192",

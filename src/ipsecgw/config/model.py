@@ -20,7 +20,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
-DEFAULT_VR = "default"
+from ..netns import DEFAULT_VR as DEFAULT_VR  # the namespace the daemon runs in
+
 DEFAULT_HOSTNAME = "host1"
 ANY_NETWORK = "0.0.0.0/0"
 TUNNEL_PREFIX = "ipsec:"

@@ -15,13 +15,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .netns import in_vr
+from ..isakmp.constants import IKE_PORT, NAT_T_PORT, NON_ESP_MARKER
+from ..netns import in_vr
 
 log = logging.getLogger("ipsecgw.daemon")
 
-IKE_PORT = 500
-NATT_PORT = 4500
-NON_ESP_MARKER = b"\x00\x00\x00\x00"
 NATT_KEEPALIVE = b"\xff"
 # Linux: bind to an address that is not (yet) on an interface, so a local
 # endpoint can be configured before its address is.
@@ -116,7 +114,7 @@ class Endpoint:
 
     def received(self, data: bytes, remote: Address) -> None:
         self.counters.received += 1
-        if self.local[1] != NATT_PORT:
+        if self.local[1] != NAT_T_PORT:
             self.on_ike(self.vr, data, self.local, remote)
             return
         if data == NATT_KEEPALIVE:
@@ -129,7 +127,7 @@ class Endpoint:
             self.on_esp(self.vr, data, self.local, remote)
 
     def send_ike(self, data: bytes, remote: Address) -> None:
-        if self.local[1] == NATT_PORT:
+        if self.local[1] == NAT_T_PORT:
             data = NON_ESP_MARKER + data
         self.send_raw(data, remote)
 
@@ -164,7 +162,7 @@ class Endpoints:
 
     def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
         """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest."""
-        want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NATT_PORT)}
+        want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NAT_T_PORT)}
         for key in list(self.sockets):
             if key not in want_keys:
                 self.sockets.pop(key).close()

@@ -22,10 +22,11 @@ from ..config.model import RunningConfig
 from ..config.store import save_atomic
 from ..dataplane.base import TunnelSpec
 from ..isakmp import events as ev
+from ..isakmp.constants import NAT_T_PORT
 from ..isakmp.engine import Engine
+from ..netns import DEFAULT_VR
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
-from .endpoints import NATT_KEEPALIVE, NATT_PORT, Address, Endpoints
-from .netns import DEFAULT_VR
+from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .savekeys import SaveKeys
 from .translate import engine_policies, tunnel_specs
 
@@ -320,7 +321,7 @@ class GatewayRuntime:
             if self.save_keys and event.encryption_key:
                 self.save_keys.ike_sa_added(event.cookies[:8], event.encryption_key)
             if event.local_behind_nat:
-                self._keepalives[event.cookies] = (vr, (event.local[0], NATT_PORT),
+                self._keepalives[event.cookies] = (vr, (event.local[0], NAT_T_PORT),
                                                    (event.peer[0], event.remote_port))
         elif isinstance(event, ev.Phase1Deleted):
             self._keepalives.pop(event.cookies, None)

@@ -14,18 +14,15 @@ import os
 import re
 import socket
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from ipsecgw.daemon.netns import DEFAULT_VR, NetnsError, in_vr
 from ipsecgw.dataplane.base import TunnelSpec
 from ipsecgw.dataplane.rtnl import Rtnl
+from ipsecgw.netns import in_vr
 
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
-NETNS_RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 _MAX_PACKET = 65535
 # Packets the host may queue for us while the daemon is busy elsewhere.  The
 # kernel's default for TUN (500) overflows under bursts of UDP at 200 Mbit/s
@@ -50,22 +47,14 @@ def default_ifname(tunnel: str) -> str:
     return "ips-" + cleaned[:5] + "-" + hashlib.sha1(tunnel.encode()).hexdigest()[:5]
 
 
-@contextmanager
-def entered(vr: str) -> Iterator[None]:
-    """Inside VR `vr`'s namespace, which must exist: the data plane never creates one."""
-    if vr != DEFAULT_VR and not os.path.exists(os.path.join(NETNS_RUN_DIR, vr)):
-        raise NetnsError(f"virtual router {vr}: no network namespace {vr!r}")
-    with in_vr(vr):
-        yield
-
-
 class TunDevice:
     """A configured TUN device; its file descriptor is non-blocking."""
 
     def __init__(self, spec: TunnelSpec) -> None:
         self.ifname = spec.ifname or default_ifname(spec.name)
         self.vr = spec.vr
-        with entered(spec.vr):
+        # in_vr never creates a namespace: the VR's must exist.
+        with in_vr(spec.vr):
             # Both the device and the netlink socket land in the namespace
             # that is current now.
             self._fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)

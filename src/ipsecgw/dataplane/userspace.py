@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from ipsecgw.daemon.netns import NetnsError
 from ipsecgw.dataplane.ah import fragment
 from ipsecgw.dataplane.base import (
     Address,
@@ -56,7 +55,8 @@ from ipsecgw.dataplane.base import (
 )
 from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW
 from ipsecgw.dataplane.sadb import OuterRoute, SaDatabase, SadbCounters
-from ipsecgw.dataplane.tun import TunDevice, entered
+from ipsecgw.dataplane.tun import TunDevice
+from ipsecgw.netns import NetnsError, in_vr
 
 log = logging.getLogger("ipsecgw.dataplane")
 
@@ -103,7 +103,7 @@ class _RawSocket:
         self.local_ip = local_ip
         self.protocol = protocol
         self.ipv6 = ipaddress.ip_address(local_ip).version == 6
-        with entered(vr):
+        with in_vr(vr):
             self.socket = socket.socket(
                 socket.AF_INET6 if self.ipv6 else socket.AF_INET,
                 socket.SOCK_RAW,
@@ -126,7 +126,7 @@ class _RawSocket:
         self._probe: socket.socket | None = None
         if protocol == "ah":
             try:
-                with entered(vr):
+                with in_vr(vr):
                     self._probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             except BaseException:
                 self.socket.close()

@@ -1,9 +1,14 @@
 """Virtual routers are Linux network namespaces (SPEC 2).
 
 VR ``default`` is the namespace the daemon was started in; any other VR NAME
-is the namespace ``/run/netns/NAME``. Sockets and TUN devices belong to the
-namespace that was current when they were created, so we enter the VR's
-namespace just long enough to create them.
+is the namespace ``/run/netns/NAME`` (where ``ip netns add`` puts it).
+Sockets and TUN devices belong to the namespace that was current when they
+were created, so the daemon (UDP sockets) and the data plane (TUN devices,
+raw sockets) enter the VR's namespace just long enough to create them.
+
+This module is neutral ground: it imports nothing of ipsecgw, so that the
+configuration, the daemon and the data plane can all use it without
+depending on one another.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ class NetnsError(OSError):
     """The namespace of a virtual router does not exist or cannot be entered."""
 
 
+def vr_exists(vr: str) -> bool:
+    """Whether virtual router `vr` has a network namespace to enter."""
+    return vr == DEFAULT_VR or os.path.exists(os.path.join(NETNS_RUN_DIR, vr))
+
+
 @contextmanager
 def in_vr(vr: str) -> Iterator[None]:
     """Run the body inside the network namespace of virtual router ``vr``."""
@@ -30,7 +40,7 @@ def in_vr(vr: str) -> Iterator[None]:
 
     # pyroute2 would create a missing namespace (O_CREAT): a mistyped VR must
     # be an error, not a new empty namespace.
-    if not os.path.exists(os.path.join(NETNS_RUN_DIR, vr)):
+    if not vr_exists(vr):
         raise NetnsError(f"virtual router {vr}: no network namespace {vr!r}")
     try:
         netns.pushns(vr)

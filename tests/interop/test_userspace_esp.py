@@ -110,7 +110,8 @@ class EspOverUdp:
         if data[:4] != bytes(4) and data != b"\xff":
             plane.receive_esp(data, sock.getsockname(), remote, True)
 
-    def send(self, data: bytes, local: tuple[str, int], remote: tuple[str, int]) -> None:
+    def send(self, vr: str, data: bytes, local: tuple[str, int],
+             remote: tuple[str, int]) -> None:
         self._sockets[local].sendto(data, remote)
 
     def close(self) -> None:
@@ -322,7 +323,8 @@ def test_ping_across_two_userspace_data_planes(
 
 async def send_from_b(sites: tb.TwoSites, forwarder: EspOverUdp, data: bytes, udp: bool) -> None:
     if udp:
-        forwarder.send(data, (tb.SITE_B_OUTER, NATT_PORT), (tb.SITE_A_OUTER, NATT_PORT))
+        forwarder.send(sites.b.name, data, (tb.SITE_B_OUTER, NATT_PORT),
+                       (tb.SITE_A_OUTER, NATT_PORT))
         return
     with in_vr(sites.b.name):
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
@@ -367,11 +369,12 @@ def test_tunnels_are_isolated_and_selected_by_destination(sites: tb.TwoSites) ->
         for i, t in enumerate(("t1", "t2"))
     }
     remote = {"t1": "10.98.2.0/24", "t2": "10.98.3.0/24"}
-    sent: list[tuple[bytes, tuple[str, int], tuple[str, int]]] = []
+    sent: list[tuple[str, bytes, tuple[str, int], tuple[str, int]]] = []
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        plane = UserspaceDataPlane(loop, lambda data, local, peer: sent.append((data, local, peer)))
+        plane = UserspaceDataPlane(
+            loop, lambda vr, data, local, peer: sent.append((vr, data, local, peer)))
         listener = None
         try:
             for tunnel in ("t1", "t2"):
@@ -407,8 +410,9 @@ def test_tunnels_are_isolated_and_selected_by_destination(sites: tb.TwoSites) ->
                 sender.sendto(b"to site three", ("10.98.3.5", 9))
             await eventually(lambda: len(sent) == 1)
             assert len(sent) == 1
-            data, local, peer = sent[0]
-            assert (local, peer) == ((tb.SITE_A_OUTER, NATT_PORT), (tb.SITE_B_OUTER, NATT_PORT))
+            vr, data, local, peer = sent[0]
+            assert (vr, local, peer) == (
+                sites.a.name, (tb.SITE_A_OUTER, NATT_PORT), (tb.SITE_B_OUTER, NATT_PORT))
             inner = InboundSa(keys_out["t2"]).decapsulate(data)
             assert socket.inet_ntoa(inner[12:16]) == tb.SITE_A_INNER  # preferred source
             assert inner.endswith(b"to site three")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ipsecgw.cli.gateway import FakeGateway
-from ipsecgw.cli.protocol import ControlClient, ControlError, handle_connection
+from ipsecgw.cli.protocol import ControlClient, ControlError
+from ipsecgw.daemon.control import handle_connection
 
 
 class Server:

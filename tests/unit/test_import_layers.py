@@ -119,3 +119,18 @@ def test_shared_constants_are_defined_once() -> None:
                     definitions[target.id].append(module)
     assert {name: len(where) for name, where in definitions.items()} == dict.fromkeys(
         SHARED_CONSTANTS, 1), definitions
+
+
+def test_the_daemon_imports_at_module_top() -> None:
+    """What the daemon depends on is visible at the top of each module, not
+    hidden in functions (issue 12: it used to import the CLI lazily)."""
+    hidden = []
+    for module, path in MODULES.items():
+        if not _in(module, "ipsecgw.daemon"):
+            continue
+        for function in ast.walk(ast.parse(path.read_text())):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                hidden += [(module, function.name) for node in ast.walk(function)
+                           if isinstance(node, ast.ImportFrom)
+                           and (node.level or str(node.module).startswith("ipsecgw"))]
+    assert hidden == []

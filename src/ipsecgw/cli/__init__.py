@@ -1,6 +1,6 @@
 """The JUNOSe-style command line: command tree, sessions, shell and batch mode.
 
-The daemon runs one `Session` per control connection (`protocol.handle_connection`)
+The daemon runs one `Session` per control connection (`daemon.control`)
 against its `Gateway`; `ipsecgw cli` is a thin client (`main_cli`).
 """
 

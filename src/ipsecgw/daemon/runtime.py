@@ -8,6 +8,7 @@ sans-IO; this module is the only place that reads the clock for them.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -15,18 +16,24 @@ import socket
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..cli.gateway import SaSelector
+from ..cli.loader import load_config_text
 from ..config.model import RunningConfig
+from ..config.render import render
 from ..config.store import save_atomic
-from ..dataplane.base import TunnelSpec
+from ..dataplane.base import DataPlane, TunnelSpec
+from ..dataplane.memory import MemoryDataPlane
+from ..dataplane.userspace import UserspaceDataPlane
 from ..isakmp import events as ev
 from ..isakmp.constants import NAT_T_PORT
 from ..isakmp.engine import Engine
+from ..isakmp.policy import EnginePolicy
 from ..netns import DEFAULT_VR
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from .control import start_control_server
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
+from .resolver import Resolver
 from .savekeys import SaveKeys
 from .translate import engine_policies, tunnel_specs
 
@@ -42,6 +49,11 @@ ESP_COUNTERS = ("esp_auth_failed", "esp_replay", "esp_unknown_spi", "esp_malform
                 "esp_pad_error", "esp_policy", "esp_no_sa", "esp_io_errors")
 # RFC 3948 section 4 suggests 20 s: shorter than common NAT UDP timeouts.
 NATT_KEEPALIVE_SECONDS = 20.0
+
+
+def _endpoints_of(policies: dict[str, EnginePolicy]) -> set[tuple[str, str]]:
+    """(VR, address) of every local endpoint the engines need."""
+    return {(vr, addr) for vr, policy in policies.items() for addr in policy.local_addresses}
 
 
 class GatewayRuntime:
@@ -73,17 +85,14 @@ class GatewayRuntime:
         self._tunnel_specs: dict[str, TunnelSpec] = {}
         self._keepalives: dict[bytes, tuple[str, Address, Address]] = {}
         self._next_keepalive_at = 0.0
+        self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
 
     # -- construction -----------------------------------------------------
 
-    def _make_dataplane(self, kind: str) -> Any:
+    def _make_dataplane(self, kind: str) -> DataPlane:
         if kind == "memory":
-            from ..dataplane.memory import MemoryDataPlane
-
             return MemoryDataPlane()
-        from ..dataplane.userspace import UserspaceDataPlane
-
         return UserspaceDataPlane(self.loop, self._send_esp_udp, udp_socket=self._udp_socket)
 
     @staticmethod
@@ -96,19 +105,17 @@ class GatewayRuntime:
     def config(self) -> RunningConfig:
         return self._config
 
-    def load_startup(self) -> None:
-        from ..cli.loader import load_config_text
-
+    def load_startup(self) -> RunningConfig:
         text = self.config_path.read_text() if self.config_path.exists() else ""
         config, errors = load_config_text(text)
         for line_no, message in errors:
             log.error("%s:%d: %s", self.config_path, line_no, message)
-        self.apply(config)
+        return config
 
     def apply(self, config: RunningConfig) -> None:
         """Make the running state follow ``config`` (called after every config change)."""
         now = self.now()
-        policies = engine_policies(config)
+        policies = engine_policies(config, self.resolver.address)
         for vr, policy in policies.items():
             engine = self.engines.get(vr)
             if engine is None:
@@ -119,12 +126,16 @@ class GatewayRuntime:
         for vr in list(self.engines):
             if vr not in policies:
                 self._retire(vr, self.engines.pop(vr), now)
-        wanted = {(vr, addr) for vr, policy in policies.items() for addr in policy.local_addresses}
-        self.endpoints.sync(self.loop, wanted)
+        # After the retired engines' Deletes have left through the old sockets.
+        self.endpoints.sync(self.loop, _endpoints_of(policies))
         self._sync_tunnels(tunnel_specs(config))
         self._config = config
         self._report_all_traffic = True
         self._service()
+
+    def _reapply(self) -> None:
+        """The address of a `tunnel destination` name changed (`Resolver`)."""
+        self.apply(self._config)
 
     def _retire(self, vr: str, engine: Engine, now: float) -> None:
         """Delete every SA of an engine that goes (Delete payloads), without renegotiating."""
@@ -159,8 +170,6 @@ class GatewayRuntime:
                     engine.clear_sa({spec.name}, 2, self.now())
 
     def write_memory(self) -> str:
-        from ..config.render import render
-
         save_atomic(self.config_path, render(self._config))
         return str(self.config_path)
 
@@ -175,7 +184,8 @@ class GatewayRuntime:
         elif selector[0] == "tunnel":
             names = {selector[1]}
         else:
-            names = {t.name for t in self.tunnels() if t.state == selector[1]}
+            names = {name for name, (_, state) in self.tunnel_states().items()
+                     if state == selector[1]}
         cleared = 0
         for engine_vr, engine in self.engines.items():
             if vr is None or engine_vr == vr:
@@ -262,12 +272,18 @@ class GatewayRuntime:
         endpoint = self.endpoints.get(vr, local)
         return endpoint.sock if endpoint is not None else None
 
-    def _send_esp_udp(self, data: bytes, local: Address, remote: Address) -> None:
-        for vr in self.engines:
-            endpoint = self.endpoints.get(vr, local)
-            if endpoint is not None:
-                endpoint.send_raw(data, remote)
-                return
+    def _send_esp_udp(self, vr: str, data: bytes, local: Address, remote: Address) -> None:
+        """UDP-encapsulated ESP from our port-4500 socket on `local` in transport VR `vr`.
+
+        Only that VR's socket will do: the same address may exist in another
+        VR, whose socket would put the packet on the wrong network.  No
+        socket is an error the data plane counts on the tunnel (io_errors).
+        """
+        endpoint = self.endpoints.get(vr, local)
+        if endpoint is None:
+            raise OSError(errno.EADDRNOTAVAIL,
+                          f"no UDP socket on {local[0]}:{local[1]} in VR {vr}")
+        endpoint.send_raw(data, remote)
 
     def _service(self) -> None:
         """Flush every engine's output and events, then re-arm the one timer."""
@@ -391,7 +407,7 @@ class GatewayRuntime:
         self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
 
     def start(self) -> None:
-        self.load_startup()
+        self.apply(self.load_startup())
         self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
 
     def close(self) -> None:
@@ -404,22 +420,13 @@ class GatewayRuntime:
             self._timer.cancel()
         if self._poll is not None:
             self._poll.cancel()
+        self.resolver.close()
         self.endpoints.close()
         self.dataplane.close()
 
 
 async def _serve(runtime: GatewayRuntime, control_path: str) -> None:
-    from ..cli.protocol import handle_connection
-
-    if os.path.exists(control_path):
-        os.unlink(control_path)
-    old_umask = os.umask(0o177)  # the control socket is mode 0600: it can change everything
-    try:
-        server = await asyncio.start_unix_server(
-            lambda r, w: handle_connection(r, w, runtime), path=control_path
-        )
-    finally:
-        os.umask(old_umask)
+    server = await start_control_server(runtime, control_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

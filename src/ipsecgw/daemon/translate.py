@@ -7,9 +7,8 @@ plain policy dataclasses (`ipsecgw.isakmp.policy`) and the data plane its
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
+from collections.abc import Callable
 
 from ..config.model import ANY_NETWORK, RunningConfig, TunnelInterface
 from ..dataplane.base import DEFAULT_MTU, TunnelSpec
@@ -18,25 +17,19 @@ from ..isakmp.policy import DpdPolicy, EnginePolicy, Identity, IkeRule, TunnelPo
 log = logging.getLogger("ipsecgw.daemon")
 
 
-def _resolve(destination: str) -> str | None:
-    """An IPv4 address for `tunnel destination` (an address or an FQDN)."""
-    try:
-        return str(ipaddress.IPv4Address(destination))
-    except ValueError:
-        pass
-    try:
-        return socket.gethostbyname(destination)
-    except OSError:
-        return None
+Resolve = Callable[[str], "str | None"]
+"""`tunnel destination` (an address or a name) -> IPv4 address, None while
+unknown; must not block (`resolver.Resolver.address`)."""
 
 
-def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface) -> TunnelPolicy | None:
+def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface,
+                   resolve: Resolve) -> TunnelPolicy | None:
     if tunnel.source is None or tunnel.destination is None:
         return None
-    peer = _resolve(tunnel.destination)
+    peer = resolve(tunnel.destination)
     if peer is None:
-        log.warning("tunnel ipsec:%s: cannot resolve destination %s", tunnel.name,
-                    tunnel.destination)
+        log.info("tunnel ipsec:%s: no address for destination %s (yet)", tunnel.name,
+                 tunnel.destination)
         return None
     lifetime = config.tunnel_lifetime(tunnel)
     return TunnelPolicy(
@@ -80,8 +73,9 @@ def _credentials(config: RunningConfig) -> tuple[bytes | None, bytes | None, tup
             _read(certificates.private_key, "private key"), cas)
 
 
-def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
-    """One `EnginePolicy` per transport virtual router."""
+def engine_policies(config: RunningConfig, resolve: Resolve) -> dict[str, EnginePolicy]:
+    """One `EnginePolicy` per transport virtual router (a tunnel whose
+    destination has no address yet is left out until it has one)."""
     rules = tuple(
         IkeRule(
             priority=r.priority,
@@ -103,7 +97,7 @@ def engine_policies(config: RunningConfig) -> dict[str, EnginePolicy]:
         for tunnel in config.tunnels:
             if tunnel.transport_vr != vr:
                 continue
-            policy = _tunnel_policy(config, tunnel)
+            policy = _tunnel_policy(config, tunnel, resolve)
             if policy is not None:
                 tunnels.append(policy)
                 addresses.add(policy.local_address)

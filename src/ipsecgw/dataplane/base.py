@@ -26,11 +26,12 @@ from ipsecgw.dataplane.esp import DropReason, EspKeys
 
 Address = tuple[str, int]  # (ip, port); port 0 for raw ESP
 
-SendUdp = Callable[[bytes, Address, Address], None]
-"""The daemon's output for UDP-encapsulated ESP: (esp, local, remote).
+SendUdp = Callable[[str, bytes, Address, Address], None]
+"""The daemon's output for UDP-encapsulated ESP: (vr, esp, local, remote).
 
 `esp` starts with the SPI; RFC 3948 2.1 ESP-in-UDP carries no marker, so the
-daemon sends it as is from its socket bound to `local` (port 4500)."""
+daemon sends it as is from its socket bound to `local` (port 4500) in
+transport VR `vr`; OSError when it cannot (no such socket)."""
 
 UdpSocketOf = Callable[[str, Address], "socket.socket | None"]
 """The daemon's UDP socket of (vr, local address), if it has one: lets the

@@ -19,7 +19,6 @@ from typing import Literal
 from ipsecgw.dataplane.base import (
     Address,
     IpsecSa,
-    SendUdp,
     TunnelSpec,
 )
 from ipsecgw.dataplane.esp import DEFAULT_REPLAY_WINDOW
@@ -55,7 +54,7 @@ class MemoryDataPlane(SadbCounters):
 
     def __init__(
         self,
-        send_udp: SendUdp | None = None,
+        send_udp: SendRaw | None = None,
         *,
         send_raw: SendRaw | None = None,
         send_ah: SendRaw | None = None,

@@ -162,8 +162,8 @@ class UserspaceDataPlane(SadbCounters):
     """A `DataPlane` running ESP and AH in this process over TUN devices.
 
     `loop`: the daemon's event loop (TUN and raw sockets are read from it).
-    `send_udp(esp, local, remote)`: sends UDP-encapsulated ESP from the
-    daemon's socket bound to `local`.  `udp_socket(vr, local)`, when given,
+    `send_udp(vr, esp, local, remote)`: sends UDP-encapsulated ESP from the
+    daemon's socket bound to `local` in `vr`.  `udp_socket(vr, local)`, when given,
     returns that socket itself (None if there is none), so that runs of
     packets can be sent with segmentation offload; `send_udp` then serves
     only where it returns None.  `clock`: the time base of
@@ -325,7 +325,7 @@ class UserspaceDataPlane(SadbCounters):
             if sock is None:
                 try:
                     for esp in packets:
-                        self._send_udp(esp, route.local, route.remote)
+                        self._send_udp(route.vr, esp, route.local, route.remote)
                 except OSError as error:
                     self._io_error(name, f"ESP send to {route.remote[0]}", error)
                 return

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -100,14 +102,82 @@ async def handle_connection(
             await writer.wait_closed()
 
 
-async def start_control_server(gateway: Gateway, path: str) -> asyncio.AbstractServer:
-    """Listen on the control socket `path` (mode 0600: it can change everything)."""
-    if os.path.exists(path):
-        os.unlink(path)
-    old_umask = os.umask(0o177)
-    try:
+class ControlSocketBusy(Exception):
+    """Another daemon, alive, listens on the control socket."""
+
+
+class ControlSocket:
+    """The listening control socket, claimed at start and released at exit.
+
+    Mode 0600: it can change everything.  A socket file left by a daemon
+    that died is replaced; one a live daemon answers on is not touched
+    (ControlSocketBusy), so a second daemon started by mistake can neither
+    take the first one's CLI away nor delete its socket when it exits.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._bind()
+            self.sock.listen(16)
+            self.sock.setblocking(False)
+            st = os.stat(path)
+        except BaseException:
+            self.sock.close()
+            raise
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _bind(self) -> None:
+        old_umask = os.umask(0o177)
+        try:
+            try:
+                self.sock.bind(self.path)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+            if _answers(self.path):
+                raise ControlSocketBusy(
+                    f"control socket {self.path} is held by a running daemon; not starting "
+                    "(stop that daemon first, or give this one its own --control)"
+                )
+            log.info("replacing the control socket %s of a daemon that is gone", self.path)
+            os.unlink(self.path)
+            self.sock.bind(self.path)
+        finally:
+            os.umask(old_umask)
+
+    async def serve(self, gateway: Gateway) -> asyncio.AbstractServer:
         return await asyncio.start_unix_server(
-            lambda r, w: handle_connection(r, w, gateway), path=path
+            lambda r, w: handle_connection(r, w, gateway), sock=self.sock
         )
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file, if it is still ours."""
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._identity:
+                os.unlink(self.path)
+
+
+def _answers(path: str) -> bool:
+    """Whether a process may be listening on the Unix socket `path`.
+
+    Only "connection refused" (nobody listens: its daemon is gone) or a
+    file that vanished meanwhile say no; anything else (a full backlog that
+    times out, no permission) counts as alive: better to refuse to start
+    than to take a live daemon's socket away.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError:
+        return True
     finally:
-        os.umask(old_umask)
+        probe.close()
+    return True

@@ -10,6 +10,7 @@ stripped here.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -70,7 +71,9 @@ class Endpoint:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # No SO_REUSEADDR (nor SO_REUSEPORT): with it a second daemon
+            # could bind the same IKE ports and both would answer peers.
+            # UDP has no TIME_WAIT, so a restart does not need it either.
             _large_receive_buffer(sock)
             sock.bind(self.local)
             sock.setblocking(False)
@@ -159,23 +162,42 @@ class Endpoints:
         self.on_esp = on_esp
         self.on_batch = on_batch
         self.sockets: dict[tuple[str, str, int], Endpoint] = {}
+        # Wanted but not open: (vr, address, port) -> why.
+        self.failed: dict[tuple[str, str, int], OSError] = {}
 
     def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
-        """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest."""
+        """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest.
+
+        One that cannot be opened is kept in `failed` and tried again at the
+        next call; its error is logged when it first occurs or changes.
+        """
         want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NAT_T_PORT)}
         for key in list(self.sockets):
             if key not in want_keys:
                 self.sockets.pop(key).close()
+        for key in list(self.failed):
+            if key not in want_keys:
+                del self.failed[key]
         for key in sorted(want_keys - set(self.sockets)):
             vr, addr, port = key
             endpoint = Endpoint(vr, (addr, port), self.on_ike, self.on_esp, self.on_batch)
             try:
                 endpoint.open(loop)
             except OSError as exc:
-                log.error("local endpoint %s:%d in VR %s: cannot open: %s", addr, port, vr, exc)
+                before = self.failed.get(key)
+                if before is None or str(before) != str(exc):
+                    log.error("local endpoint %s:%d in VR %s: cannot open: %s",
+                              addr, port, vr, describe(exc))
+                self.failed[key] = exc
                 continue
+            if self.failed.pop(key, None) is not None:
+                log.info("local endpoint %s:%d in VR %s: open now", addr, port, vr)
             log.info("listening on %s:%d (VR %s)", addr, port, vr)
             self.sockets[key] = endpoint
+
+    def in_use(self) -> list[tuple[str, str, int]]:
+        """The wanted endpoints that another socket holds (EADDRINUSE)."""
+        return sorted(key for key, exc in self.failed.items() if exc.errno == errno.EADDRINUSE)
 
     def get(self, vr: str, local: Address) -> Endpoint | None:
         return self.sockets.get((vr, local[0], local[1]))
@@ -184,3 +206,11 @@ class Endpoints:
         for endpoint in self.sockets.values():
             endpoint.close()
         self.sockets.clear()
+        self.failed.clear()
+
+
+def describe(exc: OSError) -> str:
+    """An endpoint's error as an operator should read it."""
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (another ipsecgw or IKE daemon holds it)"
+    return str(exc)

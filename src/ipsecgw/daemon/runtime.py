@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import signal
 import socket
 import time
@@ -31,7 +30,7 @@ from ..isakmp.engine import Engine
 from ..isakmp.policy import EnginePolicy
 from ..netns import DEFAULT_VR
 from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
-from .control import start_control_server
+from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .resolver import Resolver
 from .savekeys import SaveKeys
@@ -49,6 +48,10 @@ ESP_COUNTERS = ("esp_auth_failed", "esp_replay", "esp_unknown_spi", "esp_malform
                 "esp_pad_error", "esp_policy", "esp_no_sa", "esp_io_errors")
 # RFC 3948 section 4 suggests 20 s: shorter than common NAT UDP timeouts.
 NATT_KEEPALIVE_SECONDS = 20.0
+
+
+class AddressInUse(Exception):
+    """At start: another process holds one of the IKE endpoints (UDP 500/4500)."""
 
 
 def _endpoints_of(policies: dict[str, EnginePolicy]) -> set[tuple[str, str]]:
@@ -407,7 +410,23 @@ class GatewayRuntime:
         self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
 
     def start(self) -> None:
-        self.apply(self.load_startup())
+        """Load the startup file and run it; AddressInUse if another daemon
+        holds one of its IKE endpoints.
+
+        The sockets are opened before anything else, so that a daemon
+        started twice by mistake goes without a datagram sent or a TUN
+        device touched: the first one's peers see nothing.
+        """
+        config = self.load_startup()
+        self.endpoints.sync(self.loop, _endpoints_of(engine_policies(config,
+                                                                     self.resolver.address)))
+        held = self.endpoints.in_use()
+        if held:
+            raise AddressInUse("; ".join(
+                f"local endpoint {addr}:{port} in VR {vr}: address already in use"
+                for vr, addr, port in held) + " (another ipsecgw or IKE daemon holds it); "
+                "not starting")
+        self.apply(config)
         self._poll = self.loop.call_later(TRAFFIC_POLL_SECONDS, self._poll_traffic)
 
     def close(self) -> None:
@@ -425,13 +444,13 @@ class GatewayRuntime:
         self.dataplane.close()
 
 
-async def _serve(runtime: GatewayRuntime, control_path: str) -> None:
-    server = await start_control_server(runtime, control_path)
+async def _serve(runtime: GatewayRuntime, control: ControlSocket) -> None:
+    server = await control.serve(runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("ipsecgw running; control socket %s", control_path)
+    log.info("ipsecgw running; control socket %s", control.path)
     async with server:
         await stop.wait()
     log.info("ipsecgw stopping")
@@ -440,16 +459,25 @@ async def _serve(runtime: GatewayRuntime, control_path: str) -> None:
 def run_daemon(
     *, config_path: str, control_path: str, dataplane: str, save_keys: str | None
 ) -> int:
+    """Run until SIGINT/SIGTERM; 1 when another daemon holds the control
+    socket or an IKE endpoint (that daemon is left as it was)."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        runtime = GatewayRuntime(loop, config_path, dataplane=dataplane, save_keys=save_keys)
-        runtime.start()
+        control = ControlSocket(control_path)
         try:
-            await _serve(runtime, control_path)
+            runtime = GatewayRuntime(loop, config_path, dataplane=dataplane, save_keys=save_keys)
+            try:
+                runtime.start()
+                await _serve(runtime, control)
+            finally:
+                runtime.close()
         finally:
-            runtime.close()
-            if os.path.exists(control_path):
-                os.unlink(control_path)
+            control.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (ControlSocketBusy, AddressInUse) as exc:
+        log.error("%s", exc)
+        return 1
     return 0

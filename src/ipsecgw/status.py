@@ -91,3 +91,13 @@ class VrStatistics:
 
     vr: str
     counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocalEndpointStatus:
+    """One IKE local endpoint: UDP 500 and 4500 on `address` in transport VR `vr`."""
+
+    vr: str
+    address: str
+    up: bool  # both sockets open
+    reason: str | None = None  # why not, while down

@@ -4,6 +4,7 @@ the data plane's UDP output and name resolution."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 from ipsecgw.cli.loader import load_config_text
 from ipsecgw.daemon.endpoints import Endpoint
 from ipsecgw.daemon.runtime import GatewayRuntime
-from ipsecgw.status import TunnelState
+from ipsecgw.status import LocalEndpointStatus, TunnelState
 
 LOOPBACK = "127.0.0.1"
 
@@ -127,3 +128,20 @@ def test_udp_encapsulated_esp_leaves_only_from_its_own_vr(runtime: GatewayRuntim
         assert receiver.recv(100) == b"esp"
     finally:
         receiver.close()
+
+
+def test_an_endpoint_in_a_vr_without_namespace_is_down_with_the_reason(
+        loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    vr = f"igwmissing{os.getpid()}"
+    runtime = GatewayRuntime(loop, tmp_path / "startup.conf", dataplane="memory")
+    try:
+        _apply(runtime, f"virtual-router {vr}\n"
+                        f"ipsec local-endpoint 192.0.2.1 transport-virtual-router {vr}\n")
+        assert runtime.local_endpoint_status() == [LocalEndpointStatus(
+            vr, "192.0.2.1", False, f"virtual router {vr}: no network namespace '{vr}'")]
+        # Removed from the configuration: nothing is left, not even the failure.
+        _apply(runtime, "")
+        assert runtime.local_endpoint_status() == []
+        assert runtime.endpoints.failed == {}
+    finally:
+        runtime.close()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..isakmp.constants import IKE_PORT, NAT_T_PORT, NON_ESP_MARKER
 from ..netns import in_vr
+from ..status import LocalEndpointStatus
 
 log = logging.getLogger("ipsecgw.daemon")
 
@@ -164,13 +165,16 @@ class Endpoints:
         self.sockets: dict[tuple[str, str, int], Endpoint] = {}
         # Wanted but not open: (vr, address, port) -> why.
         self.failed: dict[tuple[str, str, int], OSError] = {}
+        self.wanted: set[tuple[str, str]] = set()
 
     def sync(self, loop: asyncio.AbstractEventLoop, wanted: set[tuple[str, str]]) -> None:
         """Open 500 and 4500 for every (vr, address) in ``wanted``; close the rest.
 
         One that cannot be opened is kept in `failed` and tried again at the
-        next call; its error is logged when it first occurs or changes.
+        next call (or `retry`); its error is logged when it first occurs or
+        changes.
         """
+        self.wanted = set(wanted)
         want_keys = {(vr, addr, port) for vr, addr in wanted for port in (IKE_PORT, NAT_T_PORT)}
         for key in list(self.sockets):
             if key not in want_keys:
@@ -195,6 +199,22 @@ class Endpoints:
             log.info("listening on %s:%d (VR %s)", addr, port, vr)
             self.sockets[key] = endpoint
 
+    def retry(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Try the failed endpoints again: a VR's namespace may exist now, or
+        the process that held the address may be gone."""
+        if self.failed:
+            self.sync(loop, self.wanted)
+
+    def status(self) -> list[LocalEndpointStatus]:
+        """Every wanted (vr, address): up when both ports are open, else why not."""
+        result = []
+        for vr, address in sorted(self.wanted):
+            errors = [describe(exc) for port in (IKE_PORT, NAT_T_PORT)
+                      if (exc := self.failed.get((vr, address, port))) is not None]
+            up = all((vr, address, port) in self.sockets for port in (IKE_PORT, NAT_T_PORT))
+            result.append(LocalEndpointStatus(vr, address, up, errors[0] if errors else None))
+        return result
+
     def in_use(self) -> list[tuple[str, str, int]]:
         """The wanted endpoints that another socket holds (EADDRINUSE)."""
         return sorted(key for key, exc in self.failed.items() if exc.errno == errno.EADDRINUSE)
@@ -207,6 +227,7 @@ class Endpoints:
             endpoint.close()
         self.sockets.clear()
         self.failed.clear()
+        self.wanted.clear()
 
 
 def describe(exc: OSError) -> str:

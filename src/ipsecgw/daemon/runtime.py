@@ -29,7 +29,14 @@ from ..isakmp.constants import NAT_T_PORT
 from ..isakmp.engine import Engine
 from ..isakmp.policy import EnginePolicy
 from ..netns import DEFAULT_VR
-from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from ..status import (
+    IkeSaStatus,
+    IpsecSaStatus,
+    LocalEndpointStatus,
+    TunnelState,
+    TunnelStatus,
+    VrStatistics,
+)
 from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .resolver import Resolver
@@ -48,6 +55,9 @@ ESP_COUNTERS = ("esp_auth_failed", "esp_replay", "esp_unknown_spi", "esp_malform
                 "esp_pad_error", "esp_policy", "esp_no_sa", "esp_io_errors")
 # RFC 3948 section 4 suggests 20 s: shorter than common NAT UDP timeouts.
 NATT_KEEPALIVE_SECONDS = 20.0
+# A local endpoint that could not be opened (its VR's namespace does not
+# exist yet, its address is held) is tried again this often.
+ENDPOINT_RETRY_SECONDS = 2.0
 
 
 class AddressInUse(Exception):
@@ -88,6 +98,7 @@ class GatewayRuntime:
         self._tunnel_specs: dict[str, TunnelSpec] = {}
         self._keepalives: dict[bytes, tuple[str, Address, Address]] = {}
         self._next_keepalive_at = 0.0
+        self._next_endpoint_retry_at = 0.0
         self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
 
@@ -224,6 +235,10 @@ class GatewayRuntime:
                                outbound_bytes=c.outbound_bytes,
                                outbound_packets=c.outbound_packets))
         return tuple(out)
+
+    def local_endpoint_status(self) -> list[LocalEndpointStatus]:
+        """Each IKE local endpoint (configured or a tunnel's source): up, or why not."""
+        return self.endpoints.status()
 
     def ike_sas(self) -> list[IkeSaStatus]:
         now = self.now()
@@ -391,6 +406,9 @@ class GatewayRuntime:
         """
         now = self.now()
         self._send_keepalives(now)
+        if now >= self._next_endpoint_retry_at:
+            self._next_endpoint_retry_at = now + ENDPOINT_RETRY_SECONDS
+            self.endpoints.retry(self.loop)
         changes = self.dataplane.traffic_changes()
         if self._report_all_traffic:
             self._report_all_traffic = False

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .. import testbed as tb
+from ..cli.protocol import ControlClient, ControlError
 
 PSK = "lab-psk-change-me"
 
@@ -97,12 +98,26 @@ class IpsecgwProcess:
         # `ip netns exec` execs the command: the child's pid is the daemon's.
         self.proc = netns.popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.proc.pid
+        # Started = answering on the control socket: the socket file appears
+        # before the startup configuration is loaded, requests are answered
+        # once it is (and its IKE sockets are open).
         deadline = time.monotonic() + start_timeout
-        while not self.control.exists():
+        while not self._answers(deadline):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"ipsecgw daemon did not start:\n{self.log()[-3000:]}")
             time.sleep(0.05)
+
+    def _answers(self, deadline: float) -> bool:
+        if not self.control.exists():
+            return False
+        try:
+            with ControlClient(str(self.control),
+                               timeout=max(0.1, deadline - time.monotonic())) as client:
+                client.prompt()
+        except ControlError:
+            return False
+        return True
 
     def cli(self, *commands: str, check: bool = True, timeout: float = 30) -> str:
         args = [self.python, "-m", "ipsecgw", "cli", "--control", str(self.control)]

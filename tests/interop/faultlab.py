@@ -8,13 +8,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from gwlab import IpsecgwProcess, site_config, wait_until
+from gwlab import IpsecgwProcess, site_config
 
 from ipsecgw import testbed as tb
 
@@ -78,26 +78,26 @@ class UdpStream:
 
 class Pinger:
     """``ping -i 0.1`` from site A's inner address to B's, with timestamps,
-    until stopped: when did replies stop and start again."""
+    written to a file as it goes: when did replies stop and start again."""
 
-    def __init__(self, sites: tb.TwoSites, interval: float = 0.1) -> None:
-        self.started = time.monotonic()
+    def __init__(self, sites: tb.TwoSites, path: Path, interval: float = 0.1) -> None:
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = sites.a.popen(
-            ["ping", "-D", "-n", "-i", str(interval), "-W", "1", "-I", tb.SITE_A_INNER,
-             tb.SITE_B_INNER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.wall_started = time.time()
-        self._out = ""
+            ["stdbuf", "-oL", "ping", "-D", "-n", "-i", str(interval), "-W", "1",
+             "-I", tb.SITE_A_INNER, tb.SITE_B_INNER],
+            stdout=self._file, stderr=subprocess.DEVNULL)
 
-    def stop(self) -> str:
+    def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        self._out = out.decode(errors="replace")
-        return self._out
+            self.proc.wait(10)
+        self._file.close()
 
     def reply_times(self) -> list[float]:
-        """Wall-clock times of the echo replies."""
-        return [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", self._out,
+        """Wall-clock times (time.time()) of the echo replies so far."""
+        text = self.path.read_text(errors="replace")
+        return [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", text,
                                              re.MULTILINE)]
 
     def first_reply_after(self, wall: float) -> float | None:
@@ -180,6 +180,70 @@ def gw_and_swan(sites: tb.TwoSites, workdir: Path, *, gw_config: str | None = No
             yield gw, swan
 
 
-__all__ = ["Pinger", "StreamResult", "UdpStream", "both_ends", "gw_and_swan", "gw_ike_sas",
-           "gw_ipsec_sas", "settled", "statistic", "swan_child_sas", "swan_conf_a", "swan_conf_b",
-           "swan_ike_sas", "wait_until"]
+
+
+# -- captured packets, sent again --------------------------------------------------
+
+def pcap_ip_packets(path: Path) -> list[bytes]:
+    """The IPv4 packets of a pcap file written by tcpdump on a veth (Ethernet frames)."""
+    data = path.read_bytes()
+    magic = int.from_bytes(data[:4], "little")
+    order: Literal["little", "big"] = "little" if magic in (0xA1B2C3D4, 0xA1B23C4D) else "big"
+    assert int.from_bytes(data[20:24], order) == 1, "not an Ethernet capture"
+    packets, offset = [], 24
+    while offset + 16 <= len(data):
+        captured = int.from_bytes(data[offset + 8:offset + 12], order)
+        frame = data[offset + 16:offset + 16 + captured]
+        offset += 16 + captured
+        if frame[12:14] == b"\x08\x00":  # IPv4
+            packets.append(_with_udp_checksum(frame[14:]))
+    return packets
+
+
+def _with_udp_checksum(packet: bytes) -> bytes:
+    """The packet with its UDP checksum computed: a veth offloads it, so
+    tcpdump records only the pseudo-header's part (RFC 768)."""
+    header = (packet[0] & 0x0F) * 4
+    if packet[9] != 17:
+        return packet
+    udp = bytearray(packet[header:])
+    udp[6:8] = bytes(2)
+    pseudo = packet[12:20] + bytes((0, 17)) + len(udp).to_bytes(2, "big")
+    data = pseudo + udp + bytes(len(udp) % 2)
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    udp[6:8] = ((~total & 0xFFFF) or 0xFFFF).to_bytes(2, "big")
+    return packet[:header] + bytes(udp)
+
+
+def is_ike(packet: bytes) -> bool:
+    """UDP to 500, or to 4500 with the non-ESP marker (RFC 3948 2.2)."""
+    header = (packet[0] & 0x0F) * 4
+    if packet[9] != 17:
+        return False
+    port = int.from_bytes(packet[header + 2:header + 4], "big")
+    return port == 500 or (port == 4500 and packet[header + 8:header + 12] == bytes(4))
+
+
+def source_of(packet: bytes) -> str:
+    return ".".join(str(b) for b in packet[12:16])
+
+
+_REPLAY = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for line in sys.stdin:
+    packet = bytes.fromhex(line.strip())
+    s.sendto(packet, (".".join(str(b) for b in packet[16:20]), 0))
+"""
+
+
+def replay(netns: tb.Netns, packets: list[bytes]) -> None:
+    """Send whole captured IPv4 packets again, as they were (raw socket with
+    IP_HDRINCL: same addresses, ports and payload), from ``netns``."""
+    netns_input = "".join(p.hex() + "\n" for p in packets)
+    proc = netns.popen([sys.executable, "-c", _REPLAY], stdin=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    _, err = proc.communicate(netns_input.encode(), timeout=30)
+    assert proc.returncode == 0, err.decode(errors="replace")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faultlab import UdpStream, gw_and_swan, settled, statistic, wait_until
-from gwlab import ping_ok, site_config
+from faultlab import UdpStream, gw_and_swan, settled, statistic
+from gwlab import ping_ok, site_config, wait_until
 
 from ipsecgw import testbed as tb
 

@@ -405,3 +405,69 @@ class Capture:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         return self.path
+
+
+
+# What the fault rules match by default: IKE and ESP as they cross the outer
+# link (ISAKMP on 500; on 4500 NAT-T's IKE and UDP-encapsulated ESP; raw ESP).
+IPSEC_TRAFFIC = ("udp dport { 500, 4500 }", "ip protocol esp")
+# IKE alone: port 500, or port 4500 with the non-ESP marker (RFC 3948 2.2:
+# four zero octets where an ESP SPI would be).
+IKE_ONLY = ("udp dport 500", "udp dport 4500 @th,64,32 0")
+
+
+class Faults:
+    """nftables rules in one namespace that damage the IPsec traffic there.
+
+    Rules sit in a table of their own (``ip igwfaults``): loss and blocks in
+    the prerouting hook, so they see every packet arriving from the veth
+    before anything else does; duplication in the output hook of the
+    sending site, so that both copies cross the veth as the original would
+    (the ``inet`` family has no ``dup to``). Closing deletes the table.
+    Apply one in each site for a fault in both directions.
+    """
+
+    TABLE = "igwfaults"
+
+    def __init__(self, netns: Netns) -> None:
+        self.netns = netns
+        self._nft(f"add table ip {self.TABLE}")
+        for chain, hook in (("in", "prerouting"), ("out", "output")):
+            self._nft(f"add chain ip {self.TABLE} {chain} "
+                      f"{{ type filter hook {hook} priority -300 ; }}")
+
+    def _nft(self, command: str) -> None:
+        self.netns.run("nft", command)
+
+    def _rules(self, chain: str, match: Sequence[str], action: str) -> None:
+        for what in match:
+            self._nft(f"add rule ip {self.TABLE} {chain} {what} {action}")
+
+    def loss(self, percent: int, match: Sequence[str] = IPSEC_TRAFFIC) -> None:
+        """Drop ``percent`` % of the arriving packets that ``match``, at random."""
+        self._rules("in", match, f"numgen random mod 100 < {percent} drop")
+
+    def drop(self, match: Sequence[str] = IPSEC_TRAFFIC) -> None:
+        """Drop every arriving packet that ``match``."""
+        self._rules("in", match, "drop")
+
+    def duplicate(self, to: str, device: str, match: Sequence[str] = IPSEC_TRAFFIC) -> None:
+        """Send every leaving packet to ``to`` that ``match`` twice: a copy
+        goes out of ``device`` besides the original."""
+        self._rules("out", [f"ip daddr {to} {m}" for m in match], f"dup to {to} device {device}")
+
+    def clear(self) -> None:
+        """Remove every rule, keep the table."""
+        for chain in ("in", "out"):
+            self._nft(f"flush chain ip {self.TABLE} {chain}")
+
+    def close(self) -> None:
+        self.netns.run("nft", f"delete table ip {self.TABLE}", check=False)
+
+    def __enter__(self) -> Faults:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -190,7 +190,7 @@ def test_ping_across_two_userspace_data_planes(
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         forwarder = EspOverUdp(loop)
-        plane_a = UserspaceDataPlane(loop, forwarder.send)
+        plane_a = UserspaceDataPlane(loop, forwarder.send, route_hold=0.5)
         plane_b = UserspaceDataPlane(loop, forwarder.send)
         try:
             if udp:
@@ -270,7 +270,18 @@ def test_ping_across_two_userspace_data_planes(
             sa = plane_a.sa_counters(b_to_a.spi)
             assert sa is not None and (sa.sequence_number, sa.inbound_packets) == (3, 3)
 
+            # Down: the route is held for a while (a rekey may be late), so
+            # that senders see drops, not an unreachable network; back up
+            # within the hold, nothing changed; down for longer, it goes.
             plane_a.set_tunnel_up("t1", False)
+            await asyncio.sleep(0.3)
+            assert "dev ips-t1" in sites.a.ip("route", "show", tb.SITE_B_NET)
+            plane_a.set_tunnel_up("t1", True)
+            await asyncio.sleep(0.3)
+            plane_a.set_tunnel_up("t1", False)
+            await asyncio.sleep(0.3)
+            assert "dev ips-t1" in sites.a.ip("route", "show", tb.SITE_B_NET)
+            await asyncio.sleep(0.4)
             assert sites.a.ip("route", "show", tb.SITE_B_NET).strip() == ""
         finally:
             plane_a.close()

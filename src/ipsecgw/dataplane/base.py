@@ -199,7 +199,11 @@ class DataPlane(Protocol):
         """Remove the interface, its routes and all its SAs; unknown names are ignored."""
 
     def set_tunnel_up(self, name: str, up: bool) -> None:
-        """Install (up) or remove (down) the routes of the tunnel's remote networks."""
+        """Install (up) or remove (down) the routes of the tunnel's remote networks.
+
+        A backend may hold the routes for a while after down (userspace:
+        `ROUTE_HOLD_SECONDS`) so that a tunnel without SA for a moment, as
+        during a late rekey, drops its packets instead of being unrouted."""
 
     def install_sa(self, sa: IpsecSa) -> None:
         """Install both directions; the newest matching SA carries outbound traffic.

@@ -75,6 +75,16 @@ _GSO_UNSUPPORTED = frozenset(
 # Packets handled per readiness callback before yielding to the loop, so that
 # one busy tunnel cannot starve the others or the IKE sockets.
 _BATCH = 64
+# How long a tunnel's routes outlive its last SA (a hold-down, like a router
+# interface's carrier delay).  A rekey whose Quick Mode finishes after the
+# old SA's hard lifetime leaves the tunnel without SA for a moment (under a
+# bulk transfer a kilobyte lifetime's last tenth passes in a fraction of a
+# second); withdrawing the route then turns that gap into ENETUNREACH for
+# every local sender, and a UDP application such as iperf3 gives up.  With
+# the route held the gap's packets are only dropped (counted as "no SA").
+# 10 s covers the first two retransmissions of the rekey (2 s, then 4 s);
+# a tunnel still without SA after that is down for real.
+ROUTE_HOLD_SECONDS = 10.0
 IP_MTU = 14  # linux/in.h: a connected socket's route MTU; the socket module lacks it
 RECEIVE_BUFFER = 4 << 20
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h; the socket module does not export it
@@ -167,7 +177,8 @@ class UserspaceDataPlane(SadbCounters):
     returns that socket itself (None if there is none), so that runs of
     packets can be sent with segmentation offload; `send_udp` then serves
     only where it returns None.  `clock`: the time base of
-    `last_inbound_at`/`last_outbound_at` (the daemon's `now`).
+    `last_inbound_at`/`last_outbound_at` (the daemon's `now`).  `route_hold`:
+    how long a tunnel's routes outlive its going down (`ROUTE_HOLD_SECONDS`).
     """
 
     def __init__(
@@ -178,8 +189,10 @@ class UserspaceDataPlane(SadbCounters):
         udp_socket: UdpSocketOf | None = None,
         clock: Callable[[], float] = time.monotonic,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
+        route_hold: float = ROUTE_HOLD_SECONDS,
     ) -> None:
         self._loop = loop
+        self._route_hold = route_hold
         self._send_udp = send_udp
         self._udp_socket = udp_socket
         # Paths on which the kernel refused to segment.
@@ -189,6 +202,8 @@ class UserspaceDataPlane(SadbCounters):
         self._clock = clock
         self._sadb = SaDatabase(replay_window=replay_window)
         self._tuns: dict[str, TunDevice] = {}
+        # Tunnels gone down whose routes are still held: their withdrawal.
+        self._route_holds: dict[str, asyncio.TimerHandle] = {}
         self._raw: dict[tuple[str, str, str], _RawSocket] = {}  # (vr, local ip, protocol)
 
     # Tunnels
@@ -207,6 +222,9 @@ class UserspaceDataPlane(SadbCounters):
         log.info("tunnel %s: interface %s in VR %s", tunnel.name, device.ifname, tunnel.vr)
 
     def remove_tunnel(self, name: str) -> None:
+        hold = self._route_holds.pop(name, None)
+        if hold is not None:
+            hold.cancel()
         for pair in self._sadb.remove_tunnel(name):
             self._release_raw(pair.route)
         device = self._tuns.pop(name, None)
@@ -215,8 +233,26 @@ class UserspaceDataPlane(SadbCounters):
             device.close()  # the kernel removes the device and its routes
 
     def set_tunnel_up(self, name: str, up: bool) -> None:
+        """Routes go in at once; they go out `route_hold` seconds after the
+        tunnel went down, unless it is up again by then."""
         if not self._sadb.set_up(name, up):
             return
+        if not up:
+            self._route_holds[name] = self._loop.call_later(
+                self._route_hold, self._withdraw_routes, name
+            )
+            return
+        hold = self._route_holds.pop(name, None)
+        if hold is not None:
+            hold.cancel()  # the routes never left
+            return
+        self._set_routes(name, True)
+
+    def _withdraw_routes(self, name: str) -> None:
+        del self._route_holds[name]
+        self._set_routes(name, False)
+
+    def _set_routes(self, name: str, up: bool) -> None:
         spec, device = self._sadb.spec(name), self._tuns[name]
         candidates = device.addresses() if up and spec.remote_networks else []
         for network in spec.remote_networks:

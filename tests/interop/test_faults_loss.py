@@ -1,0 +1,84 @@
+"""Random loss of IKE and ESP during bring-up and rekeys (issue 13's fault suite).
+
+nftables drops a share of the arriving UDP 500/4500 and ESP packets at
+random in both sites (`numgen random mod 100 < P drop`), from before the
+daemons start, while ipsecgw renews phase 2 every ~9 s and phase 1 every
+~13 s. The tunnel must come up within a bound and keep renewing; once the
+loss stops, each end must hold exactly one ISAKMP/IKE SA and one IPsec SA
+pair, the same pair, with nothing half-open or left over from a lost
+Delete.
+
+The bounds come from strongSwan against strongSwan under the same loss on
+this test bed (10 %: up in 0.1-8.1 s over 5 trials; 30 %: 12.1 s in each
+of its trials, issue 13: 0.4-19.5 s) and from the issue's wants.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from faultlab import Pinger, both_ends, gw_and_swan, settled, swan_conf_b
+from gwlab import ping_ok, site_config, wait_until
+
+from ipsecgw import testbed as tb
+
+# Short lifetimes: several renewals within the loss period.
+PHASE1_SECONDS = 15
+PHASE2_SECONDS = 10
+LOSS_PERIOD = 20.0  # seconds of loss after the tunnel is up: two phase 2 rekeys, one phase 1
+# Once the loss stops: stale SAs left by lost Deletes go at their (short)
+# hard lifetimes, and half-open ones at strongSwan's 30 s half-open timeout.
+SETTLE_BOUND = 40.0
+
+
+def swan_short_lifetimes() -> str:
+    """strongSwan set up as an operator would for these lifetimes. An IKEv1
+    Delete is one-way and unacknowledged (RFC 2408 4.8): when loss eats the
+    Delete of a renewed SA, the peer keeps the old one until its own
+    lifetime ends (strongSwan does not take a shorter one from the
+    proposal: it kept such leftovers for its default 3,960 s), or, for a
+    phase 1, until DPD finds nobody answering on it."""
+    return swan_conf_b(extra_conn="dpd_delay = 5s\n    dpd_timeout = 15s",
+                       extra_child="rekey_time = 0s\n           life_time = 20s")
+
+
+def short_lifetimes() -> str:
+    config = site_config(
+        extra_tunnel=f"tunnel lifetime seconds {PHASE2_SECONDS} kilobytes 1000000")
+    return config.replace(" group 14\n", f" group 14\n lifetime seconds {PHASE1_SECONDS}\n", 1)
+
+
+def loss_bring_up_and_rekeys(sites: tb.TwoSites, workdir: Path, percent: int,
+                             bring_up_bound: float) -> None:
+    with tb.Faults(sites.a) as loss_a, tb.Faults(sites.b) as loss_b:
+        loss_a.loss(percent)
+        loss_b.loss(percent)
+        with gw_and_swan(sites, workdir, gw_config=short_lifetimes(),
+                         swan_conf=swan_short_lifetimes()) as (gw, swan):
+            started = time.monotonic()
+            assert gw.wait_tunnel_up("siteB", timeout=bring_up_bound), (
+                f"not up within {bring_up_bound} s under {percent} % loss:\n"
+                + gw.log()[-3000:])
+            up_after = time.monotonic() - started
+            pinger = Pinger(sites, workdir / "ping.txt")
+            try:
+                time.sleep(LOSS_PERIOD)
+            finally:
+                pinger.stop()
+            loss_a.clear()
+            loss_b.clear()
+            stats = gw.cli("show ipsec statistics")
+            assert wait_until(lambda: settled(gw, swan), timeout=SETTLE_BOUND, interval=0.5), (
+                f"not one SA pair per end {SETTLE_BOUND} s after the loss stopped "
+                f"(up after {up_after:.1f} s):\n" + both_ends(gw, swan))
+            assert ping_ok(sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER)
+    # Phase 2 was renewed at least once under loss, not only after it.
+    phase2 = re.search(r"Phase 2 SAs established\s+(\d+)", stats)
+    assert phase2 and int(phase2.group(1)) >= 2, stats
+    assert pinger.reply_times(), "no echo came back during the loss period"
+
+
+def test_10_percent_loss_bring_up_and_rekeys(two_sites: tb.TwoSites, tmp_path: Path) -> None:
+    loss_bring_up_and_rekeys(two_sites, tmp_path, 10, bring_up_bound=20)

@@ -125,7 +125,7 @@ class RetransmitPolicy:
     Defaults: 2, 4, 8, 16, 30 s, failure 30 s later (90 s in all).  The cap
     keeps a restarting peer from waiting more than half a minute for our
     next attempt (SPEC 3.3).  Each wait is shortened by a random 0 to 10 %
-    (isakmp/lifecycle.py), so that exchanges started together, and timing
+    (isakmp/engine.py), so that exchanges started together, and timing
     out together under load, do not retransmit in lockstep.
     """
 
@@ -148,7 +148,7 @@ class TunnelPolicy:
     rekeys its SAs: the peer does; ours are deleted at their hard lifetime.
     One exception keeps the peer's SAs alive: a phase 1 that would end before
     the IPsec SAs negotiated under it is renewed by a phase 1 alone, never a
-    Quick Mode (isakmp/lifecycle.py).
+    Quick Mode (isakmp/engine.py).
     """
 
     name: str

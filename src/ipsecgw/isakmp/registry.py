@@ -215,6 +215,14 @@ class Registry:
         newest = (self._replaced_by_peer if replaced else self._fresh_by_peer).get(key)
         return newest.newest() if newest is not None else None
 
+    def best_ike(self, key: PeerKey, *, fresh: bool = False) -> IkeSa | None:
+        """The newest established phase 1 with a peer, preferring one not being
+        replaced (`fresh`: only one not being replaced)."""
+        best = self.newest_ike(key, replaced=False)
+        if best is None and not fresh:
+            best = self.newest_ike(key, replaced=True)
+        return best
+
     def replaced_ike(self, key: PeerKey) -> list[IkeSa]:
         """The peer's established phase 1 SAs being replaced, in order of addition."""
         newest = self._replaced_by_peer.get(key)
@@ -295,7 +303,7 @@ class Registry:
     # --- Quick Modes --------------------------------------------------------------
 
     def start_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:
-        """Index a Quick Mode that quickmode.py has put into `ike.quick_modes`."""
+        """Index a Quick Mode that quick_mode.py has put into `ike.quick_modes`."""
         self._quick_modes.setdefault(qm.tunnel, {})[qm] = ike
 
     def end_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:

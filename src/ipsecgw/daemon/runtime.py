@@ -111,10 +111,10 @@ class GatewayRuntime:
         for vr, policy in policies.items():
             engine = self.engines.get(vr)
             if engine is None:
-                self.engines[vr] = Engine(policy)
-                self.engines[vr].update_policy(policy, now)
-            else:
-                engine.update_policy(policy, now)
+                engine = self.engines[vr] = Engine(policy)
+            # Certificates are valid in wall time; the engine's clock is monotonic.
+            engine.wall_offset = time.time() - now
+            engine.update_policy(policy, now)
         for vr in list(self.engines):
             if vr not in policies:
                 self._retire(vr, self.engines.pop(vr), now)

@@ -87,6 +87,7 @@ of an SA, a tunnel, a peer's DPD and the admission queue sits in one
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import os
@@ -101,7 +102,7 @@ from .codec import DecodeError, Delete, Identification, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .deadlines import Schedule
 from .dpd import DeadPeerDetection
-from .errors import MessageRejected, NegotiationError
+from .errors import AuthenticationFailed, CryptoError, MessageRejected, NegotiationError
 from .events import (
     Event,
     InvalidCookieReceived,
@@ -147,6 +148,11 @@ _PHASE1_STEPS: dict[tuple[P1State, int], Handler] = {
        for state, step in aggressive_mode.TRANSITIONS.items()},
 }
 
+#: The errors (errors.py) that drop a message and leave its exchange as it was;
+#: every other `IsakmpError` is a `NegotiationError` that ends the exchange
+#: and names the Notify for the peer.
+_DROPPED = (DecodeError, MessageRejected)
+
 #: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
 #: the tunnels waiting for an initiator slot.
 Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
@@ -157,10 +163,15 @@ __all__ = ["STATISTICS", "Datagram", "Engine"]
 class Engine:
     """IKEv1 for one transport virtual router; see the module docstring."""
 
-    def __init__(self, policy: EnginePolicy, *,
-                 rng: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(self, policy: EnginePolicy, *, rng: Callable[[int], bytes] = os.urandom,
+                 wall_offset: float | None = None) -> None:
         self.policy = policy
         self._rng = rng
+        #: Wall-clock time (POSIX seconds) minus the runtime's monotonic `now`:
+        #: certificate validity is wall time, and the engine reads no clock.
+        #: The runtime sets it (and may refresh it after a clock step); while it
+        #: is None no certificate can be checked and RSA signature phase 1 fails.
+        self.wall_offset = wall_offset
         self._now = 0.0
         self._outbox = Outbox()
         self._sas = Registry()
@@ -369,6 +380,11 @@ class Engine:
             self._credentials = _load_credentials(self.policy)
         return self._credentials
 
+    def wall_clock(self) -> datetime.datetime:
+        if self.wall_offset is None:
+            raise AuthenticationFailed("no wall-clock time to check certificates against")
+        return datetime.datetime.fromtimestamp(self._now + self.wall_offset, datetime.UTC)
+
     def allocate_spi(self) -> bytes:
         while True:
             spi = self._rng(4)
@@ -512,7 +528,7 @@ class Engine:
             aggressive_mode.responder_start
         try:
             step = start(self, ike, message)
-        except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
+        except _DROPPED as exc:
             self._count("dropped_malformed")
             ike.log.debug("first message unusable: %s", exc)
             return
@@ -584,7 +600,7 @@ class Engine:
             ike.send_initial_contact = False  # decided when sent (collisions.py)
         try:
             step = handler(self, ike, message)
-        except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
+        except _DROPPED as exc:
             if encrypted and ike.state in main_mode.ENCRYPTED_STATES:
                 # The first encrypted message does not decrypt to payloads:
                 # almost always a pre-shared key that differs between the peers.
@@ -723,7 +739,7 @@ class Engine:
                               remote[0], qm.tunnel)
                 return
             final, negotiated = quick_mode.TRANSITIONS[qm.state](self, ike, qm, message)
-        except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
+        except _DROPPED as exc:
             self._count("dropped_" + _drop_reason(exc))
             return
         except NegotiationError as exc:
@@ -794,7 +810,7 @@ class Engine:
             return
         try:
             payloads = informational.open_protected(ike, message)
-        except (DecodeError, crypto.CryptoError, MessageRejected) as exc:
+        except _DROPPED as exc:
             if ike.state is P1State.MM_I3:
                 self._phase1_failed(ike, "peer could not authenticate us (its notify does not "
                                     "decrypt): pre-shared key mismatch?", now)
@@ -1325,18 +1341,14 @@ def _load_credentials(policy: EnginePolicy) -> Credentials | None:
             key = crypto.load_private_key(key)
         cas = tuple(crypto.load_certificate(ca) if isinstance(ca, bytes) else ca
                     for ca in policy.ca_certificates)
-    except crypto.CryptoError as exc:
+    except CryptoError as exc:
         _LOG.error("cannot load the local certificate or key: %s", exc)
         return None
     return Credentials(certificate, key, cas)
 
 
 def _drop_reason(exc: Exception) -> str:
-    if isinstance(exc, MessageRejected):
-        return exc.reason
-    if isinstance(exc, crypto.CryptoError):
-        return "decrypt_failed"
-    return "malformed"
+    return exc.reason if isinstance(exc, MessageRejected) else "malformed"
 
 
 def _notify_name(notify_type: int) -> str:

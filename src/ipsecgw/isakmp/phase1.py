@@ -13,6 +13,7 @@ when NAT-D showed a NAT; the responder follows the port the peer uses.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ class Phase1Context(Protocol):
 
     def credentials(self) -> Credentials | None: ...
 
+    def wall_clock(self) -> datetime.datetime:
+        """Wall-clock time now, for certificate validity (the engine's `now` is
+        monotonic; see `Engine.wall_offset`)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Step:
@@ -107,10 +113,7 @@ def plain(ike: IkeSa, exchange_type: int, payloads: list[Payload]) -> bytes:
 
 
 def new_nonce_and_ke(ctx: Phase1Context, ike: IkeSa, group: int) -> tuple[bytes, bytes]:
-    try:
-        ike.dh = crypto.dh_group(group).generate(ctx.random)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
+    ike.dh = crypto.dh_group(group).generate(ctx.random)
     return ctx.random(NONCE_LENGTH), ike.dh.public_value
 
 
@@ -162,21 +165,15 @@ def derive_keys(ctx: Phase1Context, ike: IkeSa, peer_public: bytes) -> None:
     suite = ike.require_suite()
     if ike.dh is None:
         raise RuntimeError("no DH key pair")
-    try:
-        ike.gxy = ike.dh.shared_secret(peer_public)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
+    ike.gxy = ike.dh.shared_secret(peer_public)
     if suite.authentication == "pre-share":
         if ike.psk is None:
             raise AuthenticationFailed(f"no pre-shared key for peer {ike.remote[0]}")
         skeyid = keymat.skeyid_psk(suite.prf, ike.psk, ike.ni, ike.nr)
     else:
         skeyid = keymat.skeyid_sig(suite.prf, ike.ni, ike.nr, ike.gxy)
-    try:
-        ike.keys = keymat.derive_phase1(suite.prf, suite.encryption, suite.key_length, skeyid,
-                                        ike.gxy, ike.cookie_i, ike.cookie_r, ike.gxi, ike.gxr)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
+    ike.keys = keymat.derive_phase1(suite.prf, suite.encryption, suite.key_length, skeyid,
+                                    ike.gxy, ike.cookie_i, ike.cookie_r, ike.gxi, ike.gxr)
     ike.iv = ike.keys.iv
 
 
@@ -229,12 +226,9 @@ def verify_peer(ctx: Phase1Context, ike: IkeSa, payloads: tuple[Payload, ...],
                     if isinstance(p, Certificate) and p.encoding == CertEncoding.X509_SIGNATURE]
     if not certificates:
         raise AuthenticationFailed("peer sent no X.509 certificate")
-    try:
-        certificate = crypto.load_certificate(certificates[0].data)
-        crypto.verify_certificate_chain(certificate, credentials.ca_certificates)
-        public_key = crypto.certificate_public_key(certificate)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
+    certificate = crypto.load_certificate(certificates[0].data)
+    crypto.verify_certificate_chain(certificate, credentials.ca_certificates, ctx.wall_clock())
+    public_key = crypto.certificate_public_key(certificate)
     if not id_matches_certificate(id_payload, certificate):
         raise InvalidIdInformation(
             f"peer identity {identity_string(id_payload)!r} is not in its certificate")

@@ -176,7 +176,7 @@ class IkeSa:
         return message.encode(), next_iv
 
     def decrypt(self, message: Message, iv: bytes) -> tuple[tuple[Payload, ...], bytes]:
-        """(payloads, next IV); raises DecodeError or crypto.CryptoError."""
+        """(payloads, next IV); raises DecodeError or MessageRejected."""
         keys = self.require_keys()
         if message.encrypted_body is None:
             raise DecodeError("message is not encrypted")

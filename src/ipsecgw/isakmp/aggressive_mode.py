@@ -73,7 +73,7 @@ def responder_start(ctx: Phase1Context, ike: IkeSa, message: Message) -> Step:
         *natd_out(ctx, ike), *natt.responder_vendor_ids(ike.capabilities),
     ]
     ike.state = P1State.AM_R1
-    return Step(plain(ike, ExchangeType.AGGRESSIVE, payloads), expect_reply=True)
+    return Step(plain(ike, ExchangeType.AGGRESSIVE, payloads))
 
 
 def _i2(ctx: Phase1Context, ike: IkeSa, message: Message) -> Step:

@@ -515,10 +515,16 @@ class Engine:
                 message.flags & Flags.ENCRYPTION:
             self._count("dropped_unexpected")
             return
+        if not self._may_accept(local[0], remote[0]):
+            # No tunnel could ever accept a phase 1 from there: no state, no
+            # answer (a spoofed flood costs nothing and reflects nothing).
+            self._count("dropped_unknown_peer")
+            return
         if self._sas.responder_sa(message.initiator_cookie, remote[0]) is not None:
             self._count("dropped_duplicate")
             return
-        if self._sas.half_open_count() >= self.policy.half_open_limit:
+        if self._sas.half_open_count() >= self.policy.half_open_limit or \
+                self._sas.half_open_count(remote[0]) >= self.policy.half_open_per_source_limit:
             self._count("dropped_half_open_limit")
             return
         exchange_name = "main" if exchange == ExchangeType.IDENTITY_PROTECTION else "aggressive"
@@ -548,6 +554,14 @@ class Engine:
         ike.log.info("%s is initiating %s mode", remote[0], exchange_name)
         self._add_ike(ike)
         self._after_step(ike, step, data, now)
+
+    def _may_accept(self, local_ip: str, remote_ip: str) -> bool:
+        """Whether an enabled tunnel could accept a phase 1 from `remote_ip` on
+        `local_ip`: one configured for that peer address, or one that knows its
+        peer by identity (its address is not known in advance)."""
+        key = (local_ip, remote_ip)
+        return any(runtime.policy.enabled for runtime in self._tunnels.of_peer(key)) or \
+            local_ip in self._tunnels.by_identity_on()
 
     def _new_cookie(self) -> bytes:
         while True:

@@ -64,7 +64,7 @@ def responder_start(ctx: Phase1Context, ike: IkeSa, message: Message) -> Step:
     reply_sa = responder_choose(ctx, ike, sa, message.find_all(VendorId))
     ike.state = P1State.MM_R1
     payloads: list[Payload] = [reply_sa, *natt.responder_vendor_ids(ike.capabilities)]
-    return Step(plain(ike, ExchangeType.IDENTITY_PROTECTION, payloads), expect_reply=True)
+    return Step(plain(ike, ExchangeType.IDENTITY_PROTECTION, payloads))
 
 
 def _i2(ctx: Phase1Context, ike: IkeSa, message: Message) -> Step:

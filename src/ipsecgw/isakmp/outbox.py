@@ -21,7 +21,7 @@ STATISTICS = (
     "peers_dead", "phase1_established", "phase1_failed", "phase2_established",
     "phase2_failed", "unknown_cookie", "dropped_malformed", "dropped_decrypt_failed",
     "dropped_hash_mismatch", "dropped_unexpected", "dropped_duplicate",
-    "dropped_half_open_limit", "dropped_unprotected", "dropped_internal_error",
+    "dropped_half_open_limit", "dropped_unknown_peer", "dropped_unprotected", "dropped_internal_error",
     "phase1_collisions", "phase2_collisions",
 )
 

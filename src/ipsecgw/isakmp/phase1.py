@@ -88,6 +88,12 @@ class Phase1Context(Protocol):
 
 @dataclass(frozen=True)
 class Step:
+    """`expect_reply`: the reply is retransmitted until answered.  A responder's
+    answer to a first message (MM2, AM2) never is: until the peer's next
+    message shows that it receives at its address, the peer may be spoofed,
+    and we send no more than we received (a peer that lost MM2 repeats MM1
+    and gets it again from the reply cache; docs/DECISIONS.md)."""
+
     reply: bytes | None = None
     expect_reply: bool = False
     established: bool = False

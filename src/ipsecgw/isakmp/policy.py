@@ -202,8 +202,15 @@ class EnginePolicy:
     retransmit: RetransmitPolicy = RetransmitPolicy()
     reinit_backoff_initial: float = 1.0
     reinit_backoff_maximum: float = 30.0
-    #: The peers' phase 1 attempts answered but not yet established, at most.
+    #: The peers' phase 1 attempts answered but not yet established, at most
+    #: (strongSwan's `init_limit_half_open` seen from the responder) ...
     half_open_limit: int = 1000
+    #: ... and at most this many from one peer address (strongSwan's
+    #: `block_threshold`): a flood of first messages from one source, spoofed
+    #: or not, cannot take the table from the other peers.  Not strongSwan's
+    #: 5, which would refuse a carrier NAT's or a load generator's many peers
+    #: at one address (docs/DECISIONS.md).
+    half_open_per_source_limit: int = 100
     half_open_timeout: float = 60.0
     #: Our own phase 1 attempts in flight, at most (the initiator's half-open
     #: limit, after strongSwan's `init_limit_half_open`).  Tunnels that need a
@@ -231,6 +238,8 @@ class EnginePolicy:
             raise ValueError("at most ten IKE policy rules")
         if self.initiator_half_open_limit < 1:
             raise ValueError("the initiator half-open limit must be at least 1")
+        if self.half_open_per_source_limit < 1:
+            raise ValueError("the per-source half-open limit must be at least 1")
         object.__setattr__(self, "preshared_keys", _frozen_mapping(self.preshared_keys))
         names = [tunnel.name for tunnel in self.tunnels]
         if len(names) != len(set(names)):

@@ -68,6 +68,8 @@ class TunnelTable:
         self._by_peer: dict[PeerKey, dict[str, TunnelRuntime]] = {}
         # (peer, remote network, local network) -> tunnels
         self._by_selectors: dict[tuple[PeerKey, str, str], dict[str, TunnelRuntime]] = {}
+        # local address -> enabled tunnels there that know their peer by identity
+        self._by_identity: dict[str, dict[str, TunnelRuntime]] = {}
 
     def __iter__(self) -> Iterator[TunnelRuntime]:
         """In configuration order."""
@@ -94,12 +96,15 @@ class TunnelTable:
         self._by_name[name] = runtime
         self._by_peer.setdefault(runtime.peer_key, {})[name] = runtime
         self._by_selectors.setdefault((runtime.peer_key, *runtime.selectors), {})[name] = runtime
+        if runtime.policy.enabled and runtime.policy.peer_identity is not None:
+            self._by_identity.setdefault(runtime.policy.local_address, {})[name] = runtime
 
     def remove(self, runtime: TunnelRuntime) -> None:
         name = runtime.name
         del self._by_name[name]
         unindex(self._by_peer, runtime.peer_key, name)
         unindex(self._by_selectors, (runtime.peer_key, *runtime.selectors), name)
+        unindex(self._by_identity, runtime.policy.local_address, name)
 
     def of_peer(self, key: PeerKey) -> list[TunnelRuntime]:
         return list(self._by_peer.get(key, {}).values())
@@ -108,6 +113,12 @@ class TunnelTable:
                   local_network: str) -> list[TunnelRuntime]:
         """The peer's tunnels configured with exactly these selectors."""
         return list(self._by_selectors.get((key, remote_network, local_network), {}).values())
+
+    def by_identity_on(self) -> dict[str, dict[str, TunnelRuntime]]:
+        """Local address -> the enabled tunnels there that know their peer by
+        identity (a peer behind a NAT or with a dynamic address may use any
+        address)."""
+        return self._by_identity
 
     def serving(self, ike: IkeSa) -> TunnelPolicy | None:
         """The tunnel an SA serves: the one it was initiated for, else by peer address."""

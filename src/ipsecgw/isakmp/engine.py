@@ -981,6 +981,7 @@ class Engine:
             runtime.rekey_of = None
         if self._current_child(child.tunnel) is None:
             runtime.up_since = None
+            self._hurry_quick_modes(child.tunnel, now)
         self._dpd.forget_if_unused(child_peer(child))
 
     def _delete_ike(self, ike: IkeSa, reason: str, now: float, *, notify_peer: bool) -> None:
@@ -1014,6 +1015,20 @@ class Engine:
         for qm, ike in self._sas.quick_modes_of_tunnel(name):
             self._end_quick_mode(ike, qm)
         return len(children)
+
+    def _hurry_quick_modes(self, tunnel: str, now: float) -> None:
+        """The tunnel has just lost its last IPsec SA (expiry, a Delete) while a
+        Quick Mode of ours for it is still unanswered (a rekey under loss): its
+        next retransmission may be 16 s away, all of it an outage, so it is
+        retransmitted now on a fresh schedule (same message, same message ID:
+        a peer that has it answers from its state)."""
+        for qm, ike in self._sas.quick_modes_of_tunnel(tunnel):
+            if qm.role is not Role.INITIATOR or qm.flight is None:
+                continue
+            qm.flight.retransmits = 0
+            qm.flight.interval = self.policy.retransmit.initial / 2  # doubled when sent
+            qm.flight.next_at = now
+            self._touch(ike)
 
     def _retire_replaced(self, key: PeerKey, now: float) -> None:
         """Delete the peer's phase 1 SAs being replaced once their IPsec SAs have moved.

@@ -122,16 +122,18 @@ class RetransmitPolicy:
     The first retransmission comes `initial` seconds after the original, each
     later one after twice the previous interval (capped at `maximum`); after
     `retries` retransmissions and one more interval the exchange has failed.
-    Defaults: 2, 4, 8, 16, 30 s, failure 30 s later (90 s in all).  The cap
-    keeps a restarting peer from waiting more than half a minute for our
-    next attempt (SPEC 3.3).  Each wait is shortened by a random 0 to 10 %
-    (isakmp/engine.py), so that exchanges started together, and timing
+    Defaults: 2, 4, 8 s, failure 16 s later: an exchange is abandoned 30 s
+    after it started, when strongSwan, as responder, has dropped its half-open
+    state and ignores further copies of our message; the tunnel's next attempt
+    starts with fresh cookies (a fresh Quick Mode) after its re-initiation
+    back-off (docs/DECISIONS.md).  Each wait is shortened by a random 0 to
+    10 % (isakmp/engine.py), so that exchanges started together, and timing
     out together under load, do not retransmit in lockstep.
     """
 
     initial: float = 2.0
     maximum: float = 30.0
-    retries: int = 5
+    retries: int = 3
 
 
 @dataclass(frozen=True)

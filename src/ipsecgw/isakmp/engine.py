@@ -64,8 +64,9 @@ of an SA, a tunnel, a peer's DPD and the admission queue sits in one
   negotiated under it remain (peer's Delete, `clear_sa(phase=1)`, expiry):
   the SAs stay installed (RFC 2409), a tunnel that initiates gets a new
   phase 1 at once (DPD and rekeys need one; after a peer's Delete it first
-  waits `PEER_QUICK_MODE_GRACE` for the peer's own) and renews its SA on it.
-  Only a phase 1 that goes or that we replace triggers a renewal, never a
+  waits `PEER_QUICK_MODE_GRACE` for the peer's own) and renews its SA on it;
+  the old pair then goes at once, not after the rekey grace (the peer holds
+  it no more).  Only a phase 1 that goes or that we replace triggers a renewal, never a
   mere second one (both peers would keep moving SAs to their own newest).
 - Phase 1 renewal for responder-only tunnels: their peer rekeys, but a peer
   that proposed a longer phase 1 lifetime than ours does not rekey before
@@ -277,8 +278,9 @@ class Engine:
         strongSwan and other peers delete their IPsec SAs together with the
         ISAKMP SA, so ours would carry traffic into a void: each tunnel that
         initiates therefore negotiates a new phase 1 at once and, as soon as
-        it is up, renews its IPsec SA by Quick Mode on it (make before break:
-        the old pair is deleted `rekey_grace` later, like any rekeyed SA).  A
+        it is up, renews its IPsec SA by Quick Mode on it; the old pair goes
+        as soon as the new one is installed (`_install`: no rekey grace for a
+        pair whose phase 1 is gone).  A
         responder-only tunnel keeps its SA and leaves the renewal to the peer.
         """
         self._now = now
@@ -927,6 +929,12 @@ class Engine:
                                              or c.inbound_spi == rekey_of)]
         if previous and rekey_of is None:
             rekey_of = previous[-1].inbound_spi
+        # A replaced pair normally stays `rekey_grace` for packets in flight.
+        # One whose phase 1 is gone (cleared, deleted, expired) goes at once:
+        # strongSwan and others dropped it with that phase 1, so every packet
+        # still sent on it is lost (issue 13.8); a peer that kept it (RFC 2409)
+        # is told by our Delete and moves to the new pair as well.
+        orphans = [old for old in previous if old.ike_cookies not in self._sas.ike]
         for old in previous:
             old.superseded = True
             old.delete_at = min(old.expires_at, now + self.policy.rekey_grace)
@@ -957,6 +965,8 @@ class Engine:
             "udp-tunnel" if negotiated.encapsulation == "udp-tunnel" else "tunnel",
             negotiated.local_network, negotiated.remote_network, lifetime,
             negotiated.lifetime_kilobytes, rekey_of, ike.cookies))
+        for old in orphans:
+            self._delete_child(old, "phase 1 gone", now, notify_peer=True)
         self._retire_replaced(ike_peer(ike), now)
 
     # --- deletion ------------------------------------------------------------------

@@ -314,6 +314,8 @@ class Engine:
         runtime = self._tunnels.get(tunnel)
         if runtime is None:
             return
+        if inbound_bytes > runtime.inbound_bytes:
+            runtime.refusals = 0  # the data plane carries the tunnel again
         self._dpd.traffic(runtime.peer_key, inbound_bytes > runtime.inbound_bytes,
                           outbound_bytes > runtime.outbound_bytes, now)
         runtime.inbound_bytes, runtime.outbound_bytes = inbound_bytes, outbound_bytes
@@ -327,6 +329,34 @@ class Engine:
             elif used >= child.soft_kilobytes and not child.superseded:
                 self._request_rekey(child)
         self._service_tunnel(runtime, now)
+
+    def sa_install_failed(self, tunnel: str, inbound_spi: bytes, outbound_spi: bytes,
+                          reason: str, now: float) -> None:
+        """The data plane refused the SA pair of an `IpsecSaEstablished` (a TUN
+        device it cannot create, an algorithm it lacks).  The engine does not
+        count it as up: the pair is deleted, with a Delete so that the peer
+        does not carry traffic into a void either, the tunnel shows the reason
+        as its last failure, and it negotiates again after a back-off that
+        grows while the data plane keeps refusing.  No `IpsecSaDeleted`
+        follows: the data plane never had the pair."""
+        self._now = now
+        child = self._sas.children.get(inbound_spi)
+        runtime = self._tunnels.get(tunnel)
+        if child is None or child.tunnel != tunnel or child.outbound_spi != outbound_spi or \
+                runtime is None:
+            return
+        reason = f"data plane refused the SA: {reason}"
+        runtime.refusals += 1
+        self._delete_child(child, reason, now, notify_peer=True, announce=False)
+        runtime.last_failure = reason
+        # Until the back-off ends the tunnel also refuses the peer's Quick Mode
+        # (`responder_tunnel`), so that the peer, answered INVALID-ID-INFORMATION,
+        # backs off too instead of renegotiating at once after our Delete.
+        runtime.refused_until = now + self._backoff(runtime.refusals)
+        if runtime.initiates:
+            runtime.failures = runtime.refusals
+            runtime.next_attempt_at = runtime.refused_until
+            self._touch(runtime)
 
     # status snapshots (status.py)
 
@@ -399,15 +429,18 @@ class Engine:
         """The enabled tunnel a peer's Quick Mode is for: one configured for the
         peer's address (an index lookup), else one configured for its phase 1
         identity (a peer behind a NAT or with a dynamic address; only then are
-        all tunnels scanned)."""
-        def selects(tunnel: TunnelPolicy) -> bool:
-            return tunnel.enabled and network_contains(tunnel.remote_network, initiator_network) \
-                and network_contains(tunnel.local_network, responder_network)
+        all tunnels scanned).  A tunnel whose SA the data plane has just
+        refused selects nothing until its back-off ends (`sa_install_failed`)."""
+        def selects(runtime: TunnelRuntime) -> bool:
+            tunnel = runtime.policy
+            return tunnel.enabled and runtime.refused_until <= self._now and \
+                network_contains(tunnel.remote_network, initiator_network) and \
+                network_contains(tunnel.local_network, responder_network)
 
         key = ike_peer(ike)
         for runtime in self._tunnels.selecting(key, initiator_network, responder_network) + \
                 self._tunnels.of_peer(key):
-            if selects(runtime.policy):
+            if selects(runtime):
                 return runtime.policy
         if ike.peer_id is None:
             return None
@@ -415,7 +448,7 @@ class Engine:
             tunnel = runtime.policy
             if tunnel.peer_identity is not None and tunnel.local_address == ike.local[0] and \
                     tunnel.peer_address != ike.remote[0] and \
-                    identity_matches(tunnel.peer_identity, ike.peer_id) and selects(tunnel):
+                    identity_matches(tunnel.peer_identity, ike.peer_id) and selects(runtime):
                 return tunnel
         return None
 
@@ -972,7 +1005,7 @@ class Engine:
     # --- deletion ------------------------------------------------------------------
 
     def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
-                      notify_peer: bool) -> None:
+                      notify_peer: bool, announce: bool = True) -> None:
         if notify_peer:
             ike = self._sas.best_ike(child_peer(child))
             if ike is not None:
@@ -982,7 +1015,9 @@ class Engine:
         self._remove_child(child)
         _LOG.info("IPsec SA %s/%s of tunnel %s with %s deleted: %s", child.inbound_spi.hex(),
                   child.outbound_spi.hex(), child.tunnel, child.peer[0], reason)
-        self._emit(IpsecSaDeleted(child.tunnel, child.inbound_spi, child.outbound_spi, reason))
+        if announce:
+            self._emit(IpsecSaDeleted(child.tunnel, child.inbound_spi, child.outbound_spi,
+                                      reason))
         self._retire_replaced(child_peer(child), now)
         runtime = self._tunnels.get(child.tunnel)
         if runtime is None:

@@ -29,6 +29,8 @@ class TunnelRuntime:
     last_failure: str = ""
     up_since: float | None = None
     rekey_of: bytes | None = None  # inbound SPI of an SA waiting for its successor
+    refusals: int = 0  # SAs the data plane refused in a row (Engine.sa_install_failed)
+    refused_until: float = 0.0  # the peer's Quick Mode is refused until then
     inbound_bytes: int = 0
     outbound_bytes: int = 0
 
@@ -58,8 +60,10 @@ class TunnelRuntime:
             self.up_since = now
 
     def reset(self) -> None:
-        """Forget the back-off and a pending rekey (a configuration change, `clear sa`)."""
+        """Forget the back-off, data plane refusals and a pending rekey (a
+        configuration change, `clear sa`)."""
         self.failures, self.next_attempt_at, self.rekey_of = 0, 0.0, None
+        self.refusals, self.refused_until = 0, 0.0
 
 
 class TunnelTable:

@@ -24,13 +24,13 @@ from ipsecgw.isakmp import (
     IdType,
     InvalidExchangeType,
     InvalidFlags,
-    InvalidIdInformation,
     InvalidMajorVersion,
     InvalidMessageId,
     InvalidMinorVersion,
     InvalidPayloadType,
     InvalidSpi,
     KeyExchange,
+    MalformedIdentification,
     Message,
     NatD,
     NatOA,
@@ -606,12 +606,12 @@ def test_other_payload_errors() -> None:
     )
     assert_rejects(
         one(PayloadType.ID, b"\x01\x00\x00\x00" + b"12345"),
-        InvalidIdInformation,
+        MalformedIdentification,
         "ID type 1 needs 4 octets, has 5",
     )
     assert_rejects(
         one(PayloadType.ID, b"\x06\x00\x00\x00" + bytes(16)),
-        InvalidIdInformation,
+        MalformedIdentification,
         "ID type 6 needs 32",
     )
     assert_rejects(one(PayloadType.CERT, b""), PayloadMalformed, "CERT payload at offset 28")
@@ -663,7 +663,7 @@ def test_error_subclasses_carry_rfc_notify_types() -> None:
         InvalidMessageId: NotifyType.INVALID_MESSAGE_ID,
         InvalidSpi: NotifyType.INVALID_SPI,
         BadProposalSyntax: NotifyType.BAD_PROPOSAL_SYNTAX,
-        InvalidIdInformation: NotifyType.INVALID_ID_INFORMATION,
+        MalformedIdentification: NotifyType.INVALID_ID_INFORMATION,
     }
     for error, notify in expected.items():
         assert issubclass(error, DecodeError)

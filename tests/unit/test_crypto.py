@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ipsecgw.isakmp import crypto
-from ipsecgw.isakmp.crypto import CryptoError
+from ipsecgw.isakmp.errors import CryptoError
 
 # --- hashes, prf, ciphers ---------------------------------------------------------
 

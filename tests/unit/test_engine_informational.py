@@ -9,6 +9,7 @@ import pytest
 from engine_helpers import A_IP, B_IP, Datagram, make_pair, policies, rng
 
 from ipsecgw.isakmp import engine as engine_module
+from ipsecgw.isakmp import replies as replies_module
 from ipsecgw.isakmp.codec import Message, Notification
 from ipsecgw.isakmp.constants import ExchangeType, NotifyType
 from ipsecgw.isakmp.engine import Engine
@@ -226,10 +227,10 @@ class _Calls:
 
 def test_unknown_cookie_flood_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     pair = _up(b={"tx_invalid_cookie": True})
-    decodes, hashes = _Calls(Message.decode), _Calls(engine_module.hashlib.sha256)
+    decodes, hashes = _Calls(Message.decode), _Calls(replies_module.hashlib.sha256)
     built = _Calls(engine_module.informational.invalid_cookie_reply)
     monkeypatch.setattr(engine_module.Message, "decode", decodes)
-    monkeypatch.setattr(engine_module.hashlib, "sha256", hashes)
+    monkeypatch.setattr(replies_module.hashlib, "sha256", hashes)
     monkeypatch.setattr(engine_module.informational, "invalid_cookie_reply", built)
     flood = [_unknown(n.to_bytes(8, "big")) for n in range(1000)]
     flood.append(Message(b"\x07" * 8, b"\x99" * 8, ExchangeType.IDENTITY_PROTECTION, 0, 0,

@@ -45,7 +45,7 @@ def _with_stray_tunnel() -> Pair:
 
 
 def _b_phase1(pair: Pair):
-    ike = pair.b._best_ike(B_IP, A_IP)
+    ike = pair.b._sas.best_ike((B_IP, A_IP))
     assert ike is not None
     return ike
 

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from engine_helpers import A_IP, B_IP, make_pair, policies, rng
+from engine_helpers import A_IP, B_IP, Pair, make_pair, policies, rng
 
 from ipsecgw.isakmp.codec import Message, SecurityAssociation
 from ipsecgw.isakmp.engine import Engine
@@ -71,9 +71,18 @@ def _rsa_policies(pki, aggressive: str = "accepted", a_ca=None, **kwargs):
     return policy_a, policy_b
 
 
+def _rsa_pair(policy_a: EnginePolicy, policy_b: EnginePolicy,
+              wall: datetime.datetime | None = NOW) -> Pair:
+    """A pair whose engines know the wall-clock time `wall` at their clock's 0."""
+    pair = make_pair(policy_a, policy_b)
+    for engine in (pair.a, pair.b):
+        engine.wall_offset = None if wall is None else wall.timestamp()
+    return pair
+
+
 @pytest.mark.parametrize("aggressive", ["accepted", "required"])
 def test_rsa_signatures_with_dn_identities(pki, aggressive: str) -> None:
-    pair = make_pair(*_rsa_policies(pki, aggressive))
+    pair = _rsa_pair(*_rsa_policies(pki, aggressive))
     pair.start()
     established = pair.events("a", Phase1Established)
     assert established and established[0].exchange == (
@@ -85,7 +94,7 @@ def test_rsa_signatures_with_dn_identities(pki, aggressive: str) -> None:
 
 
 def test_rsa_with_address_identity_from_subject_alt_name(pki) -> None:
-    pair = make_pair(*_rsa_policies(
+    pair = _rsa_pair(*_rsa_policies(
         pki, a_tunnel={"local_identity": Identity("address", A_IP),
                        "peer_identity": Identity("asn1-dn", "CN=gw-b,O=ipsecgw test")},
         b_tunnel={"peer_identity": Identity("address", A_IP)}))
@@ -95,7 +104,7 @@ def test_rsa_with_address_identity_from_subject_alt_name(pki) -> None:
 
 
 def test_rsa_rejects_certificate_from_untrusted_ca(pki) -> None:
-    pair = make_pair(*_rsa_policies(pki, a_ca=pki["other_ca"]))
+    pair = _rsa_pair(*_rsa_policies(pki, a_ca=pki["other_ca"]))
     pair.a.handle_timer(0.0)
     pair.pump()
     failed = pair.events("a", Phase1Failed)
@@ -104,12 +113,31 @@ def test_rsa_rejects_certificate_from_untrusted_ca(pki) -> None:
 
 
 def test_rsa_rejects_identity_not_in_certificate(pki) -> None:
-    pair = make_pair(*_rsa_policies(
+    pair = _rsa_pair(*_rsa_policies(
         pki, a_tunnel={"local_identity": Identity("domain-name", "not-in-cert.example")}))
     pair.a.handle_timer(0.0)
     pair.pump()
     assert "INVALID-ID-INFORMATION" in pair.events("a", Phase1Failed)[0].reason
     assert not pair.events("b", Phase1Established)
+
+
+def test_rsa_checks_certificate_validity_against_the_engines_wall_clock(pki) -> None:
+    """Validity is wall time: `now` + `wall_offset`, not a clock read in the engine."""
+    pair = _rsa_pair(*_rsa_policies(pki), wall=NOW + datetime.timedelta(days=60))
+    pair.a.handle_timer(0.0)
+    pair.pump()
+    failed = pair.events("b", Phase1Failed) + pair.events("a", Phase1Failed)
+    assert failed and "is not valid at" in failed[0].reason
+    assert not pair.events("a", IpsecSaEstablished)
+
+
+def test_rsa_without_a_wall_clock_fails_phase1(pki) -> None:
+    pair = _rsa_pair(*_rsa_policies(pki), wall=None)
+    pair.a.handle_timer(0.0)
+    pair.pump()
+    failed = pair.events("b", Phase1Failed) + pair.events("a", Phase1Failed)
+    assert failed and "wall-clock" in failed[0].reason
+    assert not pair.events("a", Phase1Established)
 
 
 KAT = Path(__file__).resolve().parents[1] / "fixtures" / "strongswan-kat"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ipsecgw.isakmp import crypto, keymat
+from ipsecgw.isakmp.errors import MessageRejected
 
 # A copy of the project's shared known-answer file (NIST ACVP / libreswan cavp).
 VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "ikev1-kdf.txt"
@@ -158,8 +159,10 @@ def test_decrypt_body_accepts_any_padding() -> None:
 
 def test_decrypt_body_rejects_malformed_ciphertext() -> None:
     for body in (b"", bytes(15), bytes(17)):
-        with pytest.raises(crypto.CryptoError) as excinfo:
+        # Not a negotiation failure but a message to drop (errors.py).
+        with pytest.raises(MessageRejected) as excinfo:
             keymat.decrypt_body("aes128", bytes(16), bytes(16), body)
+        assert excinfo.value.reason == "decrypt_failed"
         assert excinfo.value.notify_type == crypto.PAYLOAD_MALFORMED
 
 

@@ -133,10 +133,10 @@ class GatewayRuntime:
         for vr, policy in policies.items():
             engine = self.engines.get(vr)
             if engine is None:
-                self.engines[vr] = Engine(policy)
-                self.engines[vr].update_policy(policy, now)
-            else:
-                engine.update_policy(policy, now)
+                engine = self.engines[vr] = Engine(policy)
+            # Certificates are valid in wall time; the engine's clock is monotonic.
+            engine.wall_offset = time.time() - now
+            engine.update_policy(policy, now)
         for vr in list(self.engines):
             if vr not in policies:
                 self._retire(vr, self.engines.pop(vr), now)
@@ -312,14 +312,16 @@ class GatewayRuntime:
         self._arm_timer()
 
     def _drain(self, vr: str, engine: Engine, now: float) -> None:
-        for datagram in engine.datagrams_to_send(now):
-            endpoint = self.endpoints.get(vr, datagram.local)
-            if endpoint is None:
-                log.warning("no local endpoint %s:%d in VR %s for a message to %s",
-                            *datagram.local, vr, datagram.remote[0])
-                continue
-            endpoint.send_ike(datagram.data, datagram.remote)
-        while (event := engine.next_event()) is not None:
+        while True:  # an event may make the engine send (sa_install_failed)
+            for datagram in engine.datagrams_to_send(now):
+                endpoint = self.endpoints.get(vr, datagram.local)
+                if endpoint is None:
+                    log.warning("no local endpoint %s:%d in VR %s for a message to %s",
+                                *datagram.local, vr, datagram.remote[0])
+                    continue
+                endpoint.send_ike(datagram.data, datagram.remote)
+            if (event := engine.next_event()) is None:
+                return
             self._handle_event(vr, event)
 
     def _handle_event(self, vr: str, event: object) -> None:
@@ -328,6 +330,8 @@ class GatewayRuntime:
                 self.dataplane.install_sa(event)
             except Exception as exc:
                 log.error("tunnel ipsec:%s: data plane refused SA: %s", event.tunnel, exc)
+                self.engines[vr].sa_install_failed(event.tunnel, event.inbound.spi,
+                                                   event.outbound.spi, str(exc), self.now())
                 return
             pair = (event.inbound.spi, event.outbound.spi)
             self._installed.setdefault(event.tunnel, set()).add(pair)

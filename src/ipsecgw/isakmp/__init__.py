@@ -26,20 +26,6 @@ from .codec import (
     encode_attributes,
     encode_payloads,
 )
-from .codec_errors import (
-    BadProposalSyntax,
-    DoiNotSupported,
-    InvalidExchangeType,
-    InvalidFlags,
-    InvalidIdInformation,
-    InvalidMajorVersion,
-    InvalidMessageId,
-    InvalidMinorVersion,
-    InvalidPayloadType,
-    InvalidSpi,
-    PayloadMalformed,
-    SituationNotSupported,
-)
 from .constants import (
     AhTransform,
     AuthMethod,
@@ -63,6 +49,20 @@ from .constants import (
     PayloadType,
     ProtocolId,
     Situation,
+)
+from .errors import (
+    BadProposalSyntax,
+    DoiNotSupported,
+    InvalidExchangeType,
+    InvalidFlags,
+    InvalidMajorVersion,
+    InvalidMessageId,
+    InvalidMinorVersion,
+    InvalidPayloadType,
+    InvalidSpi,
+    MalformedIdentification,
+    PayloadMalformed,
+    SituationNotSupported,
 )
 
 __all__ = [
@@ -90,7 +90,7 @@ __all__ = [
     "IkeHash",
     "InvalidExchangeType",
     "InvalidFlags",
-    "InvalidIdInformation",
+    "MalformedIdentification",
     "InvalidMajorVersion",
     "InvalidMessageId",
     "InvalidMinorVersion",

@@ -17,21 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .codec_errors import (
-    BadProposalSyntax,
-    DecodeError,
-    DoiNotSupported,
-    InvalidExchangeType,
-    InvalidFlags,
-    InvalidIdInformation,
-    InvalidMajorVersion,
-    InvalidMessageId,
-    InvalidMinorVersion,
-    InvalidPayloadType,
-    InvalidSpi,
-    PayloadMalformed,
-    SituationNotSupported,
-)
 from .codec_payloads import (
     GENERIC_HEADER,
     Attribute,
@@ -64,6 +49,21 @@ from .codec_payloads import (
     generic_header,
 )
 from .constants import HEADER_LENGTH, ExchangeType, Flags, PayloadType
+from .errors import (
+    BadProposalSyntax,
+    DecodeError,
+    DoiNotSupported,
+    InvalidExchangeType,
+    InvalidFlags,
+    InvalidMajorVersion,
+    InvalidMessageId,
+    InvalidMinorVersion,
+    InvalidPayloadType,
+    InvalidSpi,
+    MalformedIdentification,
+    PayloadMalformed,
+    SituationNotSupported,
+)
 
 __all__ = [
     "Attribute",
@@ -77,7 +77,7 @@ __all__ = [
     "Identification",
     "InvalidExchangeType",
     "InvalidFlags",
-    "InvalidIdInformation",
+    "MalformedIdentification",
     "InvalidMajorVersion",
     "InvalidMessageId",
     "InvalidMinorVersion",

@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .codec_errors import (
+from .constants import Doi, IdType, PayloadType, ProtocolId, Situation
+from .errors import (
     BadProposalSyntax,
     DoiNotSupported,
-    InvalidIdInformation,
     InvalidSpi,
+    MalformedIdentification,
     PayloadMalformed,
     SituationNotSupported,
 )
-from .constants import Doi, IdType, PayloadType, ProtocolId, Situation
 
 GENERIC_HEADER = struct.Struct("!BBH")
 _ATTRIBUTE = struct.Struct("!HH")
@@ -577,7 +577,7 @@ def _decode_identification(payload_type: int, data: bytes, pos: int, end: int) -
     body = data[pos + 8 : end]
     expected = _ID_ADDRESS_LENGTHS.get(id_type)
     if expected is not None and len(body) != expected:
-        raise InvalidIdInformation(
+        raise MalformedIdentification(
             f"ID payload at offset {pos}: ID type {id_type} needs {expected} octets, "
             f"has {len(body)}",
             pos,

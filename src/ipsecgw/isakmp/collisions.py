@@ -60,9 +60,8 @@ phase 1 that was still in progress then.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 from .codec import Identification
+from .outbox import Outbox
 from .registry import PeerKey, Registry, ike_peer, peer_entity
 from .sa import IkeSa, IpsecSa, P1State, QuickMode, Role
 
@@ -130,72 +129,43 @@ def initial_contact_victims(sas: Registry, ike: IkeSa) -> tuple[list[IpsecSa], l
     return children, phase1s
 
 
-class Collisions(ABC):
-    """The rules above applied to the engine's tables (`Lifecycle` inherits this)."""
-
-    _sas: Registry
-
-    @abstractmethod
-    def _send(self, data: bytes, local: tuple[str, int], remote: tuple[str, int]) -> None: ...
-
-    @abstractmethod
-    def _count(self, key: str) -> None: ...
-
-    @abstractmethod
-    def _forget_ike(self, ike: IkeSa) -> None: ...
-
-    @abstractmethod
-    def _end_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None: ...
-
-    @abstractmethod
-    def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
-                      notify_peer: bool) -> None: ...
-
-    @abstractmethod
-    def _delete_ike(self, ike: IkeSa, reason: str, now: float, *, notify_peer: bool) -> None: ...
-
-    def _phase1_collision(self, theirs: IkeSa, now: float) -> bool:
-        """The peer's first message `theirs` while our own phase 1 with it is in
-        progress: True if ours goes on and the peer's message is to be dropped."""
-        going_on = []
-        for ours in phase1_rivals(self._sas, ike_peer(theirs)):
-            self._count("phase1_collisions")
-            if phase1_gives_way(ours, theirs.cookie_i, now):
-                ours.log.info("phase 1 collision with %s: giving way to %s", ours.remote[0],
-                              theirs.cookie_label)
-                self._forget_ike(ours)
-                continue
-            going_on.append(ours)
-            ours.log.info("phase 1 collision with %s: going on, dropping %s", ours.remote[0],
+def settle_phase1(sas: Registry, theirs: IkeSa, now: float,
+                  outbox: Outbox) -> tuple[bool, list[IkeSa]]:
+    """The peer's first message `theirs` while our own phase 1 with it is in
+    progress: (whether ours goes on and the peer's message is to be dropped,
+    our attempts that give way and are to be forgotten)."""
+    going_on, giving_way = [], []
+    for ours in phase1_rivals(sas, ike_peer(theirs)):
+        outbox.count("phase1_collisions")
+        if phase1_gives_way(ours, theirs.cookie_i, now):
+            ours.log.info("phase 1 collision with %s: giving way to %s", ours.remote[0],
                           theirs.cookie_label)
-            ours.rivals_dropped.setdefault(theirs.cookie_i, now)
-            if unanswered(ours) and ours.flight is not None:
-                self._count("retransmits")
-                self._send(ours.flight.datagram, ours.flight.local, ours.flight.remote)
-        return bool(going_on)
+            giving_way.append(ours)
+            continue
+        going_on.append(ours)
+        ours.log.info("phase 1 collision with %s: going on, dropping %s", ours.remote[0],
+                      theirs.cookie_label)
+        ours.rivals_dropped.setdefault(theirs.cookie_i, now)
+        if unanswered(ours) and ours.flight is not None:
+            outbox.count("retransmits")
+            outbox.send(ours.flight.datagram, ours.flight.local, ours.flight.remote)
+    return bool(going_on), giving_way
 
-    def _quick_mode_collision(self, theirs: QuickMode, now: float) -> bool:
-        """The peer's QM1 (`theirs`, not yet started) while our own Quick Mode for the
-        tunnel waits for QM2: True if ours goes on and the peer's QM1 is to be dropped."""
-        going_on = []
-        for ours, ike in quick_mode_rivals(self._sas, theirs.tunnel):
-            self._count("phase2_collisions")
-            if quick_mode_gives_way(ours, theirs):
-                ike.log.info("Quick Mode collision for tunnel %s: giving way to %08x",
-                             theirs.tunnel, theirs.message_id)
-                self._end_quick_mode(ike, ours)
-                continue
-            going_on.append(ours)
-            ike.log.info("Quick Mode collision for tunnel %s: going on, dropping %08x",
+
+def settle_quick_mode(sas: Registry, theirs: QuickMode,
+                      outbox: Outbox) -> tuple[bool, list[tuple[QuickMode, IkeSa]]]:
+    """The peer's QM1 (`theirs`, not yet started) while our own Quick Mode for the
+    tunnel waits for QM2: (whether ours goes on and the peer's QM1 is to be
+    dropped, our Quick Modes that give way and are to be ended)."""
+    going_on, giving_way = [], []
+    for ours, ike in quick_mode_rivals(sas, theirs.tunnel):
+        outbox.count("phase2_collisions")
+        if quick_mode_gives_way(ours, theirs):
+            ike.log.info("Quick Mode collision for tunnel %s: giving way to %08x",
                          theirs.tunnel, theirs.message_id)
-        return bool(going_on)
-
-    def _initial_contact(self, ike: IkeSa, now: float) -> None:
-        """RFC 2407 4.6.3.3: the peer lost its state; drop what predates `ike`."""
-        ike.log.info("INITIAL-CONTACT from %s: removing its older SAs", ike.remote[0])
-        children, phase1s = initial_contact_victims(self._sas, ike)
-        for child in children:
-            self._delete_child(child, "initial contact", now, notify_peer=False)
-        for other in phase1s:
-            if self._sas.ike.get(other.cookies) is other:
-                self._delete_ike(other, "initial contact", now, notify_peer=False)
+            giving_way.append((ours, ike))
+            continue
+        going_on.append(ours)
+        ike.log.info("Quick Mode collision for tunnel %s: going on, dropping %08x",
+                     theirs.tunnel, theirs.message_id)
+    return bool(going_on), giving_way

@@ -9,8 +9,8 @@ never touches library objects:
 - cipher names: "des", "3des", "aes128", "aes192", "aes256", all in CBC mode.
 
 Every failure that a peer can provoke (a bad public value, a malformed ciphertext,
-an unparsable certificate) raises `CryptoError`, whose `notify_type` is the RFC 2408
-section 3.14.1 Notify message type the exchange should answer with.
+an unparsable certificate) raises `CryptoError` (errors.py), whose `notify_type` is
+the RFC 2408 section 3.14.1 Notify message type the exchange should answer with.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, algorithms, modes
 
+from .errors import CryptoError
+
 try:  # cryptography >= 43 keeps 3DES among the "decrepit" algorithms
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # pragma: no cover - older cryptography
@@ -48,14 +50,6 @@ ATTRIBUTES_NOT_SUPPORTED = 13
 INVALID_CERT_ENCODING = 19
 INVALID_CERTIFICATE = 20
 INVALID_CERT_AUTHORITY = 22
-
-
-class CryptoError(Exception):
-    """A cryptographic operation failed; `notify_type` is the Notify to answer with."""
-
-    def __init__(self, message: str, notify_type: int = INVALID_KEY_INFORMATION) -> None:
-        super().__init__(message)
-        self.notify_type = notify_type
 
 
 # --- hashes and prf ------------------------------------------------------------
@@ -446,16 +440,16 @@ def _check_validity(cert: x509.Certificate, at: datetime.datetime, what: str) ->
 def verify_certificate_chain(
     cert: x509.Certificate,
     ca_certs: Sequence[x509.Certificate],
-    at: datetime.datetime | None = None,
+    at: datetime.datetime,
 ) -> x509.Certificate:
     """Check that a trusted CA in `ca_certs` issued `cert` and both are valid `at`.
 
     Returns the issuing CA certificate; raises CryptoError otherwise. Every entry of
     `ca_certs` is a trust anchor (an intermediate CA is trusted by listing it).
-    `at` defaults to the current wall-clock time (certificate validity is wall time,
-    not the engine's monotonic `now`).
+    `at` is wall-clock time (certificate validity is wall time, not the engine's
+    monotonic `now`; the engine adds its `wall_offset`).
     """
-    when = at if at is not None else datetime.datetime.now(datetime.UTC)
+    when = at
     _check_validity(cert, when, "certificate")
     issuer_mismatch = True
     for ca in ca_certs:

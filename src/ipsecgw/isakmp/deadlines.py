@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -57,3 +57,35 @@ class Deadlines(Generic[K]):
             del self._at[key]
             due.append(key)
         return due
+
+
+class Schedule(Generic[K]):
+    """`Deadlines` whose keys compute their own deadline (`deadline_of`).
+
+    Whatever changes an object's deadline marks it (`touch`); the deadlines of
+    the marked objects are recomputed, in the order marked, before the heap is
+    next read (equal deadlines fire in that order: tunnels that became due
+    together start in configuration order).
+    """
+
+    def __init__(self, deadline_of: Callable[[K], float | None]) -> None:
+        self._deadline_of = deadline_of
+        self._deadlines: Deadlines[K] = Deadlines()
+        self._dirty: dict[K, None] = {}
+
+    def touch(self, key: K) -> None:
+        self._dirty[key] = None
+
+    def earliest(self) -> float | None:
+        self._refresh()
+        return self._deadlines.earliest()
+
+    def pop_due(self, now: float) -> list[K]:
+        self._refresh()
+        return self._deadlines.pop_due(now)
+
+    def _refresh(self) -> None:
+        if self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for key in dirty:
+                self._deadlines.schedule(key, self._deadline_of(key))

@@ -1,27 +1,25 @@
 """Dead peer detection (RFC 3706): what proves a peer alive, R-U-THERE, dead peers.
 
-`Lifecycle` inherits this.  One `PeerLiveness` per peer with an established
-phase 1 holds when we last heard from it and the probes in flight; its
-deadline (`_dpd_due`) sits in the engine's heap like every other.  The timing
-is `DpdPolicy`'s, each peer's idle and silence times shortened by its own
-random 0 to `DPD_JITTER`.
+One `PeerLiveness` per peer with an established phase 1 holds when we last
+heard from it and the probes in flight.  `DeadPeerDetection` owns them and
+sends the probes through the engine's outbox; its deadline per peer (`due`)
+sits in the engine's heap like every other, and `probe` tells the engine when
+a peer is dead (the engine then removes its SAs).  The timing is
+`DpdPolicy`'s, each peer's idle and silence times shortened by its own random
+0 to `DPD_JITTER`.
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import informational
-from .events import Event, PeerDead
-from .policy import EnginePolicy
+from .outbox import Outbox
+from .policy import DpdPolicy
 from .registry import PeerKey, Registry, ike_peer
-from .sa import IkeSa, IpsecSa
-
-if TYPE_CHECKING:
-    from .lifecycle import TunnelRuntime
+from .sa import IkeSa
 
 #: The most by which a peer's DPD intervals are shortened (`PeerLiveness.shorten`).
 DPD_JITTER = 0.2
@@ -51,122 +49,99 @@ class PeerLiveness:
     probe_at: float | None = None
 
 
-class DeadPeerDetection(ABC):
-    """DPD over the engine's tables (`Lifecycle` provides what it uses)."""
+class DeadPeerDetection:
+    """The liveness of every peer; `touch(key)` tells the engine a peer's deadline moved."""
 
-    policy: EnginePolicy
-    _now: float
-    _sas: Registry
-    _peers: dict[PeerKey, PeerLiveness]
+    def __init__(self, policy: DpdPolicy, sas: Registry, outbox: Outbox,
+                 random: Callable[[int], bytes], touch: Callable[[PeerKey], None]) -> None:
+        self.policy = policy
+        self._sas = sas
+        self._outbox = outbox
+        self._random = random
+        self._touch = touch
+        self._peers: dict[PeerKey, PeerLiveness] = {}
 
-    @abstractmethod
-    def random(self, size: int) -> bytes: ...
-
-    @abstractmethod
-    def _uniform(self) -> float: ...
-
-    @abstractmethod
-    def _touch(self, item: PeerKey) -> None: ...
-
-    @abstractmethod
-    def _count(self, key: str) -> None: ...
-
-    @abstractmethod
-    def _emit(self, event: Event) -> None: ...
-
-    @abstractmethod
-    def _send(self, data: bytes, local: tuple[str, int], remote: tuple[str, int]) -> None: ...
-
-    @abstractmethod
-    def _best_ike(self, local_ip: str, remote_ip: str, *, fresh: bool = False) -> IkeSa | None: ...
-
-    @abstractmethod
-    def _tunnels_of(self, key: PeerKey) -> list[TunnelRuntime]: ...
-
-    @abstractmethod
-    def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
-                      notify_peer: bool) -> None: ...
-
-    @abstractmethod
-    def _delete_ike(self, ike: IkeSa, reason: str, now: float, *, notify_peer: bool) -> None: ...
-
-    @abstractmethod
-    def _negotiation_failed(self, local_ip: str, remote_ip: str, tunnel: str | None,
-                            reason: str, now: float) -> None: ...
-
-    def _heard_from(self, ike: IkeSa, now: float) -> None:
+    def heard_from(self, ike: IkeSa, now: float) -> None:
         """Proof of life (RFC 3706): any message authenticated under an ISAKMP SA
         with the peer (a phase 1 that completes, a Quick Mode or Informational
         message whose HASH verified, also one we refuse or drop in a collision)
-        postpones DPD, as inbound ESP does through `traffic()`."""
+        postpones DPD, as inbound ESP does through `traffic`."""
         key = ike_peer(ike)
         live = self._peers.get(key)
         if live is None:
             if not ike.established:
                 return
-            sequence = int.from_bytes(self.random(4), "big") & 0x7FFFFFFF
-            shorten = DPD_JITTER * self._uniform()
+            sequence = int.from_bytes(self._random(4), "big") & 0x7FFFFFFF
+            shorten = DPD_JITTER * int.from_bytes(self._random(2), "big") / 0xFFFF
             live = self._peers[key] = PeerLiveness(now, now, sequence, shorten)
         live.last_rx, live.probes, live.probe_at = now, 0, None
         self._touch(key)
 
-    def _dpd_ike(self, key: PeerKey) -> IkeSa | None:
-        ike = self._best_ike(*key)
+    def traffic(self, key: PeerKey, inbound: bool, outbound: bool, now: float) -> None:
+        """The data plane carried ESP from (`inbound`) or to the peer."""
+        live = self._peers.get(key)
+        if live is None:
+            return
+        if inbound:
+            live.last_rx, live.probes, live.probe_at = now, 0, None
+        if outbound:
+            live.last_tx = now
+        self._touch(key)
+
+    def ack(self, ike: IkeSa, sequence: int, now: float) -> None:
+        key = ike_peer(ike)
+        live = self._peers.get(key)
+        if live is None or not 0 <= (live.sequence - sequence) & 0xFFFFFFFF < max(live.probes, 1):
+            return
+        self._outbox.count("dpd_ack_received")
+        live.last_rx, live.probes, live.probe_at = now, 0, None
+        self._touch(key)
+
+    def due(self, key: PeerKey, now: float) -> float | None:
+        """When the peer is next probed (or declared dead); None: never."""
+        live = self._peers.get(key)
+        if live is None or not self.policy.enabled or self._probe_sa(key) is None:
+            return None
+        return self._due(live, now)
+
+    def probe(self, key: PeerKey, now: float) -> bool:
+        """Send the R-U-THERE that fell due; True if the peer is dead instead."""
+        live = self._peers.get(key)
+        ike = self._probe_sa(key)
+        if live is None or ike is None or not self.policy.enabled or now < self._due(live, now):
+            return False
+        if live.probe_at is not None and live.probes >= self.policy.retries:
+            return True
+        live.sequence = (live.sequence + 1) & 0xFFFFFFFF
+        live.probes += 1
+        live.probe_at = now
+        self._outbox.count("dpd_sent")
+        ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
+        notify = informational.dpd_notify(ike, False, live.sequence)
+        self._outbox.send(informational.protect(ike, [notify], self._random), ike.local,
+                          ike.remote)
+        return False
+
+    def forget(self, key: PeerKey) -> None:
+        self._peers.pop(key, None)
+        self._touch(key)
+
+    def forget_if_unused(self, key: PeerKey) -> None:
+        """Once no established phase 1 with the peer is left."""
+        if key in self._peers and not self._sas.has_established(key):
+            self.forget(key)
+
+    def _probe_sa(self, key: PeerKey) -> IkeSa | None:
+        ike = self._sas.best_ike(key)
         return ike if ike is not None and ike.capabilities.dpd else None
 
-    def _dpd_due(self, live: PeerLiveness) -> float:
-        dpd = self.policy.dpd
+    def _due(self, live: PeerLiveness, now: float) -> float:
+        dpd = self.policy
         if live.probe_at is not None:
             due = live.probe_at + dpd.retry
         else:
             due = live.last_rx + dpd.idle * (1.0 - live.shorten)
             silence_due = live.last_rx + dpd.silence * (1.0 - live.shorten)
-            if live.last_tx + dpd.silence / 2 >= max(silence_due, self._now):
+            if live.last_tx + dpd.silence / 2 >= max(silence_due, now):
                 due = min(due, silence_due)
         return math.ceil(due / DPD_TICK) * DPD_TICK
-
-    def _dpd_timer(self, key: PeerKey, now: float) -> None:
-        live = self._peers.get(key)
-        ike = self._dpd_ike(key)
-        if live is None or ike is None or now < self._dpd_due(live):
-            return
-        dpd = self.policy.dpd
-        if live.probe_at is not None and live.probes >= dpd.retries:
-            self._peer_dead(key, now)
-            return
-        live.sequence = (live.sequence + 1) & 0xFFFFFFFF
-        live.probes += 1
-        live.probe_at = now
-        self._count("dpd_sent")
-        ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
-        notify = informational.dpd_notify(ike, False, live.sequence)
-        self._send(informational.protect(ike, [notify], self.random), ike.local, ike.remote)
-
-    def _dpd_ack(self, ike: IkeSa, sequence: int, now: float) -> None:
-        key = ike_peer(ike)
-        live = self._peers.get(key)
-        if live is None or not 0 <= (live.sequence - sequence) & 0xFFFFFFFF < max(live.probes, 1):
-            return
-        self._count("dpd_ack_received")
-        live.last_rx, live.probes, live.probe_at = now, 0, None
-        self._touch(key)
-
-    def _peer_dead(self, key: PeerKey, now: float) -> None:
-        self._count("peers_dead")
-        tunnels = self._tunnels_of(key)
-        first = self._sas.first_ike(key)
-        peer = first.remote if first is not None else (key[1], 500)
-        ike = self._best_ike(*key)
-        if ike is not None:
-            ike.log.info("peer %s is dead (no answer to %d R-U-THERE)", key[1],
-                         self.policy.dpd.retries)
-        names: list[str | None] = [r.policy.name for r in tunnels]
-        for name in names or [None]:
-            self._emit(PeerDead(name, peer))
-        for child in self._sas.children_of_peer(key):
-            self._delete_child(child, "dead peer", now, notify_peer=False)
-        for other in self._sas.ike_of_peer(key):
-            self._delete_ike(other, "dead peer", now, notify_peer=False)
-        self._peers.pop(key, None)
-        self._touch(key)
-        self._negotiation_failed(key[0], key[1], None, "dead peer", now)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ipsecgw.isakmp import crypto
+from ipsecgw.isakmp.errors import MessageRejected
 
 
 def _mid(message_id: int) -> bytes:
@@ -196,12 +197,14 @@ def decrypt_body(cipher: str, key: bytes, iv: bytes, ciphertext: bytes) -> tuple
     """CBC-decrypt a message body; returns (plaintext with any padding, next IV).
 
     The padding is left in place: the payload chain ends where its lengths say, and
-    `codec.decode_payloads(..., allow_padding=True)` skips what follows. Raises
-    CryptoError (PAYLOAD-MALFORMED) for an empty body or a partial block.
+    `codec.decode_payloads(..., allow_padding=True)` skips what follows. A body
+    that is empty or not whole blocks does not decrypt: `MessageRejected`.
     """
     block_size = crypto.cipher_block_size(cipher)
-    if not ciphertext:
-        raise crypto.CryptoError("encrypted body is empty", crypto.PAYLOAD_MALFORMED)
+    if not ciphertext or len(ciphertext) % block_size:
+        raise MessageRejected("decrypt_failed",
+                              f"encrypted body of {len(ciphertext)} octets is not whole "
+                              f"{block_size}-octet blocks")
     plaintext = crypto.cbc_decrypt(cipher, key, iv, ciphertext)
     return plaintext, ciphertext[-block_size:]
 

@@ -122,16 +122,18 @@ class RetransmitPolicy:
     The first retransmission comes `initial` seconds after the original, each
     later one after twice the previous interval (capped at `maximum`); after
     `retries` retransmissions and one more interval the exchange has failed.
-    Defaults: 2, 4, 8, 16, 30 s, failure 30 s later (90 s in all).  The cap
-    keeps a restarting peer from waiting more than half a minute for our
-    next attempt (SPEC 3.3).  Each wait is shortened by a random 0 to 10 %
-    (isakmp/lifecycle.py), so that exchanges started together, and timing
+    Defaults: 2, 4, 8 s, failure 16 s later: an exchange is abandoned 30 s
+    after it started, when strongSwan, as responder, has dropped its half-open
+    state and ignores further copies of our message; the tunnel's next attempt
+    starts with fresh cookies (a fresh Quick Mode) after its re-initiation
+    back-off (docs/DECISIONS.md).  Each wait is shortened by a random 0 to
+    10 % (isakmp/engine.py), so that exchanges started together, and timing
     out together under load, do not retransmit in lockstep.
     """
 
     initial: float = 2.0
     maximum: float = 30.0
-    retries: int = 5
+    retries: int = 3
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class TunnelPolicy:
     rekeys its SAs: the peer does; ours are deleted at their hard lifetime.
     One exception keeps the peer's SAs alive: a phase 1 that would end before
     the IPsec SAs negotiated under it is renewed by a phase 1 alone, never a
-    Quick Mode (isakmp/lifecycle.py).
+    Quick Mode (isakmp/engine.py).
     """
 
     name: str
@@ -202,8 +204,15 @@ class EnginePolicy:
     retransmit: RetransmitPolicy = RetransmitPolicy()
     reinit_backoff_initial: float = 1.0
     reinit_backoff_maximum: float = 30.0
-    #: The peers' phase 1 attempts answered but not yet established, at most.
+    #: The peers' phase 1 attempts answered but not yet established, at most
+    #: (strongSwan's `init_limit_half_open` seen from the responder) ...
     half_open_limit: int = 1000
+    #: ... and at most this many from one peer address (strongSwan's
+    #: `block_threshold`): a flood of first messages from one source, spoofed
+    #: or not, cannot take the table from the other peers.  Not strongSwan's
+    #: 5, which would refuse a carrier NAT's or a load generator's many peers
+    #: at one address (docs/DECISIONS.md).
+    half_open_per_source_limit: int = 100
     half_open_timeout: float = 60.0
     #: Our own phase 1 attempts in flight, at most (the initiator's half-open
     #: limit, after strongSwan's `init_limit_half_open`).  Tunnels that need a
@@ -231,6 +240,8 @@ class EnginePolicy:
             raise ValueError("at most ten IKE policy rules")
         if self.initiator_half_open_limit < 1:
             raise ValueError("the initiator half-open limit must be at least 1")
+        if self.half_open_per_source_limit < 1:
+            raise ValueError("the per-source half-open limit must be at least 1")
         object.__setattr__(self, "preshared_keys", _frozen_mapping(self.preshared_keys))
         names = [tunnel.name for tunnel in self.tunnels]
         if len(names) != len(set(names)):

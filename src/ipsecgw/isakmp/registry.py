@@ -97,6 +97,7 @@ class Registry:
         # message must not open a second one.
         self._responders: dict[tuple[bytes, str], IkeSa] = {}
         self._half_open: set[IkeSa] = set()
+        self._half_open_by_source: dict[str, int] = {}  # peer address -> its half-open SAs
         self._initiating: set[IkeSa] = set()  # our phase 1 attempts not yet established
         # Per peer: SAs not established yet, of which our own attempts; the
         # established ones, not being replaced (`fresh`) or being replaced.
@@ -131,6 +132,8 @@ class Registry:
         self._pending_by_peer.setdefault(key, {})[ike] = None
         if ike.role is Role.RESPONDER:
             self._half_open.add(ike)
+            source = ike.remote[0]
+            self._half_open_by_source[source] = self._half_open_by_source.get(source, 0) + 1
         else:
             self._initiating.add(ike)
             self._initiating_by_peer.setdefault(key, {})[ike] = None
@@ -143,7 +146,7 @@ class Registry:
         unindex(self._ike_by_peer, key, ike)
         if self._responders.get((ike.cookie_i, ike.remote[0])) is ike:
             del self._responders[(ike.cookie_i, ike.remote[0])]
-        self._half_open.discard(ike)
+        self._close_half_open(ike)
         self._initiating.discard(ike)
         unindex(self._pending_by_peer, key, ike)
         unindex(self._initiating_by_peer, key, ike)
@@ -166,11 +169,22 @@ class Registry:
         key = ike_peer(ike)
         if self.ike.get(ike.cookies) is not ike or ike not in self._pending_by_peer.get(key, ()):
             return
-        self._half_open.discard(ike)
+        self._close_half_open(ike)
         self._initiating.discard(ike)
         unindex(self._pending_by_peer, key, ike)
         unindex(self._initiating_by_peer, key, ike)
         self._index_established(ike)
+
+    def _close_half_open(self, ike: IkeSa) -> None:
+        if ike not in self._half_open:
+            return
+        self._half_open.discard(ike)
+        source = ike.remote[0]
+        left = self._half_open_by_source[source] - 1
+        if left:
+            self._half_open_by_source[source] = left
+        else:
+            del self._half_open_by_source[source]
 
     def _index_established(self, ike: IkeSa) -> None:
         key = ike_peer(ike)
@@ -215,6 +229,14 @@ class Registry:
         newest = (self._replaced_by_peer if replaced else self._fresh_by_peer).get(key)
         return newest.newest() if newest is not None else None
 
+    def best_ike(self, key: PeerKey, *, fresh: bool = False) -> IkeSa | None:
+        """The newest established phase 1 with a peer, preferring one not being
+        replaced (`fresh`: only one not being replaced)."""
+        best = self.newest_ike(key, replaced=False)
+        if best is None and not fresh:
+            best = self.newest_ike(key, replaced=True)
+        return best
+
     def replaced_ike(self, key: PeerKey) -> list[IkeSa]:
         """The peer's established phase 1 SAs being replaced, in order of addition."""
         newest = self._replaced_by_peer.get(key)
@@ -239,8 +261,11 @@ class Registry:
     def responder_sa(self, cookie_i: bytes, peer_ip: str) -> IkeSa | None:
         return self._responders.get((cookie_i, peer_ip))
 
-    def half_open_count(self) -> int:
-        """The peers' phase 1 attempts we answer that are not established yet."""
+    def half_open_count(self, source: str | None = None) -> int:
+        """The peers' phase 1 attempts we answer that are not established yet
+        (from the peer address `source` only, if given)."""
+        if source is not None:
+            return self._half_open_by_source.get(source, 0)
         return len(self._half_open)
 
     def initiating_count(self) -> int:
@@ -295,7 +320,7 @@ class Registry:
     # --- Quick Modes --------------------------------------------------------------
 
     def start_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:
-        """Index a Quick Mode that quickmode.py has put into `ike.quick_modes`."""
+        """Index a Quick Mode that quick_mode.py has put into `ike.quick_modes`."""
         self._quick_modes.setdefault(qm.tunnel, {})[qm] = ike
 
     def end_quick_mode(self, ike: IkeSa, qm: QuickMode) -> None:

@@ -1,9 +1,8 @@
 """Engine state: ISAKMP SAs, Quick Mode exchanges, IPsec SAs, retransmission flights.
 
 These are the engine's private, mutable records (the outside world sees
-`events` and `ipsecgw.status` snapshots).  The state enums and the tables that
-say which message each state waits for live here so that phase1/quickmode
-only implement the steps.
+`events` and `ipsecgw.status` snapshots).  The state enums live here so that
+main_mode.py, aggressive_mode.py and quick_mode.py only implement the steps.
 
 Message protection (RFC 2409 Appendix B, RFC 2408 3.1) is here as well: the
 phase 1 CBC chain lives in `IkeSa.iv` (frozen once phase 1 is done: every
@@ -45,6 +44,7 @@ class Role(StrEnum):
 class P1State(StrEnum):
     """Phase 1 states: what we sent last and so what we wait for (strongSwan's names)."""
 
+    INITIAL = "initial"  # created for a first message not yet sent or answered
     MM_I1 = "MM_SA_I"  # sent MM1 (SA), wait MM2
     MM_I2 = "MM_KE_I"  # sent MM3 (KE, Ni), wait MM4
     MM_I3 = "MM_AUTH_I"  # sent MM5 (ID, auth), wait MM6
@@ -176,7 +176,7 @@ class IkeSa:
         return message.encode(), next_iv
 
     def decrypt(self, message: Message, iv: bytes) -> tuple[tuple[Payload, ...], bytes]:
-        """(payloads, next IV); raises DecodeError or crypto.CryptoError."""
+        """(payloads, next IV); raises DecodeError or MessageRejected."""
         keys = self.require_keys()
         if message.encrypted_body is None:
             raise DecodeError("message is not encrypted")

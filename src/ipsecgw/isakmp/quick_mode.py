@@ -123,20 +123,10 @@ def _encapsulation_mode(ike: IkeSa) -> int:
     return EncapsulationMode.TUNNEL
 
 
-def _new_dh(ctx: QuickModeContext, group: int) -> crypto.DhKeyPair:
-    try:
-        return crypto.dh_group(group).generate(ctx.random)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
-
-
 def _shared(dh: crypto.DhKeyPair, payloads: tuple[Payload, ...]) -> bytes:
     ke = _find(payloads, KeyExchange, "KE")
     assert isinstance(ke, KeyExchange)
-    try:
-        return dh.shared_secret(ke.data)
-    except crypto.CryptoError as exc:
-        raise NegotiationError(exc.notify_type, str(exc)) from None
+    return dh.shared_secret(ke.data)
 
 
 def start(ctx: QuickModeContext, ike: IkeSa, tunnel: TunnelPolicy, now: float,
@@ -166,7 +156,7 @@ def start(ctx: QuickModeContext, ike: IkeSa, tunnel: TunnelPolicy, now: float,
     qm.local_network, qm.remote_network = tunnel.local_network, tunnel.remote_network
     rest: list[Payload] = [phase2_sa_payload(qm.offer), Nonce(qm.ni)]
     if tunnel.pfs_group is not None:
-        qm.dh = _new_dh(ctx, tunnel.pfs_group)
+        qm.dh = crypto.dh_group(tunnel.pfs_group).generate(ctx.random)
         rest.append(KeyExchange(qm.dh.public_value))
     rest += [_selector(tunnel.local_network), _selector(tunnel.remote_network)]
     hash1 = keymat.qm_hash1(suite.prf, keys.skeyid_a, message_id, chain_bytes(rest))
@@ -220,7 +210,7 @@ def responder_start(ctx: QuickModeContext, ike: IkeSa, message: Message,
     qm.inbound_spi = ctx.allocate_spi()
     reply: list[Payload] = [echo_phase2(choice, qm.inbound_spi), Nonce(qm.nr)]
     if choice.pfs_group is not None:
-        qm.dh = _new_dh(ctx, choice.pfs_group)
+        qm.dh = crypto.dh_group(choice.pfs_group).generate(ctx.random)
         qm.gqm = _shared(qm.dh, rest)
         reply.append(KeyExchange(qm.dh.public_value))
     reply += ids

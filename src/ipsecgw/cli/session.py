@@ -107,6 +107,10 @@ class Session:
         vr = "" if self.vr == DEFAULT_VR else f":{self.vr}"
         return f"{self.gateway.config.hostname}{vr}{self.mode.value}"
 
+    def enter_configuration(self) -> None:
+        """Back to global configuration mode from any mode (the loader never leaves it)."""
+        self.mode, self.target = Mode.CONFIG, None
+
     def leave_sub_mode(self) -> None:
         """Back to global configuration mode, if in a sub-mode."""
         if self.mode in SUB_MODES:

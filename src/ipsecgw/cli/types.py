@@ -28,6 +28,7 @@ class ArgError(ValueError):
 class ArgType:
     placeholder = "WORD"
     help = "A word"
+    secret = False  # never echoed or logged (see cli.redact)
 
     def parse(self, text: str) -> Value:
         raise NotImplementedError
@@ -234,8 +235,11 @@ class PeerName(ArgType):
 class Text(ArgType):
     """Free text: one word, or a "quoted string" when it has blanks."""
 
-    def __init__(self, placeholder: str, help: str, max_length: int) -> None:
+    def __init__(
+        self, placeholder: str, help: str, max_length: int, *, secret: bool = False
+    ) -> None:
         self.placeholder, self.help, self.max_length = placeholder, help, max_length
+        self.secret = secret
 
     def parse(self, text: str) -> Value:
         if not text:
@@ -252,6 +256,7 @@ class MaskedKey(ArgType):
 
     placeholder = "MASKED"
     help = "Pre-shared key in masked form (as show configuration prints it)"
+    secret = True  # reversible: as secret as the key itself
 
     def parse(self, text: str) -> Value:
         try:
@@ -287,7 +292,7 @@ TYPES: dict[str, ArgType] = {
     "TUNNEL": TunnelName(),
     "PEER": PeerName(),
     "DN": Text("DN", 'Distinguished name, e.g. "C=US, O=Example, CN=gw1"', 512),
-    "SECRET": Text("SECRET", "Pre-shared key (quote it if it has blanks)", 256),
+    "SECRET": Text("SECRET", "Pre-shared key (quote it if it has blanks)", 256, secret=True),
     "PATH": Text("PATH", "File name (PEM); quote it if it has blanks", 1024),
     "MASKED": MaskedKey(),
     "LINE": Line(),

@@ -96,10 +96,9 @@ class GatewayRuntime:
         return self._config
 
     def load_startup(self) -> None:
-        from ..cli.loader import load_config_text
+        from ..cli.loader import read_config_file
 
-        text = self.config_path.read_text() if self.config_path.exists() else ""
-        config, errors = load_config_text(text)
+        config, errors = read_config_file(self.config_path)
         for line_no, message in errors:
             log.error("%s:%d: %s", self.config_path, line_no, message)
         self.apply(config)

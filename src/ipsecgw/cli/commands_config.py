@@ -21,14 +21,15 @@ from ..config.model import (
     VrOptions,
 )
 from .context import Context
+from .settings import Place, Setting, register, text
 from .tree import TREE, Args, CommandError, Mode
 
 command = TREE.command
 CONFIG = {Mode.CONFIG}
 
 #: `ipsec lifetime` and `tunnel lifetime` share their syntax and ranges.
-LIFETIME_SYNTAX = (
-    "lifetime {seconds <seconds:10-864000> [kilobytes <kilobytes:1-4294967295>]"
+LIFETIME_VALUE = (
+    "{seconds <seconds:10-864000> [kilobytes <kilobytes:1-4294967295>]"
     "|kilobytes <kilobytes:1-4294967295>}"
 )
 
@@ -61,16 +62,21 @@ def _set_options(ctx: Context, options: VrOptions) -> None:
     ctx.commit(ctx.config.with_virtual_router(replace(_vr(ctx), options=options)))
 
 
-@command("hostname <name:HOSTNAME>", modes=CONFIG)
-def hostname(ctx: Context, args: Args) -> None:
-    """Set the router's name."""
-    ctx.commit(replace(ctx.config, hostname=args.text("name")))
+ROUTER = Place(get=lambda ctx: ctx.current, put=lambda ctx, config: ctx.commit(config))
 
-
-@command("no hostname", modes=CONFIG)
-def no_hostname(ctx: Context, args: Args) -> None:
-    """Restore the default name."""
-    ctx.commit(replace(ctx.config, hostname=DEFAULT_HOSTNAME))
+register(
+    ROUTER,
+    CONFIG,
+    [
+        Setting("hostname", "<name:HOSTNAME>", "hostname", DEFAULT_HOSTNAME, text("name"),
+                "Set the router's name.", "Restore the default name."),
+        Setting("ipsec lifetime", LIFETIME_VALUE, "lifetime", Lifetime(),
+                lambda ctx, args: lifetime_from(args, ctx.config.lifetime),
+                "Set the IPsec SA lifetime of tunnels without `tunnel lifetime`.",
+                "Restore the default IPsec SA lifetime (28800 s, 102400 KB).",
+                help={"lifetime": "Default IPsec SA lifetime"}),
+    ],
+)
 
 
 @command(
@@ -151,18 +157,6 @@ def no_option_dpd(ctx: Context, args: Args) -> None:
     """Disable dead peer detection (the timers are kept)."""
     options = _vr(ctx).options
     _set_options(ctx, replace(options, dpd=replace(options.dpd, enabled=False)))
-
-
-@command(f"ipsec {LIFETIME_SYNTAX}", modes=CONFIG, help={"lifetime": "Default IPsec SA lifetime"})
-def ipsec_lifetime(ctx: Context, args: Args) -> None:
-    """Set the IPsec SA lifetime of tunnels without `tunnel lifetime`."""
-    ctx.commit(replace(ctx.config, lifetime=lifetime_from(args, ctx.config.lifetime)))
-
-
-@command("no ipsec lifetime", modes=CONFIG)
-def no_ipsec_lifetime(ctx: Context, args: Args) -> None:
-    """Restore the default IPsec SA lifetime (28800 s, 102400 KB)."""
-    ctx.commit(replace(ctx.config, lifetime=Lifetime()))
 
 
 @command(

@@ -26,14 +26,16 @@ def test_question_mark_lists_next_words() -> None:
     s = session()
     assert words(s, "") == [
         "configure",
+        "copy",
         "disable",
         "exit",
         "ipsec",
         "show",
+        "terminal",
         "virtual-router",
         "write",
     ]
-    assert words(s, "show ") == ["configuration", "ipsec"]
+    assert words(s, "show ") == ["configuration", "ipsec", "running-configuration", "version"]
     assert words(s, "show ipsec ") == [
         "ike-policy-rule",
         "ike-sa",

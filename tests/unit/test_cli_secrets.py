@@ -50,6 +50,8 @@ shapes = st.sampled_from(
         "no {kw} {s}",
         "  {kw} {s}",
         "{kw}   {s}{huge}",
+        "{kw} {s} | include x",
+        '{kw} "{s} | count',
     ]
 )
 

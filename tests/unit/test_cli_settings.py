@@ -34,6 +34,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "tunnel mtu": ("1400", "1300"),
     "ip address": ("10.0.0.1 255.255.255.252", "10.0.0.1/31"),
     "tunnel responder-only": ("", ""),
+    "description": ('"Link to Ottawa" office', "Link to Boston"),
     "shutdown": ("", ""),
     "authentication": ("rsa-sig", "pre-share"),
     "encryption": ("aes128", "3des"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config.render import render
+from .. import __version__
+from ..config.render import render, render_tunnel
 from ..status import TunnelState
 from . import show
 from .context import Context
@@ -22,7 +23,11 @@ def _show(
     syntax: str, *, modes: frozenset[Mode] = ALL_MODES, help: dict[str, str] | None = None
 ) -> Callable[[Handler], Handler]:
     return TREE.command(
-        f"show {syntax}", modes=modes, operational=True, help={**SHOW_HELP, **(help or {})}
+        f"show {syntax}",
+        modes=modes,
+        operational=True,
+        filterable=True,
+        help={**SHOW_HELP, **(help or {})},
     )
 
 
@@ -119,7 +124,24 @@ def show_statistics(ctx: Context, args: Args) -> None:
     ctx.print(show.statistics(stats))
 
 
-@_show("configuration", modes=CONFIG_MODES | {Mode.PRIV_EXEC})
+@_show(
+    "{configuration|running-configuration} [interface tunnel <tunnel:TUNNEL>]",
+    modes=CONFIG_MODES | {Mode.PRIV_EXEC},
+    help={"interface": "One interface's configuration", "tunnel": "IPsec tunnel interface"},
+)
 def show_configuration(ctx: Context, args: Args) -> None:
-    """The running configuration (pre-shared keys masked)."""
-    ctx.print(render(ctx.config).rstrip("\n"))
+    """The running configuration (pre-shared keys masked), or one tunnel interface's."""
+    name = args.opt_text("tunnel")
+    if name is None:
+        ctx.print(render(ctx.config).rstrip("\n"))
+        return
+    tunnel = ctx.config.tunnel(name)
+    if tunnel is None:
+        raise CommandError(f"Unknown tunnel interface ipsec:{name}", at="tunnel")
+    ctx.print(render_tunnel(tunnel).rstrip("\n"))
+
+
+@_show("version", help={"version": "Software version"})
+def show_version(ctx: Context, args: Args) -> None:
+    """The ipsecgw version and the router's name."""
+    ctx.print(f"ipsecgw {__version__}, IKEv1/IPsec gateway\nHostname: {ctx.config.hostname}")

@@ -7,7 +7,9 @@ form, and the defaults read down the fourth column.
 
 from __future__ import annotations
 
-from ..config.model import ANY_NETWORK, DH_GROUPS, IDENTITY_KINDS, Identity
+import ipaddress
+
+from ..config.model import ANY_NETWORK, DH_GROUPS, IDENTITY_KINDS, MAX_DESCRIPTION, Identity
 from .commands_config import LIFETIME_VALUE, lifetime_from
 from .context import Context
 from .helptext import GROUP_HELP
@@ -18,6 +20,7 @@ _GROUPS = "|".join(str(g) for g in DH_GROUPS)
 _IDENTITY = (
     "{address <value:IPV4>|domain-name <value:FQDN>|user-fqdn <value:USER_FQDN>|asn1-dn <value:DN>}"
 )
+_NETWORK = "{<prefix:PREFIX>|<network:IPV4> <mask:NETMASK>}"
 _RESPONDER_ONLY_HELP = {"responder-only": "Never initiate: wait for the peer to negotiate"}
 
 TUNNEL = Place(
@@ -41,6 +44,22 @@ def _transform_set(ctx: Context, args: Args) -> str:
 def _lifetime(ctx: Context, args: Args) -> object:
     """What is not given keeps its value (`ipsec lifetime`'s when the tunnel has none)."""
     return lifetime_from(args, ctx.config.tunnel_lifetime(ctx.tunnel()))
+
+
+def _network(ctx: Context, args: Args) -> str:
+    """A.B.C.D/M or A.B.C.D M.M.M.M (as `ip address` takes it), host bits cleared."""
+    address = args.opt_text("network")
+    if address is None:
+        return args.text("prefix")
+    return str(ipaddress.IPv4Network(f"{address}/{args.number('mask')}", strict=False))
+
+
+def _description(ctx: Context, args: Args) -> str:
+    """The words as typed, one blank between them (a quoted text keeps its own)."""
+    text = " ".join(args.texts("text"))
+    if len(text) > MAX_DESCRIPTION:
+        raise CommandError(f"A description is at most {MAX_DESCRIPTION} characters", at="text")
+    return text
 
 
 def _ip_address(ctx: Context, args: Args) -> str:
@@ -79,12 +98,10 @@ register(
         Setting("tunnel peer-identity", _IDENTITY, "peer_identity", None, _identity,
                 "Require this identity from the peer (default: its address).",
                 "Expect the tunnel destination address as the peer's identity."),
-        Setting("tunnel local-network", "<prefix:PREFIX>", "local_network", ANY_NETWORK,
-                text("prefix"),
+        Setting("tunnel local-network", _NETWORK, "local_network", ANY_NETWORK, _network,
                 "Set the local network protected by the tunnel (phase 2 selector).",
                 "Protect any local address (0.0.0.0/0)."),
-        Setting("tunnel remote-network", "<prefix:PREFIX>", "remote_network", ANY_NETWORK,
-                text("prefix"),
+        Setting("tunnel remote-network", _NETWORK, "remote_network", ANY_NETWORK, _network,
                 "Set the remote network (phase 2 selector, routed into the tunnel while up).",
                 "Protect any remote address (0.0.0.0/0)."),
         Setting("tunnel mtu", "<mtu:576-9216>", "mtu", None, number("mtu"),
@@ -98,6 +115,9 @@ register(
         Setting("tunnel responder-only", "", "responder_only", False, const(True),
                 "Only answer the peer: no initiation, no rekey of our own (the peer's job).",
                 "Initiate and keep the tunnel up (the default).", help=_RESPONDER_ONLY_HELP),
+        Setting("description", "<text:DESCRIPTION>@1-", "description", None, _description,
+                "Describe the interface (free text, shown by show configuration).",
+                "Remove the description."),
         Setting("shutdown", "", "shutdown", False, const(True),
                 "Shut the tunnel down: its SAs are deleted (with Delete payloads).",
                 "Bring the tunnel up: the router negotiates its SAs and keeps them up.",

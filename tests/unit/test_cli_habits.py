@@ -233,3 +233,96 @@ def test_invalid_input_names_what_was_expected(
     result = session(*setup).execute(line)
     assert not result.ok
     assert result.error == f"% Invalid input detected at '^' marker.\n{detail}"
+
+
+# -- `no` + a line of show configuration -------------------------------------------------
+
+RICH = (
+    "configure terminal",
+    "hostname gw",
+    "ipsec lifetime seconds 3600",
+    "ipsec transform-set ts esp-aes128-hmac-sha esp-3des-hmac-md5",
+    "ipsec ike-policy-rule 2",
+    "encryption aes128",
+    "lifetime seconds 600",
+    "exit",
+    "ipsec key manual pre-share 192.0.2.2",
+    'key "correct horse"',
+    "exit",
+    'ipsec certificate local "/etc/gw cert.pem" private-key /etc/gw.key',
+    "ipsec certificate ca /etc/ca.pem",
+    "ipsec local-endpoint 192.0.2.1",
+    "ipsec option tx-invalid-cookie",
+    "ipsec option dpd idle 10 silence 10 retry 2 retries 3",
+    "interface tunnel ipsec:boston",
+    "description to Boston",
+    "tunnel destination 192.0.2.2",
+    "tunnel transform-set ts",
+    "tunnel pfs group 14",
+    "tunnel lifetime seconds 900",
+    "tunnel local-identity asn1-dn \"C=US, CN=gw\"",
+    "tunnel remote-network 10.2.0.0/16",
+    "ip address 172.16.0.1/30",
+    "tunnel responder-only",
+    "shutdown",
+    "end",
+)
+
+
+def test_every_line_of_show_configuration_can_be_negated_as_printed() -> None:
+    """An engineer copies a line of `show configuration` and puts `no` in front of it."""
+    s = session(*RICH)
+    shown = out(s, "show configuration").splitlines()
+    out(s, "configure terminal")
+    block: str | None = None
+    refused = []
+    for line in shown:
+        if line.startswith(("!", "no ")) or line == " exit":
+            continue
+        if not line.startswith(" "):
+            block = line
+            continue
+        assert block is not None
+        out(s, block)
+        result = s.execute(f"no {line.strip()}")
+        if not result.ok:
+            refused.append((block, line, result.error))
+        out(s, "exit")
+    for line in shown:
+        if line.startswith(("!", "no ", " ")):
+            continue
+        result = s.execute(f"no {line}")
+        if not result.ok:
+            refused.append((None, line, result.error))
+    assert refused == [], "\n".join(map(str, refused))
+    left = render(s.gateway.config).splitlines()
+    assert left == ["hostname host1", "!", "ipsec option dpd idle 10 silence 10 retry 2",
+                    "no ipsec option dpd"], "all back to defaults, DPD off with its timers kept"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("no ipsec transform-set ts esp-3des-hmac-md5",
+         "% Transform set ts is esp-aes128-hmac-sha esp-3des-hmac-md5"),
+        ("no interface tunnel ipsec:boston transport-virtual-router red",
+         "% Interface ipsec:boston has transport virtual router default"),
+        ('no ipsec certificate local /other.pem private-key /etc/gw.key',
+         "% Not the configured certificate and private key"),
+    ],
+)
+def test_no_with_a_line_that_is_not_the_configured_one_is_refused(line: str, error: str) -> None:
+    s = session(*RICH[:-1])
+    out(s, "exit")
+    before = s.gateway.config
+    result = s.execute(line)
+    assert (result.ok, result.error) == (False, error)
+    assert s.gateway.config == before
+
+
+def test_no_key_with_another_key_is_refused_without_echoing_either() -> None:
+    s = session("configure terminal", "ipsec key manual pre-share 192.0.2.2", "key Tq7right")
+    result = s.execute("no key Tq7wrong")
+    assert (result.ok, result.error) == (False, "% Not the configured key")
+    assert out(s, "no key Tq7right") == ""
+    assert s.gateway.config.pre_shared_key("192.0.2.2").secret is None  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from .commands_config import choice
 from .context import Context
 from .helptext import GROUP_HELP
 from .settings import Place, Reader, Setting, number, register
-from .tree import TREE, Args, Mode
+from .tree import TREE, Args, CommandError, Mode
 
 command = TREE.command
 KEY = {Mode.CONFIG_MANUAL_KEY}
@@ -87,7 +87,15 @@ def masked_key(ctx: Context, args: Args) -> None:
     _set_secret(ctx, args.text("secret"))
 
 
-@command("no {key|masked-key}", modes=KEY, help={"key": "Remove the pre-shared key"})
+@command(
+    "no {key [<secret:SECRET>]|masked-key [<secret:MASKED>]}",
+    modes=KEY,
+    help={"key": "Remove the pre-shared key"},
+)
 def no_key(ctx: Context, args: Args) -> None:
-    """Remove the pre-shared key."""
+    """Remove the pre-shared key (the key, if given, must be the configured one)."""
+    typed = args.opt_text("secret")
+    if typed is not None and typed != ctx.manual_key().secret:
+        # Never echo either key: say only that they differ.
+        raise CommandError("Not the configured key", at="secret")
     _set_secret(ctx, None)

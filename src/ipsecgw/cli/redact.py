@@ -13,6 +13,13 @@ from __future__ import annotations
 
 import functools
 
+from . import (  # noqa: F401  (the commands must be registered before the tree is read)
+    commands_config,
+    commands_exec,
+    commands_ike,
+    commands_show,
+    commands_tunnel,
+)
 from .tree import TREE
 
 HIDDEN = "<hidden>"

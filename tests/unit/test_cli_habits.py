@@ -163,6 +163,14 @@ def test_a_bar_inside_quotes_or_inside_a_word_is_no_filter() -> None:
     assert not result.ok and "show commands only" in result.error
 
 
+def test_question_mark_offers_the_bar_after_a_complete_show_command() -> None:
+    s = session("configure terminal")
+    assert [w for w, _ in s.help("do show ipsec sa ").items][-2:] == ["|", "<cr>"]
+    assert [w for w, _ in s.help("do write memory ").items] == ["<cr>"]
+    assert [w for w, _ in s.help("hostname gw ").items] == ["<cr>"]
+    assert "|" not in [w for w, _ in s.complete("do show ipsec sa ")]
+
+
 def test_question_mark_after_a_bar() -> None:
     s = session()
     assert [w for w, _ in s.help("show configuration | ").items] == [

@@ -58,7 +58,7 @@ def test_question_mark_after_a_partial_word_lists_its_completions() -> None:
     assert words(s, "sh") == ["show"]
     assert words(s, "show ipsec i") == ["ike-policy-rule", "ike-sa"]
     assert words(s, "show ipsec tunnel ") == [
-        "detail", "state", "summary", "ipsec:NAME", "<cr>"
+        "detail", "state", "summary", "ipsec:NAME", "|", "<cr>"
     ]
 
 

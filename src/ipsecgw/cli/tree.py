@@ -44,7 +44,7 @@ def word_order(word: str) -> tuple[int, int, str]:
 
 
 def suggestion_order(item: Suggestion) -> tuple[bool, bool, tuple[int, int, str]]:
-    """Words first, then placeholders (A.B.C.D), `<cr>` last."""
+    """Words first, then placeholders (A.B.C.D) and `|` (output filters), `<cr>` last."""
     return (item.word == "<cr>", not item.is_word, word_order(item.word))
 
 
@@ -393,6 +393,9 @@ class CommandTree:
                 continue
             if not partial and reading.command.automaton.accepts(reading.state):
                 found.setdefault("<cr>", Suggestion("<cr>", "", is_word=False))
+                nested = bool(reading.steps) and reading.steps[-1].terminal.is_line
+                if reading.command.filterable and not nested:  # `do ...`: the inner command's
+                    found.setdefault("|", Suggestion("|", "Output filters", is_word=False))
             for terminal, _ in reading.command.automaton.next_moves(reading.state):
                 for suggestion in self._offer(
                     terminal, reading, partial, lower, config, subcommands

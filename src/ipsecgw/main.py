@@ -40,14 +40,19 @@ def _daemon(argv: list[str]) -> int:
                         help="ESP backend (default userspace: ESP in Python over TUN)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.syslog)
+    from .cli.loader import ConfigFileError
     from .daemon.runtime import run_daemon
 
-    return run_daemon(
-        config_path=args.config,
-        control_path=control_path(args.control),
-        dataplane=args.dataplane,
-        save_keys=args.save_keys,
-    )
+    try:
+        return run_daemon(
+            config_path=args.config,
+            control_path=control_path(args.control),
+            dataplane=args.dataplane,
+            save_keys=args.save_keys,
+        )
+    except ConfigFileError as exc:
+        logging.getLogger("ipsecgw").error("%s", exc)
+        return 1
 
 
 def _cli(argv: list[str]) -> int:

@@ -26,14 +26,16 @@ def test_question_mark_lists_next_words() -> None:
     s = session()
     assert words(s, "") == [
         "configure",
+        "copy",
         "disable",
         "exit",
         "ipsec",
         "show",
+        "terminal",
         "virtual-router",
         "write",
     ]
-    assert words(s, "show ") == ["configuration", "ipsec"]
+    assert words(s, "show ") == ["configuration", "ipsec", "running-configuration", "version"]
     assert words(s, "show ipsec ") == [
         "ike-policy-rule",
         "ike-sa",
@@ -55,7 +57,9 @@ def test_question_mark_after_a_partial_word_lists_its_completions() -> None:
     s = session()
     assert words(s, "sh") == ["show"]
     assert words(s, "show ipsec i") == ["ike-policy-rule", "ike-sa"]
-    assert words(s, "show ipsec tunnel ") == ["detail", "summary", "ipsec:NAME", "<cr>"]
+    assert words(s, "show ipsec tunnel ") == [
+        "detail", "state", "summary", "ipsec:NAME", "|", "<cr>"
+    ]
 
 
 def test_help_shows_placeholders_ranges_and_existing_names() -> None:
@@ -107,6 +111,7 @@ def test_tab_completion() -> None:
     assert [w for w, _ in s.complete("show ipsec ")][:2] == ["ike-policy-rule", "ike-sa"]
     assert s.complete("show ipsec tunnel ") == [
         ("detail", "Detailed information"),
+        ("state", "Only tunnels in a state"),
         ("summary", "How many tunnels are in each state"),
     ], "no placeholders"
     s = session(

@@ -275,10 +275,23 @@ def test_options_are_per_virtual_router() -> None:
 
 
 def test_exec_mode_virtual_router_switches_context_without_configuring() -> None:
-    s = session("virtual-router green")
+    s = session("conf t", "ipsec local-endpoint 10.0.0.1 transport-virtual-router green", "end")
+    before = s.gateway.config
+    ok(s, "virtual-router green")
     assert s.prompt == "host1:green#"
-    assert not s.gateway.config.has_virtual_router("green")
+    assert s.gateway.config == before
     assert "Virtual router green" in ok(s, "show ipsec option")
+
+
+def test_exec_mode_virtual_router_refuses_a_vr_that_does_not_exist() -> None:
+    """issue 15 item 6: the prompt does not switch to a VR nothing knows."""
+    s = session()
+    result = s.execute("virtual-router nowhere")
+    assert not result.ok and result.error == (
+        "% Unknown virtual router nowhere (create it in configuration mode)"
+    )
+    assert s.prompt == "host1#"
+    ok(s, "virtual-router default")
 
 
 def test_tunnels_live_in_the_vr_they_were_created_in() -> None:

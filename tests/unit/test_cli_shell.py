@@ -104,6 +104,22 @@ def test_question_mark_shows_help_without_enter(terminal: tuple[Terminal, Server
     assert term.close() == 0
 
 
+def test_question_mark_echo_hides_a_secret(terminal: tuple[Terminal, Server]) -> None:
+    """The line `?` prints above its help keeps no key in the scrollback (issue 13 item 2)."""
+    term, server = terminal
+    term.send("conf t\r")
+    term.expect(r"host1\(config\)#")
+    term.send("ipsec key manual pre-share 10.0.0.2\r")
+    term.expect(r"\(config-manual-key\)#")
+    term.send("key Tq7secret ?")
+    term.expect(r"host1\(config-manual-key\)#key <hidden>\?")
+    term.expect(r"<cr>")
+    term.expect(r"#key Tq7secret")  # the line comes back to be edited, as typed
+    term.send("\x15")
+    term.send("\x04")
+    assert term.close() == 0
+
+
 def test_tab_completion_and_abbreviations(terminal: tuple[Terminal, Server]) -> None:
     term, server = terminal
     term.send("conf\t")

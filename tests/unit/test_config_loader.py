@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ipsecgw.cli.gateway import FakeGateway
-from ipsecgw.cli.loader import load_config_text
+from ipsecgw.cli.loader import (
+    MAX_FILE_SIZE,
+    ConfigFileError,
+    load_config_bytes,
+    load_config_text,
+    read_config_file,
+)
 from ipsecgw.cli.session import Session
 from ipsecgw.config.model import Identity, RunningConfig
 from ipsecgw.config.render import render
+from ipsecgw.config.tokens import MAX_LINE_LENGTH
 
 SITE = """\
 hostname siteA
@@ -122,3 +131,96 @@ def test_restart_from_a_saved_file_gives_the_same_show_configuration(tmp_path: P
     assert errors == []
     restarted = Session(FakeGateway(config))
     assert restarted.execute("show configuration").output == shown
+
+
+# -- damaged files (issue 13, items 3-5): the loader keeps its place --------------------------
+
+TUNNEL_B = [
+    "interface tunnel ipsec:good",
+    " tunnel destination 10.0.0.9",
+    " exit",
+]
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_loads() -> None:
+    data = b"! caf\xe9\nhostname after\n" + "\n".join(TUNNEL_B).encode()
+    config, errors = load_config_bytes(data)
+    assert errors == [(1, "Not UTF-8 text (byte 6), not read")]
+    assert config.hostname == "after" and config.tunnel("good") is not None
+
+
+def test_a_huge_line_is_refused_by_number_without_being_echoed() -> None:
+    data = b"hostname before\nhostname " + b"x" * 50_000 + b"\nhostname after\n"
+    config, errors = load_config_bytes(data)
+    assert errors == [(2, f"Line longer than {MAX_LINE_LENGTH} characters, not read")]
+    assert config.hostname == "after"
+
+
+def test_a_file_over_the_size_limit_is_refused_as_a_whole(tmp_path: Path) -> None:
+    path = tmp_path / "big.conf"
+    with path.open("wb") as file:
+        file.write(b"hostname big\n")
+        file.truncate(MAX_FILE_SIZE + 1)
+    with pytest.raises(ConfigFileError, match=f"larger than {MAX_FILE_SIZE} bytes"):
+        read_config_file(path)
+
+
+def test_read_config_file(tmp_path: Path) -> None:
+    assert read_config_file(tmp_path / "missing.conf") == (RunningConfig(), [])
+    path = tmp_path / "ok.conf"
+    path.write_bytes(b"hostname fromfile\r\n! caf\xe9\n")
+    config, errors = read_config_file(path)
+    assert errors == [(2, "Not UTF-8 text (byte 6), not read")]
+    assert config.hostname == "fromfile"
+
+
+def test_a_failed_mode_line_skips_its_block_and_the_rest_of_the_file_loads() -> None:
+    text = "\n".join(
+        [
+            "interface tunnel ipsec:bad name",
+            " tunnel destination 10.0.0.8",
+            " ! a comment in the block",
+            " exit",
+            *TUNNEL_B,
+            "exit",
+            "hostname last",
+        ]
+    )
+    config, errors = load_config_text(text)
+    assert [n for n, _ in errors] == [1, 2, 4]
+    assert errors[1:] == [
+        (2, "Skipped: under line 1, which failed"),
+        (4, "Skipped: under line 1, which failed"),
+    ]
+    tunnel = config.tunnel("good")
+    assert tunnel is not None and tunnel.destination == "10.0.0.9"
+    assert config.hostname == "last", "a top-level exit does not leave configuration mode"
+
+
+def test_end_in_a_file_does_not_stop_the_loading() -> None:
+    config, errors = load_config_text("end\nhostname after-end\n")
+    assert errors == [] and config.hostname == "after-end"
+
+
+def test_a_truncated_file_loads_what_it_holds() -> None:
+    saved = render(load_config_text(SITE)[0])
+    cut = saved[: saved.index(" tunnel remote-network") + len(" tunnel remote-network 10.2.")]
+    assert not cut.endswith("\n")
+    config, errors = load_config_text(cut)
+    assert [message.split(" in: ")[-1] for _, message in errors] == [
+        "tunnel remote-network 10.2."
+    ]
+    tunnel = config.tunnel("siteB")
+    assert tunnel is not None and tunnel.local_network == "10.1.0.0/24"
+    # a block without its exit, then a global line: it still applies globally
+    config, errors = load_config_text("interface tunnel ipsec:a\n tunnel mtu 1400\nhostname h\n")
+    assert errors == [] and config.hostname == "h"
+
+
+def test_a_typed_line_over_the_limit_is_refused_without_reading_it() -> None:
+    result = Session(FakeGateway()).execute("show " + "x" * 5000)
+    assert (result.ok, result.error, result.caret) == (
+        False,
+        f"% Line longer than {MAX_LINE_LENGTH} characters",
+        None,
+    )

@@ -130,6 +130,23 @@ def test_save_atomic_writes_private_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["startup.conf"]
 
 
+def test_save_atomic_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
+    """issue 13, item 10: the link stays a link; its target gets the new text."""
+    (tmp_path / "repo").mkdir()
+    target = tmp_path / "repo" / "gw.conf"
+    target.write_text("hostname old\n")
+    (tmp_path / "etc").mkdir()
+    link = tmp_path / "etc" / "startup.conf"
+    link.symlink_to("../repo/gw.conf")
+    chained = tmp_path / "etc" / "ipsecgw.conf"
+    chained.symlink_to("startup.conf")
+    save_atomic(chained, "hostname new\n")
+    assert chained.is_symlink() and link.is_symlink()
+    assert target.read_text() == "hostname new\n"
+    assert sorted(os.listdir(tmp_path / "repo")) == ["gw.conf"]
+    assert sorted(os.listdir(tmp_path / "etc")) == ["ipsecgw.conf", "startup.conf"]
+
+
 def test_save_atomic_crash_leaves_previous_file_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

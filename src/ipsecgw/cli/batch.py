@@ -3,7 +3,8 @@
 Like vtysh -c: the session starts in privileged exec, so `-c "configure
 terminal" -c "..."` works. Output goes to stdout; a rejected command is
 echoed with its prompt and the error (with the '^' marker) to stderr, the
-remaining commands still run, and the exit status is 1.
+remaining commands still run, and the exit status is 1. A secret in the
+echoed line is replaced by `<hidden>` (`cli.redact`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .protocol import ControlClient
+from .redact import redact
 from .session import format_error
 
 
@@ -26,7 +28,7 @@ def run_batch(client: ControlClient, commands: Sequence[str], out: TextIO, err: 
         else:
             status = 1
             error = format_error(
-                answer.get("error", ""), answer.get("caret"), prompt=prompt, line=line, echo=True
+                answer.get("error", ""), answer.get("caret"), prompt=prompt, line=redact(line), echo=True
             )
             print(error, file=err, flush=True)
         prompt = answer.get("prompt", prompt)

@@ -21,14 +21,15 @@ from ..config.model import (
     VrOptions,
 )
 from .context import Context
+from .settings import Place, Setting, register, text
 from .tree import TREE, Args, CommandError, Mode
 
 command = TREE.command
 CONFIG = {Mode.CONFIG}
 
 #: `ipsec lifetime` and `tunnel lifetime` share their syntax and ranges.
-LIFETIME_SYNTAX = (
-    "lifetime {seconds <seconds:10-864000> [kilobytes <kilobytes:1-4294967295>]"
+LIFETIME_VALUE = (
+    "{seconds <seconds:10-864000> [kilobytes <kilobytes:1-4294967295>]"
     "|kilobytes <kilobytes:1-4294967295>}"
 )
 
@@ -61,16 +62,21 @@ def _set_options(ctx: Context, options: VrOptions) -> None:
     ctx.commit(ctx.config.with_virtual_router(replace(_vr(ctx), options=options)))
 
 
-@command("hostname <name:HOSTNAME>", modes=CONFIG)
-def hostname(ctx: Context, args: Args) -> None:
-    """Set the router's name."""
-    ctx.commit(replace(ctx.config, hostname=args.text("name")))
+ROUTER = Place(get=lambda ctx: ctx.current, put=lambda ctx, config: ctx.commit(config))
 
-
-@command("no hostname", modes=CONFIG)
-def no_hostname(ctx: Context, args: Args) -> None:
-    """Restore the default name."""
-    ctx.commit(replace(ctx.config, hostname=DEFAULT_HOSTNAME))
+register(
+    ROUTER,
+    CONFIG,
+    [
+        Setting("hostname", "<name:HOSTNAME>", "hostname", DEFAULT_HOSTNAME, text("name"),
+                "Set the router's name.", "Restore the default name."),
+        Setting("ipsec lifetime", LIFETIME_VALUE, "lifetime", Lifetime(),
+                lambda ctx, args: lifetime_from(args, ctx.config.lifetime),
+                "Set the IPsec SA lifetime of tunnels without `tunnel lifetime`.",
+                "Restore the default IPsec SA lifetime (28800 s, 102400 KB).",
+                help={"lifetime": "Default IPsec SA lifetime"}),
+    ],
+)
 
 
 @command(
@@ -125,11 +131,13 @@ def no_option(ctx: Context, args: Args) -> None:
 _DPD_TIMERS = ("idle", "silence", "retry", "retries")
 
 
-@command(
-    "ipsec option dpd {idle <idle:1-86400>|silence <silence:1-86400>"
-    "|retry <retry:1-3600>|retries <retries:1-100>}@0-4",
-    modes=CONFIG,
+_DPD_TIMER_SYNTAX = (
+    "{idle <idle:1-86400>|silence <silence:1-86400>"
+    "|retry <retry:1-3600>|retries <retries:1-100>}@0-4"
 )
+
+
+@command(f"ipsec option dpd {_DPD_TIMER_SYNTAX}", modes=CONFIG)
 def option_dpd(ctx: Context, args: Args) -> None:
     """Enable dead peer detection; timers not given take their defaults."""
     for timer in _DPD_TIMERS:
@@ -146,23 +154,11 @@ def option_dpd(ctx: Context, args: Args) -> None:
     _set_options(ctx, replace(_vr(ctx).options, dpd=dpd))
 
 
-@command("no ipsec option dpd", modes=CONFIG)
+@command(f"no ipsec option dpd {_DPD_TIMER_SYNTAX}", modes=CONFIG)
 def no_option_dpd(ctx: Context, args: Args) -> None:
-    """Disable dead peer detection (the timers are kept)."""
+    """Disable dead peer detection (the timers are kept; timers typed here change nothing)."""
     options = _vr(ctx).options
     _set_options(ctx, replace(options, dpd=replace(options.dpd, enabled=False)))
-
-
-@command(f"ipsec {LIFETIME_SYNTAX}", modes=CONFIG, help={"lifetime": "Default IPsec SA lifetime"})
-def ipsec_lifetime(ctx: Context, args: Args) -> None:
-    """Set the IPsec SA lifetime of tunnels without `tunnel lifetime`."""
-    ctx.commit(replace(ctx.config, lifetime=lifetime_from(args, ctx.config.lifetime)))
-
-
-@command("no ipsec lifetime", modes=CONFIG)
-def no_ipsec_lifetime(ctx: Context, args: Args) -> None:
-    """Restore the default IPsec SA lifetime (28800 s, 102400 KB)."""
-    ctx.commit(replace(ctx.config, lifetime=Lifetime()))
 
 
 @command(
@@ -180,12 +176,21 @@ def transform_set(ctx: Context, args: Args) -> None:
     ctx.commit(ctx.config.with_transform_set(TransformSet(name, tuple(transforms))))
 
 
-@command("no ipsec transform-set <name:TSNAME>", modes=CONFIG)
+@command(
+    f"no ipsec transform-set <name:TSNAME> [{{{'|'.join(TRANSFORMS)}}}=transform@1-6]",
+    modes=CONFIG,
+)
 def no_transform_set(ctx: Context, args: Args) -> None:
-    """Remove a transform set that no tunnel uses."""
+    """Remove a transform set that no tunnel uses (its transforms, if given, must match)."""
     name = args.text("name")
-    if ctx.config.transform_set(name) is None:
+    found = ctx.config.transform_set(name)
+    if found is None:
         raise CommandError(f"Unknown transform set {name}", at="name")
+    typed = tuple(args.texts("transform"))
+    if typed and typed != found.transforms:
+        raise CommandError(
+            f"Transform set {name} is {' '.join(found.transforms)}", at=args.tokens("transform")[0]
+        )
     users = ctx.config.tunnels_using_transform_set(name)
     if users:
         raise CommandError(f"Transform set {name} is in use by {', '.join(users)}", at="name")
@@ -250,12 +255,17 @@ def certificate_local(ctx: Context, args: Args) -> None:
     ctx.commit(replace(ctx.config, certificates=certificates))
 
 
-@command("no ipsec certificate local", modes=CONFIG,
+@command("no ipsec certificate local [<certificate:PATH> private-key <key:PATH>]", modes=CONFIG,
          help={"certificate": "Certificates for RSA-signature authentication",
-               "local": "This router's certificate and private key"})
+               "local": "This router's certificate and private key",
+               "private-key": "The certificate's private key"})
 def no_certificate_local(ctx: Context, args: Args) -> None:
-    """Remove this router's certificate and private key."""
-    certificates = replace(ctx.config.certificates, local_certificate=None, private_key=None)
+    """Remove this router's certificate and private key (the files, if given, must match)."""
+    current = ctx.config.certificates
+    typed = (args.opt_text("certificate"), args.opt_text("key"))
+    if typed[0] is not None and typed != (current.local_certificate, current.private_key):
+        raise CommandError("Not the configured certificate and private key", at="certificate")
+    certificates = replace(current, local_certificate=None, private_key=None)
     ctx.commit(replace(ctx.config, certificates=certificates))
 
 
@@ -310,10 +320,21 @@ def interface_tunnel(ctx: Context, args: Args) -> None:
     ctx.enter(Mode.CONFIG_IF, name)
 
 
-@command("no interface tunnel <tunnel:TUNNEL>", modes=CONFIG, help={"tunnel": "Tunnel interface"})
+@command(
+    "no interface tunnel <tunnel:TUNNEL> [transport-virtual-router <transport:VRNAME>]",
+    modes=CONFIG,
+    help={"tunnel": "Tunnel interface"},
+)
 def no_interface_tunnel(ctx: Context, args: Args) -> None:
-    """Remove a tunnel interface (its SAs are deleted)."""
+    """Remove a tunnel interface (its SAs are deleted); a transport VR, if given, must match."""
     name = args.text("tunnel")
-    if ctx.config.tunnel(name) is None:
+    tunnel = ctx.config.tunnel(name)
+    if tunnel is None:
         raise CommandError(f"Unknown tunnel interface ipsec:{name}", at="tunnel")
+    transport = args.opt_text("transport")
+    if transport is not None and transport != tunnel.transport_vr:
+        raise CommandError(
+            f"Interface ipsec:{name} has transport virtual router {tunnel.transport_vr}",
+            at="transport",
+        )
     ctx.commit(ctx.config.without_tunnel(name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config.model import DEFAULT_VR, VirtualRouter
+from ..config.render import render
 from ..status import TunnelState
 from .context import Context
 from .gateway import SaSelector
@@ -50,10 +51,15 @@ def end(ctx: Context, args: Args) -> None:
 
 @command("virtual-router <name:VRNAME>", modes={Mode.PRIV_EXEC, Mode.CONFIG})
 def virtual_router(ctx: Context, args: Args) -> None:
-    """Switch to the context of a virtual router (`default` goes back)."""
+    """Switch to the context of a virtual router (configuration mode creates it)."""
     name = args.text("name")
-    if ctx.mode == Mode.CONFIG and not ctx.config.has_virtual_router(name):
-        ctx.commit(ctx.config.with_virtual_router(VirtualRouter(name)))
+    if ctx.mode == Mode.CONFIG:
+        if not ctx.config.has_virtual_router(name):
+            ctx.commit(ctx.config.with_virtual_router(VirtualRouter(name)))
+    elif name != DEFAULT_VR and not ctx.config.mentions_virtual_router(name):
+        raise CommandError(
+            f"Unknown virtual router {name} (create it in configuration mode)", at="name"
+        )
     ctx.vr = name
 
 
@@ -70,7 +76,7 @@ def no_virtual_router(ctx: Context, args: Args) -> None:
     ctx.commit(ctx.config.without_virtual_router(name))
 
 
-@command("do <command:LINE>@1-", modes=CONFIG_MODES)
+@command("do <command:LINE>@1-", modes=CONFIG_MODES, filterable=True)
 def do(ctx: Context, args: Args) -> None:
     """Run a show, clear or write command from a configuration mode."""
     ctx.run_operational(ctx, args.tokens("command"))
@@ -84,6 +90,38 @@ def write_memory(ctx: Context, args: Args) -> None:
     except OSError as exc:
         raise CommandError(f"Cannot save the configuration: {exc.strerror or exc}") from exc
     ctx.print(f"Configuration saved to {path}")
+
+
+@command(
+    "copy running-configuration startup-configuration",
+    modes=OPERATIONAL_MODES,
+    operational=True,
+)
+def copy_running_startup(ctx: Context, args: Args) -> None:
+    """Save the running configuration to the startup file (IOS spelling of write memory)."""
+    write_memory(ctx, args)
+
+
+@command(
+    "write terminal",
+    modes=OPERATIONAL_MODES,
+    operational=True,
+    filterable=True,
+    help={"terminal": "Print the running configuration"},
+)
+def write_terminal(ctx: Context, args: Args) -> None:
+    """Print the running configuration (as show configuration)."""
+    ctx.print(render(ctx.config).rstrip("\n"))
+
+
+@command(
+    "terminal length <lines:0-512>",
+    modes={Mode.USER_EXEC, Mode.PRIV_EXEC},
+    operational=True,
+    help={"terminal": "Terminal settings"},
+)
+def terminal_length(ctx: Context, args: Args) -> None:
+    """Accepted for habit's sake: the CLI never pages its output."""
 
 
 _STATES = "|".join(state.value for state in TunnelState)

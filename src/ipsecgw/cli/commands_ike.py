@@ -1,9 +1,12 @@
-"""IKE policy rule mode and manual key mode (SPEC 3.3)."""
+"""IKE policy rule mode and manual key mode (SPEC 3.3).
+
+An IKE policy rule's fields are a settings table (`cli.settings`): each row
+registers the command and its `no` form; the defaults are IkePolicyRule's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from ..config.model import (
     AGGRESSIVE_MODES,
@@ -16,90 +19,56 @@ from ..config.model import (
 from .commands_config import choice
 from .context import Context
 from .helptext import GROUP_HELP
-from .tree import TREE, Args, Mode
+from .settings import Place, Reader, Setting, number, register
+from .tree import TREE, Args, CommandError, Mode
 
 command = TREE.command
-IKE = {Mode.CONFIG_IKE_POLICY}
 KEY = {Mode.CONFIG_MANUAL_KEY}
 _DEFAULT = IkePolicyRule(1)
 
-
-def _edit(ctx: Context, **changes: Any) -> None:
-    ctx.commit(ctx.current.with_ike_policy_rule(replace(ctx.ike_rule(), **changes)))
-
-
-@command(f"authentication {{{'|'.join(AUTHENTICATIONS)}}}=method", modes=IKE)
-def authentication(ctx: Context, args: Args) -> None:
-    """Set the authentication method."""
-    _edit(ctx, authentication=choice(args.text("method"), AUTHENTICATIONS))
-
-
-@command("no authentication", modes=IKE)
-def no_authentication(ctx: Context, args: Args) -> None:
-    """Restore the default authentication (pre-share)."""
-    _edit(ctx, authentication=_DEFAULT.authentication)
-
-
-@command(f"encryption {{{'|'.join(ENCRYPTIONS)}}}=cipher", modes=IKE)
-def encryption(ctx: Context, args: Args) -> None:
-    """Set the phase 1 encryption algorithm."""
-    _edit(ctx, encryption=choice(args.text("cipher"), ENCRYPTIONS))
-
-
-@command("no encryption", modes=IKE)
-def no_encryption(ctx: Context, args: Args) -> None:
-    """Restore the default encryption (aes256)."""
-    _edit(ctx, encryption=_DEFAULT.encryption)
-
-
-@command(f"hash {{{'|'.join(HASHES)}}}=hash", modes=IKE)
-def hash_(ctx: Context, args: Args) -> None:
-    """Set the phase 1 hash algorithm (sha = SHA-1)."""
-    _edit(ctx, hash=choice(args.text("hash"), HASHES))
-
-
-@command("no hash", modes=IKE)
-def no_hash(ctx: Context, args: Args) -> None:
-    """Restore the default hash (sha256)."""
-    _edit(ctx, hash=_DEFAULT.hash)
-
-
-@command(f"group {{{'|'.join(str(g) for g in DH_GROUPS)}}}=group", modes=IKE, help=GROUP_HELP)
-def group(ctx: Context, args: Args) -> None:
-    """Set the Diffie-Hellman group."""
-    _edit(ctx, group=args.number("group"))
-
-
-@command("no group", modes=IKE)
-def no_group(ctx: Context, args: Args) -> None:
-    """Restore the default group (14)."""
-    _edit(ctx, group=_DEFAULT.group)
-
-
-@command(
-    "lifetime seconds <seconds:10-86400>", modes=IKE, help={"lifetime": "ISAKMP/IKE SA lifetime"}
+IKE_RULE = Place(
+    get=lambda ctx: ctx.ike_rule(),
+    put=lambda ctx, rule: ctx.commit(ctx.current.with_ike_policy_rule(rule)),
 )
-def lifetime(ctx: Context, args: Args) -> None:
-    """Set the ISAKMP/IKE SA lifetime."""
-    _edit(ctx, lifetime_seconds=args.number("seconds"))
 
 
-@command("no lifetime", modes=IKE, help={"lifetime": "ISAKMP/IKE SA lifetime"})
-def no_lifetime(ctx: Context, args: Args) -> None:
-    """Restore the default lifetime (28800 s)."""
-    _edit(ctx, lifetime_seconds=_DEFAULT.lifetime_seconds)
+def _one_of(name: str, choices: tuple[str, ...]) -> Reader:
+    return lambda ctx, args: choice(args.text(name), choices)
 
 
-@command(f"aggressive-mode {{{'|'.join(AGGRESSIVE_MODES)}}}=policy", modes=IKE)
-def aggressive_mode(ctx: Context, args: Args) -> None:
-    """Set the aggressive mode policy of this rule."""
-    _edit(ctx, aggressive_mode=choice(args.text("policy"), AGGRESSIVE_MODES))
+def _alternatives(choices: tuple[object, ...]) -> str:
+    return "|".join(str(c) for c in choices)
 
 
-@command("no aggressive-mode", modes=IKE)
-def no_aggressive_mode(ctx: Context, args: Args) -> None:
-    """Restore the default aggressive mode policy (accepted)."""
-    _edit(ctx, aggressive_mode=_DEFAULT.aggressive_mode)
+register(
+    IKE_RULE,
+    {Mode.CONFIG_IKE_POLICY},
+    [
+        Setting("authentication", f"{{{_alternatives(AUTHENTICATIONS)}}}=method",
+                "authentication", _DEFAULT.authentication,
+                _one_of("method", AUTHENTICATIONS), "Set the authentication method.",
+                "Restore the default authentication (pre-share)."),
+        Setting("encryption", f"{{{_alternatives(ENCRYPTIONS)}}}=cipher", "encryption",
+                _DEFAULT.encryption, _one_of("cipher", ENCRYPTIONS),
+                "Set the phase 1 encryption algorithm.",
+                "Restore the default encryption (aes256)."),
+        Setting("hash", f"{{{_alternatives(HASHES)}}}=hash", "hash", _DEFAULT.hash,
+                _one_of("hash", HASHES), "Set the phase 1 hash algorithm (sha = SHA-1).",
+                "Restore the default hash (sha256)."),
+        Setting("group", f"{{{_alternatives(DH_GROUPS)}}}=group", "group", _DEFAULT.group,
+                number("group"), "Set the Diffie-Hellman group.",
+                "Restore the default group (14).", help=GROUP_HELP),
+        Setting("lifetime", "seconds <seconds:10-86400>", "lifetime_seconds",
+                _DEFAULT.lifetime_seconds, number("seconds"), "Set the ISAKMP/IKE SA lifetime.",
+                "Restore the default lifetime (28800 s).",
+                help={"lifetime": "ISAKMP/IKE SA lifetime"}),
+        Setting("aggressive-mode", f"{{{_alternatives(AGGRESSIVE_MODES)}}}=policy",
+                "aggressive_mode", _DEFAULT.aggressive_mode,
+                _one_of("policy", AGGRESSIVE_MODES),
+                "Set the aggressive mode policy of this rule.",
+                "Restore the default aggressive mode policy (accepted)."),
+    ],
+)
 
 
 def _set_secret(ctx: Context, secret: str | None) -> None:
@@ -118,7 +87,15 @@ def masked_key(ctx: Context, args: Args) -> None:
     _set_secret(ctx, args.text("secret"))
 
 
-@command("no {key|masked-key}", modes=KEY, help={"key": "Remove the pre-shared key"})
+@command(
+    "no {key [<secret:SECRET>]|masked-key [<secret:MASKED>]}",
+    modes=KEY,
+    help={"key": "Remove the pre-shared key"},
+)
 def no_key(ctx: Context, args: Args) -> None:
-    """Remove the pre-shared key."""
+    """Remove the pre-shared key (the key, if given, must be the configured one)."""
+    typed = args.opt_text("secret")
+    if typed is not None and typed != ctx.manual_key().secret:
+        # Never echo either key: say only that they differ.
+        raise CommandError("Not the configured key", at="secret")
     _set_secret(ctx, None)

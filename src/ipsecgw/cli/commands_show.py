@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config.render import render
+from .. import __version__
+from ..config.render import render, render_tunnel
 from ..status import TunnelState
 from . import show
 from .context import Context
@@ -22,11 +23,22 @@ def _show(
     syntax: str, *, modes: frozenset[Mode] = ALL_MODES, help: dict[str, str] | None = None
 ) -> Callable[[Handler], Handler]:
     return TREE.command(
-        f"show {syntax}", modes=modes, operational=True, help={**SHOW_HELP, **(help or {})}
+        f"show {syntax}",
+        modes=modes,
+        operational=True,
+        filterable=True,
+        help={**SHOW_HELP, **(help or {})},
     )
 
 
-@_show("ipsec tunnel [<tunnel:TUNNEL>] [detail]", help={"tunnel": "IPsec tunnel interfaces"})
+_STATES = "|".join(state.value for state in TunnelState)
+_ONE_TUNNEL = {"tunnel": "Only the SAs of one tunnel interface"}
+
+
+@_show(
+    f"ipsec tunnel [<tunnel:TUNNEL>|state {{{_STATES}}}=state] [detail]",
+    help={"tunnel": "IPsec tunnel interfaces", "state": "Only tunnels in a state"},
+)
 def show_tunnel(ctx: Context, args: Args) -> None:
     """Tunnel interfaces: state, peer, transform, uptime (`detail`: SAs and counters)."""
     statuses = {s.name: s for s in ctx.gateway.tunnels()}
@@ -39,6 +51,8 @@ def show_tunnel(ctx: Context, args: Args) -> None:
         selected = [statuses[name]]
     else:
         selected = [s for _, s in sorted(statuses.items()) if show.in_scope(ctx.vr, s.vr)]
+    if (state := args.opt_text("state")) is not None:
+        selected = [s for s in selected if s.state.value == state]
     if args.has("detail"):
         text = "\n\n".join(show.tunnel_detail(s, ctx.config, ctx.now) for s in selected)
         ctx.print(text or "No IPsec tunnels")
@@ -62,18 +76,28 @@ def show_tunnel_summary(ctx: Context, args: Args) -> None:
     ctx.print(show.tunnel_summary(counts))
 
 
-@_show("ipsec ike-sa")
+def _sa_filter(ctx: Context, args: Args) -> Callable[[str, str | None], bool]:
+    """Which SAs to show: one named tunnel's (from any context), or the context's."""
+    name = args.opt_text("tunnel")
+    if name is None:
+        return lambda vr, tunnel: show.in_scope(ctx.vr, vr)
+    if ctx.config.tunnel(name) is None:
+        raise CommandError(f"Unknown tunnel interface ipsec:{name}", at="tunnel")
+    return lambda vr, tunnel: tunnel == name
+
+
+@_show("ipsec ike-sa [tunnel <tunnel:TUNNEL>]", help=_ONE_TUNNEL)
 def show_ike_sa(ctx: Context, args: Args) -> None:
-    """ISAKMP/IKE (phase 1) SAs."""
-    ctx.print(show.ike_sas([sa for sa in ctx.gateway.ike_sas() if show.in_scope(ctx.vr, sa.vr)]))
+    """ISAKMP/IKE (phase 1) SAs, all or one tunnel's."""
+    wanted = _sa_filter(ctx, args)
+    ctx.print(show.ike_sas([sa for sa in ctx.gateway.ike_sas() if wanted(sa.vr, sa.tunnel)]))
 
 
-@_show("ipsec sa")
+@_show("ipsec sa [tunnel <tunnel:TUNNEL>]", help=_ONE_TUNNEL)
 def show_sa(ctx: Context, args: Args) -> None:
-    """IPsec (phase 2) SAs."""
-    ctx.print(
-        show.ipsec_sas([sa for sa in ctx.gateway.ipsec_sas() if show.in_scope(ctx.vr, sa.vr)])
-    )
+    """IPsec (phase 2) SAs, all or one tunnel's."""
+    wanted = _sa_filter(ctx, args)
+    ctx.print(show.ipsec_sas([sa for sa in ctx.gateway.ipsec_sas() if wanted(sa.vr, sa.tunnel)]))
 
 
 @_show("ipsec option")
@@ -112,14 +136,41 @@ def show_lifetime(ctx: Context, args: Args) -> None:
     ctx.print(show.lifetime(ctx.config))
 
 
-@_show("ipsec statistics")
+@_show(
+    "ipsec statistics [virtual-router <vr:VRNAME>]",
+    help={"virtual-router": "Only this virtual router's counters"},
+)
 def show_statistics(ctx: Context, args: Args) -> None:
-    """IKE message, invalid cookie and DPD counters per virtual router."""
-    stats = [s for s in ctx.gateway.statistics() if show.in_scope(ctx.vr, s.vr)]
+    """IKE message, invalid cookie and DPD counters per virtual router (or of one)."""
+    name = args.opt_text("vr")
+    if name is not None and not ctx.config.mentions_virtual_router(name):
+        raise CommandError(f"Unknown virtual router {name}", at="vr")
+    stats = [
+        s
+        for s in ctx.gateway.statistics()
+        if (s.vr == name if name is not None else show.in_scope(ctx.vr, s.vr))
+    ]
     ctx.print(show.statistics(stats))
 
 
-@_show("configuration", modes=CONFIG_MODES | {Mode.PRIV_EXEC})
+@_show(
+    "{configuration|running-configuration} [interface tunnel <tunnel:TUNNEL>]",
+    modes=CONFIG_MODES | {Mode.PRIV_EXEC},
+    help={"interface": "One interface's configuration", "tunnel": "IPsec tunnel interface"},
+)
 def show_configuration(ctx: Context, args: Args) -> None:
-    """The running configuration (pre-shared keys masked)."""
-    ctx.print(render(ctx.config).rstrip("\n"))
+    """The running configuration (pre-shared keys masked), or one tunnel interface's."""
+    name = args.opt_text("tunnel")
+    if name is None:
+        ctx.print(render(ctx.config).rstrip("\n"))
+        return
+    tunnel = ctx.config.tunnel(name)
+    if tunnel is None:
+        raise CommandError(f"Unknown tunnel interface ipsec:{name}", at="tunnel")
+    ctx.print(render_tunnel(tunnel).rstrip("\n"))
+
+
+@_show("version", help={"version": "Software version"})
+def show_version(ctx: Context, args: Args) -> None:
+    """The ipsecgw version and the router's name."""
+    ctx.print(f"ipsecgw {__version__}, IKEv1/IPsec gateway\nHostname: {ctx.config.hostname}")

@@ -29,6 +29,7 @@ class Context:
     target: Target  # tunnel name, IKE rule number or key peer in a sub-mode
     now: float  # wall clock, for uptimes
     run_operational: Callable[[Context, list[Token]], None]
+    filtered: bool = False  # the line has an output filter (`| include ...`)
     new_config: RunningConfig | None = None
     output: list[str] = field(default_factory=list)
     closed: bool = False

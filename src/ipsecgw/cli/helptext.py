@@ -36,6 +36,14 @@ GROUP_HELP = {
     "20": "384-bit random ECP group",
 }
 
+#: First words from other routers' CLIs, and the ipsecgw command they mean ("Did you mean").
+FIRST_WORD_HINTS = {
+    "clear": "ipsec clear sa",
+    "crypto": "ipsec",
+    "reload": "ipsec clear sa all",
+    "running-config": "show running-configuration",
+}
+
 KEYWORD_HELP: dict[str, str] = {
     "3des": "Triple DES",
     "accepted": "Accept aggressive mode; initiate main mode",
@@ -50,7 +58,9 @@ KEYWORD_HELP: dict[str, str] = {
     "clear": "Reinitialize security associations",
     "configuration": "The running configuration",
     "configure": "Enter configuration mode",
+    "copy": "Copy a configuration",
     "des": "DES (56-bit)",
+    "description": "Describe the interface",
     "destination": "Remote tunnel endpoint",
     "detail": "Detailed information",
     "disable": "Leave privileged mode",
@@ -74,6 +84,7 @@ KEYWORD_HELP: dict[str, str] = {
     "ipsec": "IPsec configuration and operations",
     "key": "Pre-shared keys",
     "kilobytes": "Lifetime in kilobytes",
+    "length": "Lines per screen (0: no paging)",
     "lifetime": "SA lifetime",
     "local-endpoint": "Local IKE endpoint",
     "local-identity": "Identity this router presents",
@@ -98,6 +109,7 @@ KEYWORD_HELP: dict[str, str] = {
     "retries": "Probes without answer before the peer is dead",
     "retry": "Seconds between unanswered probes",
     "rsa-sig": "RSA signature with X.509 certificates",
+    "running-configuration": "The running configuration",
     "sa": "Security associations",
     "seconds": "Lifetime in seconds",
     "sha": "SHA-1",
@@ -108,6 +120,7 @@ KEYWORD_HELP: dict[str, str] = {
     "shutdown": "Shut the interface down",
     "silence": "Seconds with traffic sent but none received before a probe",
     "source": "Local tunnel endpoint",
+    "startup-configuration": "The startup file (as write memory)",
     "state": "SAs of tunnels in a state",
     "statistics": "IKE message counters",
     "terminal": "From the terminal",
@@ -117,6 +130,7 @@ KEYWORD_HELP: dict[str, str] = {
     "tx-invalid-cookie": "Send INVALID-COOKIE notifications",
     "up": "Tunnels with IPsec SAs installed",
     "user-fqdn": "A user@domain identity",
+    "version": "Software version",
     "virtual-router": "Virtual router context",
     "write": "Save the running configuration",
     **{name: _transform_help(name) for name in TRANSFORMS},

@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (importing them registers their commands in TREE)
     commands_tunnel,
 )
 from .context import Context, Target
+from .filters import FILTERS, FilterError, filter_words, pipe_column, split_filter
 from .gateway import Gateway, GatewayError
 from .tree import (
     SUB_MODES,
@@ -53,6 +54,9 @@ class Result:
     closed: bool = False  # the session ended (`exit` from exec mode)
 
 
+_NOT_FILTERABLE = "% Output filters (| include ...) apply to show commands only"
+
+
 @dataclass(frozen=True)
 class Help:
     """What `?` shows: (word, help) pairs, or why the line so far is wrong."""
@@ -66,6 +70,16 @@ class _NestedFailure(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.kind)
         self.failure = failure
+
+
+def _filter_help(line: str, column: int) -> tuple[tuple[str, str], ...]:
+    """`?` after a `|`: the filters, or what a filter takes next."""
+    word, _, rest = filter_words(line, column)
+    if not word or (not rest and not line[-1:].isspace()):
+        return tuple((k, h) for k, h in FILTERS.items() if k.startswith(word.lower()))
+    if "count".startswith(word.lower()):
+        return (("<cr>", ""),)
+    return (("LINE", "Regular expression (Python re syntax)"),)
 
 
 def format_error(error: str, caret: int | None, *, prompt: str, line: str, echo: bool) -> str:
@@ -107,6 +121,10 @@ class Session:
         vr = "" if self.vr == DEFAULT_VR else f":{self.vr}"
         return f"{self.gateway.config.hostname}{vr}{self.mode.value}"
 
+    def enter_configuration(self) -> None:
+        """Back to global configuration mode from any mode (the loader never leaves it)."""
+        self.mode, self.target = Mode.CONFIG, None
+
     def leave_sub_mode(self) -> None:
         """Back to global configuration mode, if in a sub-mode."""
         if self.mode in SUB_MODES:
@@ -144,8 +162,9 @@ class Session:
         if self.closed:
             return Result(False, error="% Session closed", closed=True)
         try:
+            line, output_filter = split_filter(line)
             tokens = tokenize(line)
-        except TokenizeError as exc:
+        except (TokenizeError, FilterError) as exc:
             return Result(False, error=f"% {exc}", caret=exc.column)
         if not tokens or tokens[0].text.startswith("!"):
             return Result(True)
@@ -153,6 +172,8 @@ class Session:
         if isinstance(found, Failure):
             return Result(False, error=found.message(line), caret=found.column)
         match, switch = found
+        if output_filter is not None and not match.command.filterable:
+            return Result(False, error=_NOT_FILTERABLE, caret=output_filter.column)
         old_config = self.gateway.config
         ctx = Context(
             gateway=self.gateway,
@@ -162,6 +183,7 @@ class Session:
             target=None if switch else self.target,
             now=self.clock(),
             run_operational=self._run_operational,
+            filtered=output_filter is not None,
         )
         try:
             match.command.handler(ctx, match.args)
@@ -179,7 +201,10 @@ class Session:
                 return Result(False, error=f"% {exc}")
         self.mode, self.vr, self.target = ctx.mode, ctx.vr, ctx.target
         self.closed = ctx.closed
-        return Result(True, output="\n".join(ctx.output), closed=ctx.closed)
+        output = "\n".join(ctx.output)
+        if output_filter is not None:
+            output = output_filter.apply(output)
+        return Result(True, output=output, closed=ctx.closed)
 
     @staticmethod
     def _caret(match: Match, error: CommandError) -> int | None:
@@ -193,6 +218,8 @@ class Session:
         outcome = TREE.match(self._operational(), tokens)
         if isinstance(outcome, Failure):
             raise _NestedFailure(outcome)
+        if ctx.filtered and not outcome.command.filterable:
+            raise CommandError(_NOT_FILTERABLE.removeprefix("% "))
         outcome.command.handler(ctx, outcome.args)
 
     # -- help and completion -------------------------------------------------------
@@ -221,6 +248,9 @@ class Session:
 
     def help(self, line: str) -> Help:
         """`?` at the end of `line`: the possible next words (or completions of the last)."""
+        column = pipe_column(line)
+        if column is not None:
+            return Help(items=_filter_help(line, column))
         outcome = self._suggest(line)
         if isinstance(outcome, TokenizeError):
             return Help(error=f"% {outcome}", caret=outcome.column)

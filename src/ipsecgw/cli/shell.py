@@ -28,6 +28,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from .protocol import ControlClient, ControlError
+from .redact import redact
 from .session import format_error, format_help
 
 
@@ -90,7 +91,7 @@ class Shell:
         prompt = self.prompt
 
         def show() -> None:
-            print(f"{prompt}{text}?")
+            print(f"{prompt}{redact(text)}?")  # the scrollback keeps no secret
             if answer.get("error"):
                 print(
                     format_error(

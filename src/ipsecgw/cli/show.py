@@ -129,6 +129,8 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
         where += f", up for {duration(now - status.up_since)}"
     lines.append(where)
     tunnel = config.tunnel(status.name)
+    if tunnel is not None and tunnel.description is not None:
+        lines.insert(1, f"  Description: {tunnel.description}")
     if tunnel is not None:
         offered = " ".join(config.tunnel_transforms(tunnel))
         named = f"transform set {tunnel.transform_set}" if tunnel.transform_set else "default"

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from ..config.model import RunningConfig
 from ..config.tokens import Token
 from .grammar import Automaton, Terminal
-from .helptext import KEYWORD_HELP
-from .types import TYPES, ArgError, IntRange, Value
+from .helptext import FIRST_WORD_HINTS, KEYWORD_HELP
+from .types import TYPES, ArgError, IntRange, Text, Value
 
 if TYPE_CHECKING:
     from .context import Context
@@ -44,7 +44,7 @@ def word_order(word: str) -> tuple[int, int, str]:
 
 
 def suggestion_order(item: Suggestion) -> tuple[bool, bool, tuple[int, int, str]]:
-    """Words first, then placeholders (A.B.C.D), `<cr>` last."""
+    """Words first, then placeholders (A.B.C.D) and `|` (output filters), `<cr>` last."""
     return (item.word == "<cr>", not item.is_word, word_order(item.word))
 
 
@@ -131,6 +131,7 @@ class Command:
     automaton: Automaton
     hidden: bool = False  # accepted, but never offered by `?` or Tab
     operational: bool = False  # show / clear / write: not part of a configuration
+    filterable: bool = False  # its output may go through `| include ...` (cli.filters)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class CommandTree:
         help: dict[str, str] | None = None,
         hidden: bool = False,
         operational: bool = False,
+        filterable: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of `syntax` in `modes`."""
 
@@ -217,7 +219,9 @@ class CommandTree:
             words = {**KEYWORD_HELP, **(help or {})}
             automaton = Automaton(syntax, TYPES, words)
             self.commands.append(
-                Command(syntax, frozenset(modes), handler, automaton, hidden, operational)
+                Command(
+                    syntax, frozenset(modes), handler, automaton, hidden, operational, filterable
+                )
             )
             self._by_mode.clear()
             return handler
@@ -280,14 +284,47 @@ class CommandTree:
         for index, token in enumerate(tokens):
             following, errors = self._advance(readings, token)
             if not following:
+                why = self._first_word_hint(token) if index == 0 else ()
                 return [], Failure(
-                    "invalid", index, token.start, self._why(readings, token, errors)
+                    "invalid", index, token.start, why or self._why(readings, token, errors)
                 )
             readings = following
         return readings, None
 
     @staticmethod
-    def _why(readings: list[_Reading], token: Token, errors: list[str]) -> tuple[str, ...]:
+    def _first_word_hint(token: Token) -> tuple[str, ...]:
+        """An IOS-ism typed first: the ipsecgw command it means."""
+        hint = FIRST_WORD_HINTS.get(token.text.lower())
+        return (f'% Did you mean "{hint}"?',) if hint else ()
+
+    @staticmethod
+    def _extra_word(readings: list[_Reading], token: Token) -> str:
+        """A word after a complete command: a crossed repetition limit, an unquoted blank."""
+        for reading in readings:
+            if not reading.steps:
+                continue
+            last = reading.steps[-1].terminal
+            if isinstance(last.type, Text):
+                return (
+                    f'% Extra word after the {last.type.placeholder}: if it has blanks,'
+                    ' quote it ("...")'
+                )
+            word = token.text.lower()
+            repeats = [
+                t
+                for moves in reading.command.automaton.moves
+                for t, _ in moves
+                if last.capture and t.capture == last.capture and t.keyword
+            ]
+            if any(t.keyword is not None and t.keyword.startswith(word) for t in repeats):
+                count = sum(1 for step in reading.steps if step.terminal.capture == last.capture)
+                return f"% At most {count} {last.capture}s"
+        return "% Extra word after a complete command"
+
+    @classmethod
+    def _why(
+        cls, readings: list[_Reading], token: Token, errors: list[str]
+    ) -> tuple[str, ...]:
         """The detail line under `% Invalid input`: a range, a near keyword, a type."""
         terminals = [
             t
@@ -299,7 +336,7 @@ class CommandTree:
             if isinstance(terminal.type, IntRange) and token.text.isdecimal():
                 return (f"% Value out of range: {terminal.type.placeholder}",)
         if not terminals:
-            return ("% Extra word after a complete command",)
+            return (cls._extra_word(readings, token),)
         keywords = sorted({t.keyword for t in terminals if t.keyword is not None}, key=word_order)
         close = difflib.get_close_matches(token.text.lower(), keywords, n=1, cutoff=_CLOSE_ENOUGH)
         if close:
@@ -356,6 +393,9 @@ class CommandTree:
                 continue
             if not partial and reading.command.automaton.accepts(reading.state):
                 found.setdefault("<cr>", Suggestion("<cr>", "", is_word=False))
+                nested = bool(reading.steps) and reading.steps[-1].terminal.is_line
+                if reading.command.filterable and not nested:  # `do ...`: the inner command's
+                    found.setdefault("|", Suggestion("|", "Output filters", is_word=False))
             for terminal, _ in reading.command.automaton.next_moves(reading.state):
                 for suggestion in self._offer(
                     terminal, reading, partial, lower, config, subcommands

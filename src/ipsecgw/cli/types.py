@@ -13,7 +13,7 @@ import ipaddress
 import re
 
 from ..config.masking import unmask_secret
-from ..config.model import DEFAULT_VR, TUNNEL_PREFIX, RunningConfig
+from ..config.model import DEFAULT_VR, MAX_DESCRIPTION, TUNNEL_PREFIX, RunningConfig
 
 Value = str | int
 
@@ -28,6 +28,7 @@ class ArgError(ValueError):
 class ArgType:
     placeholder = "WORD"
     help = "A word"
+    secret = False  # never echoed or logged (see cli.redact)
 
     def parse(self, text: str) -> Value:
         raise NotImplementedError
@@ -72,7 +73,7 @@ class Ipv4Address(ArgType):
     help = "IPv4 address"
 
     def claims(self, text: str) -> bool:
-        return _numeric(text)
+        return _numeric(text) and "/" not in text  # A.B.C.D/M is a prefix's
 
     def parse(self, text: str) -> Value:
         return str(parse_ipv4(text))
@@ -87,7 +88,9 @@ class Ipv4Prefix(ArgType):
     def parse(self, text: str) -> Value:
         address, slash, length = text.partition("/")
         parse_ipv4(address)
-        if not slash or not length.isdecimal() or not 0 <= int(length) <= 32:
+        if slash and length.isdecimal() and int(length) > 32:
+            raise ArgError(f"Prefix length {int(length)} is over 32 (expected A.B.C.D/M)")
+        if not slash or not length.isdecimal():
             raise ArgError(f'Invalid prefix "{text}" (expected A.B.C.D/M, M 0-32)')
         return str(ipaddress.IPv4Network(f"{address}/{int(length)}", strict=False))
 
@@ -101,7 +104,9 @@ class InterfaceAddress(ArgType):
     def parse(self, text: str) -> Value:
         address, slash, length = text.partition("/")
         parse_ipv4(address)
-        if not slash or not length.isdecimal() or not 1 <= int(length) <= 32:
+        if slash and length.isdecimal() and int(length) > 32:
+            raise ArgError(f"Prefix length {int(length)} is over 32 (expected A.B.C.D/M)")
+        if not slash or not length.isdecimal() or int(length) == 0:
             raise ArgError(f'Invalid address "{text}" (expected A.B.C.D/M, M 1-32)')
         return f"{ipaddress.IPv4Address(address)}/{int(length)}"
 
@@ -206,8 +211,10 @@ class TunnelName(ArgType):
         prefix, name = text[: len(TUNNEL_PREFIX)], text[len(TUNNEL_PREFIX) :]
         if prefix.lower() != TUNNEL_PREFIX:
             raise ArgError(f'Tunnel interfaces are named ipsec:NAME, not "{text}"')
-        if not _NAME_RE.match(name) or len(name) > 32:
-            raise ArgError(f'Invalid tunnel name "{name}"')
+        if not _NAME_RE.match(name):
+            raise ArgError(f"Invalid tunnel name \"{name}\" (letters, digits, '_', '.', '-')")
+        if len(name) > 32:
+            raise ArgError(f"Tunnel name longer than 32 characters ({len(name)})")
         return name
 
     def candidates(self, config: RunningConfig) -> list[str]:
@@ -234,8 +241,11 @@ class PeerName(ArgType):
 class Text(ArgType):
     """Free text: one word, or a "quoted string" when it has blanks."""
 
-    def __init__(self, placeholder: str, help: str, max_length: int) -> None:
+    def __init__(
+        self, placeholder: str, help: str, max_length: int, *, secret: bool = False
+    ) -> None:
         self.placeholder, self.help, self.max_length = placeholder, help, max_length
+        self.secret = secret
 
     def parse(self, text: str) -> Value:
         if not text:
@@ -252,6 +262,7 @@ class MaskedKey(ArgType):
 
     placeholder = "MASKED"
     help = "Pre-shared key in masked form (as show configuration prints it)"
+    secret = True  # reversible: as secret as the key itself
 
     def parse(self, text: str) -> Value:
         try:
@@ -287,8 +298,9 @@ TYPES: dict[str, ArgType] = {
     "TUNNEL": TunnelName(),
     "PEER": PeerName(),
     "DN": Text("DN", 'Distinguished name, e.g. "C=US, O=Example, CN=gw1"', 512),
-    "SECRET": Text("SECRET", "Pre-shared key (quote it if it has blanks)", 256),
+    "SECRET": Text("SECRET", "Pre-shared key (quote it if it has blanks)", 256, secret=True),
     "PATH": Text("PATH", "File name (PEM); quote it if it has blanks", 1024),
+    "DESCRIPTION": Text("TEXT", "Free text describing the interface", MAX_DESCRIPTION),
     "MASKED": MaskedKey(),
     "LINE": Line(),
 }

@@ -149,6 +149,9 @@ class Identity:
     value: str
 
 
+#: `description TEXT` of a tunnel interface: at most this many characters (IOS: 240).
+MAX_DESCRIPTION = 240
+
 @dataclass(frozen=True)
 class TunnelInterface:
     """`interface tunnel ipsec:NAME`: one IPsec tunnel.
@@ -174,6 +177,7 @@ class TunnelInterface:
     ip_address: str | None = None  # "A.B.C.D/LEN"
     responder_only: bool = False  # never initiate: the peer brings the tunnel up
     shutdown: bool = False
+    description: str | None = None  # free text for the operator; no effect on the tunnel
 
     @property
     def interface_name(self) -> str:
@@ -240,6 +244,15 @@ class RunningConfig:
 
     def has_virtual_router(self, name: str) -> bool:
         return any(vr.name == name for vr in self.virtual_routers)
+
+    def mentions_virtual_router(self, name: str) -> bool:
+        """Configured, or named as the transport VR of an endpoint or a tunnel."""
+        return (
+            self.has_virtual_router(name)
+            or any(ep.transport_vr == name for vr in self.virtual_routers
+                   for ep in vr.local_endpoints)
+            or any(name in (t.vr, t.transport_vr) for t in self.tunnels)
+        )
 
     def with_virtual_router(self, vr: VirtualRouter) -> RunningConfig:
         routers = _upsert(self.virtual_routers, vr, lambda v: v.name, _vr_order)

@@ -131,8 +131,15 @@ def _identity(identity: Identity) -> str:
     return f"{identity.kind} {quote(identity.value)}"
 
 
+def render_tunnel(tunnel: TunnelInterface) -> str:
+    """One tunnel interface's block, as `show configuration` prints it."""
+    return "\n".join(_tunnel(tunnel)) + "\n"
+
+
 def _tunnel(t: TunnelInterface) -> list[str]:
     lines = [f"interface tunnel {t.interface_name} transport-virtual-router {t.transport_vr}"]
+    if t.description is not None:
+        lines.append(f" description {quote(t.description)}")
     if t.source is not None:
         lines.append(f" tunnel source {t.source}")
     if t.destination is not None:

@@ -4,6 +4,10 @@
 renames it over the old file (atomic on POSIX within one file system) and
 fsyncs the directory so the rename itself survives a power cut. Until the
 rename, the previous file is untouched; after it, the new one is complete.
+
+When the startup file is a symbolic link (say, to a file under version
+control or on a shared volume), the link stays and its final target is
+replaced, the same way, in the target's directory.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ STARTUP_FILE_MODE = 0o600
 
 def save_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` with `text` atomically; on any error the old file stays."""
-    target = Path(path)
+    target = Path(os.path.realpath(path))
     directory = target.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The longest command line; the longest real one (a DN, a file name) is
+#: far shorter, and refusing before reading bounds the work a line can cost.
+MAX_LINE_LENGTH = 4096
+
 
 @dataclass(frozen=True)
 class Token:
@@ -24,12 +28,14 @@ class Token:
 class TokenizeError(ValueError):
     """The line cannot be split (an unterminated quote); `column` points at it."""
 
-    def __init__(self, message: str, column: int) -> None:
+    def __init__(self, message: str, column: int | None) -> None:
         super().__init__(message)
         self.column = column
 
 
 def tokenize(line: str) -> list[Token]:
+    if len(line) > MAX_LINE_LENGTH:
+        raise TokenizeError(f"Line longer than {MAX_LINE_LENGTH} characters", None)
     tokens: list[Token] = []
     i, n = 0, len(line)
     while i < n:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cli.gateway import Gateway
+from ..cli.redact import redact
 from ..cli.session import Session
 
 log = logging.getLogger("ipsecgw.daemon")
@@ -42,7 +43,7 @@ def respond(session: Session, raw: bytes) -> dict[str, Any]:
     try:
         answer = _dispatch(session, op, line)
     except Exception:  # a bug in one command must not end the daemon or the session
-        log.exception("command failed: %r", line)
+        log.exception("command failed: %r", redact(line))
         answer = {"ok": False, "error": "% Internal error (see the daemon log)", "caret": None}
     answer["prompt"] = session.prompt
     return answer

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..cli.gateway import SaSelector
-from ..cli.loader import load_config_text
+from ..cli.loader import read_config_file
 from ..config.model import RunningConfig
 from ..config.render import render
 from ..config.store import save_atomic
@@ -120,8 +120,7 @@ class GatewayRuntime:
         return self._config
 
     def load_startup(self) -> RunningConfig:
-        text = self.config_path.read_text() if self.config_path.exists() else ""
-        config, errors = load_config_text(text)
+        config, errors = read_config_file(self.config_path)
         for line_no, message in errors:
             log.error("%s:%d: %s", self.config_path, line_no, message)
         return config

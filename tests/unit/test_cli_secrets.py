@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from ipsecgw.cli.batch import run_batch
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.loader import load_config_text
-from ipsecgw.cli.protocol import respond
 from ipsecgw.cli.redact import redact, secret_keywords
 from ipsecgw.cli.session import Session
 from ipsecgw.config.masking import mask_secret
+from ipsecgw.daemon.control import respond
 
 # A secret starts with a marker no message contains, so finding the marker is finding a leak.
 secrets_ = st.builds(

@@ -57,7 +57,7 @@ def _nothing(pair: Pair) -> None:
 def _informational(pair: Pair) -> None:
     ike = _b_phase1(pair)
     notify = informational.ike_notify(ike, NotifyType.CONNECTED)
-    pair.b._send(informational.protect(ike, [notify], pair.b.random), ike.local, ike.remote)
+    pair.b._send(informational.protect(ike, [notify], pair.b._rng), ike.local, ike.remote)
 
 
 def _quick_mode(pair: Pair) -> None:
@@ -75,7 +75,7 @@ def _tampered_informational(pair: Pair) -> None:
     covers.)"""
     ike = _b_phase1(pair)
     notify = informational.ike_notify(ike, NotifyType.CONNECTED)
-    data = bytearray(informational.protect(ike, [notify], pair.b.random))
+    data = bytearray(informational.protect(ike, [notify], pair.b._rng))
     data[HEADER_LENGTH + 2] ^= 0x01
     pair.b._send(bytes(data), ike.local, ike.remote)
 

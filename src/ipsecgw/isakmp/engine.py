@@ -16,8 +16,10 @@ composes, each with one job and no way to call back into the engine:
   (replies.py), `Schedule` (deadlines.py), `InvalidCookieLimiter`
   (informational.py);
 - the exchanges: main_mode.py, aggressive_mode.py (shared pieces in
-  phase1.py), quick_mode.py; collisions.py decides simultaneous ones;
-  status.py builds snapshots from the tables.
+  phase1.py), quick_mode.py, which see only `StepContext` (step_context.py:
+  keys, identities, credentials, SPIs, the tunnel a Quick Mode is for);
+  collisions.py decides simultaneous ones; status.py builds snapshots from
+  the tables.
 
 It never reads the clock, opens a socket or touches the kernel (DESIGN.md 1):
 the runtime feeds it `receive_datagram(..., now)`, sends what
@@ -88,7 +90,6 @@ of an SA, a tunnel, a peer's DPD and the admission queue sits in one
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import os
@@ -97,13 +98,13 @@ from dataclasses import replace
 
 from ipsecgw.status import IkeSaStatus, TunnelState, TunnelStatus
 
-from . import aggressive_mode, collisions, crypto, informational, main_mode, quick_mode
+from . import aggressive_mode, collisions, informational, main_mode, quick_mode
 from .admission import Admission
-from .codec import DecodeError, Delete, Identification, Message, Notification
+from .codec import DecodeError, Delete, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .deadlines import Schedule
 from .dpd import DeadPeerDetection
-from .errors import AuthenticationFailed, CryptoError, MessageRejected, NegotiationError
+from .errors import MessageRejected, NegotiationError
 from .events import (
     Event,
     InvalidCookieReceived,
@@ -115,16 +116,16 @@ from .events import (
     Phase1Established,
     Phase1Failed,
 )
-from .identity import identification, identity_matches, identity_string
 from .outbox import STATISTICS, Datagram, Outbox
-from .phase1 import Credentials, Handler, Step
-from .policy import Address, EnginePolicy, Identity, TunnelPolicy
+from .phase1 import Handler, Step
+from .policy import Address, EnginePolicy, TunnelPolicy
 from .proposals import initiator_exchange, initiator_suites
 from .registry import PeerKey, Registry, child_peer, ike_peer
 from .replies import ReplyCache
 from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 from .status import ike_sa_status, tunnel_states, tunnel_status
-from .tunnel_table import TunnelRuntime, TunnelTable, network_contains
+from .step_context import StepContext
+from .tunnel_table import TunnelRuntime, TunnelTable
 
 _LOG = logging.getLogger("ipsecgw.ike")
 _ZERO_COOKIE = bytes(8)
@@ -168,11 +169,6 @@ class Engine:
                  wall_offset: float | None = None) -> None:
         self.policy = policy
         self._rng = rng
-        #: Wall-clock time (POSIX seconds) minus the runtime's monotonic `now`:
-        #: certificate validity is wall time, and the engine reads no clock.
-        #: The runtime sets it (and may refresh it after a clock step); while it
-        #: is None no certificate can be checked and RSA signature phase 1 fails.
-        self.wall_offset = wall_offset
         self._now = 0.0
         self._outbox = Outbox()
         self._sas = Registry()
@@ -184,12 +180,24 @@ class Engine:
         self._admission = Admission(policy.initiator_half_open_limit)
         self._replies = ReplyCache()
         self._limiter = informational.InvalidCookieLimiter(policy)
-        self._credentials: Credentials | None = None
-        self._credentials_loaded = False
+        self._steps = StepContext(policy, self._tunnels, self._spis, rng, lambda: self._now)
+        self._steps.wall_offset = wall_offset
         for tunnel in policy.tunnels:
             self._add_tunnel(TunnelRuntime(tunnel))
 
     # --- public entry points --------------------------------------------------
+
+    @property
+    def wall_offset(self) -> float | None:
+        """Wall-clock time (POSIX seconds) minus the runtime's monotonic `now`:
+        certificate validity is wall time, and the engine reads no clock.  The
+        runtime sets it (and may refresh it after a clock step); while it is
+        None no certificate can be checked and RSA signature phase 1 fails."""
+        return self._steps.wall_offset
+
+    @wall_offset.setter
+    def wall_offset(self, offset: float | None) -> None:
+        self._steps.wall_offset = offset
 
     def receive_datagram(self, data: bytes, local: Address, remote: Address,
                          now: float) -> None:
@@ -229,7 +237,7 @@ class Engine:
         """Live configuration change: tunnels removed, disabled or changed lose their SAs."""
         self._now = now
         self._limiter = informational.InvalidCookieLimiter(policy)
-        self._credentials_loaded = False
+        self._steps.set_policy(policy)
         self.policy = policy
         self._dpd.policy = policy.dpd
         self._admission.limit = policy.initiator_half_open_limit
@@ -372,86 +380,6 @@ class Engine:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
         return tunnel_states(self._sas, self._tunnels)
 
-    # --- services for the exchange steps (phase1.Phase1Context, quick_mode.QuickModeContext)
-
-    def random(self, size: int) -> bytes:
-        return self._rng(size)
-
-    def preshared_key(self, ike: IkeSa, peer_id: Identification | None) -> bytes | None:
-        keys = self.policy.preshared_keys
-        tunnel = self._tunnels.serving(ike)
-        candidates: list[str] = []
-        if tunnel is not None:
-            candidates.append(tunnel.peer_address)
-            if tunnel.peer_identity is not None:
-                candidates.append(tunnel.peer_identity.value)
-        if peer_id is not None:
-            candidates.append(identity_string(peer_id))
-        candidates += [ike.remote[0], "0.0.0.0"]
-        for candidate in candidates:
-            if candidate in keys:
-                return keys[candidate]
-        return None
-
-    def local_identity(self, ike: IkeSa) -> Identification:
-        tunnel = self._tunnels.serving(ike)
-        if tunnel is not None and tunnel.local_identity is not None:
-            return identification(tunnel.local_identity)
-        credentials = self.credentials()
-        if ike.suite is not None and ike.suite.authentication == "rsa-sig" and credentials:
-            return Identification.der_asn1_dn(crypto.subject_der(credentials.certificate))
-        return Identification.address(ike.local[0])
-
-    def expected_peer_identity(self, ike: IkeSa) -> Identity | None:
-        tunnel = self._tunnels.serving(ike)
-        return tunnel.peer_identity if tunnel is not None else None
-
-    def credentials(self) -> Credentials | None:
-        if not self._credentials_loaded:
-            self._credentials_loaded = True
-            self._credentials = _load_credentials(self.policy)
-        return self._credentials
-
-    def wall_clock(self) -> datetime.datetime:
-        if self.wall_offset is None:
-            raise AuthenticationFailed("no wall-clock time to check certificates against")
-        return datetime.datetime.fromtimestamp(self._now + self.wall_offset, datetime.UTC)
-
-    def allocate_spi(self) -> bytes:
-        while True:
-            spi = self._rng(4)
-            if int.from_bytes(spi, "big") >= 256 and spi not in self._spis:
-                self._spis.add(spi)
-                return spi
-
-    def responder_tunnel(self, ike: IkeSa, initiator_network: str,
-                         responder_network: str) -> TunnelPolicy | None:
-        """The enabled tunnel a peer's Quick Mode is for: one configured for the
-        peer's address (an index lookup), else one configured for its phase 1
-        identity (a peer behind a NAT or with a dynamic address; only then are
-        all tunnels scanned).  A tunnel whose SA the data plane has just
-        refused selects nothing until its back-off ends (`sa_install_failed`)."""
-        def selects(runtime: TunnelRuntime) -> bool:
-            tunnel = runtime.policy
-            return tunnel.enabled and runtime.refused_until <= self._now and \
-                network_contains(tunnel.remote_network, initiator_network) and \
-                network_contains(tunnel.local_network, responder_network)
-
-        key = ike_peer(ike)
-        for runtime in self._tunnels.selecting(key, initiator_network, responder_network) + \
-                self._tunnels.of_peer(key):
-            if selects(runtime):
-                return runtime.policy
-        if ike.peer_id is None:
-            return None
-        for runtime in self._tunnels:
-            tunnel = runtime.policy
-            if tunnel.peer_identity is not None and tunnel.local_address == ike.local[0] and \
-                    tunnel.peer_address != ike.remote[0] and \
-                    identity_matches(tunnel.peer_identity, ike.peer_id) and selects(runtime):
-                return tunnel
-        return None
-
     # --- output -----------------------------------------------------------------
 
     def _send(self, data: bytes, local: Address, remote: Address) -> None:
@@ -568,7 +496,7 @@ class Engine:
         start = main_mode.responder_start if exchange_name == "main" else \
             aggressive_mode.responder_start
         try:
-            step = start(self, ike, message)
+            step = start(self._steps, ike, message)
         except _DROPPED as exc:
             self._count("dropped_malformed")
             ike.log.debug("first message unusable: %s", exc)
@@ -626,7 +554,7 @@ class Engine:
         start = main_mode.initiator_start if exchange == "main" else \
             aggressive_mode.initiator_start
         try:
-            step = start(self, ike)
+            step = start(self._steps, ike)
         except NegotiationError as exc:
             self._negotiation_failed(local[0], remote[0], tunnel.name, exc.reason, now)
             return None
@@ -648,7 +576,7 @@ class Engine:
         if ike.send_initial_contact and not collisions.may_claim_initial_contact(self._sas, ike):
             ike.send_initial_contact = False  # decided when sent (collisions.py)
         try:
-            step = handler(self, ike, message)
+            step = handler(self._steps, ike, message)
         except _DROPPED as exc:
             if encrypted and ike.state in main_mode.ENCRYPTED_STATES:
                 # The first encrypted message does not decrypt to payloads:
@@ -755,7 +683,7 @@ class Engine:
     def initiate_quick_mode(self, ike: IkeSa, tunnel: TunnelPolicy, now: float,
                             rekey_of: bytes | None) -> None:
         try:
-            qm, datagram = quick_mode.start(self, ike, tunnel, now, rekey_of)
+            qm, datagram = quick_mode.start(self._steps, ike, tunnel, now, rekey_of)
         except NegotiationError as exc:
             self._negotiation_failed(ike.local[0], ike.remote[0], tunnel.name, exc.reason, now)
             return
@@ -772,7 +700,7 @@ class Engine:
         qm = ike.quick_modes.get(message.message_id)
         try:
             if qm is None:
-                qm, reply = quick_mode.responder_start(self, ike, message, now)
+                qm, reply = quick_mode.responder_start(self._steps, ike, message, now)
                 self._dpd.heard_from(ike, now)  # HASH(1) verified, even if dropped below
                 going_on, giving_way = collisions.settle_quick_mode(self._sas, qm, self._outbox)
                 for ours, ours_ike in giving_way:
@@ -787,7 +715,7 @@ class Engine:
                 ike.log.debug("Quick Mode %08x from %s for tunnel %s", qm.message_id,
                               remote[0], qm.tunnel)
                 return
-            final, negotiated = quick_mode.TRANSITIONS[qm.state](self, ike, qm, message)
+            final, negotiated = quick_mode.TRANSITIONS[qm.state](self._steps, ike, qm, message)
         except _DROPPED as exc:
             self._count("dropped_" + _drop_reason(exc))
             return
@@ -1401,24 +1329,6 @@ class Engine:
             self._delete_child(child, "rekeyed", now, notify_peer=True)
         elif not child.superseded and now >= child.soft_at:
             self._request_rekey(child)
-
-
-def _load_credentials(policy: EnginePolicy) -> Credentials | None:
-    if policy.local_certificate is None or policy.local_private_key is None:
-        return None
-    try:
-        certificate = policy.local_certificate
-        if isinstance(certificate, bytes):
-            certificate = crypto.load_certificate(certificate)
-        key = policy.local_private_key
-        if isinstance(key, bytes):
-            key = crypto.load_private_key(key)
-        cas = tuple(crypto.load_certificate(ca) if isinstance(ca, bytes) else ca
-                    for ca in policy.ca_certificates)
-    except CryptoError as exc:
-        _LOG.error("cannot load the local certificate or key: %s", exc)
-        return None
-    return Credentials(certificate, key, cas)
 
 
 def _drop_reason(exc: Exception) -> str:

@@ -179,6 +179,11 @@ def test_question_mark_after_a_bar() -> None:
     assert [w for w, _ in s.help("show configuration | e").items] == ["exclude"]
     assert [w for w, _ in s.help("show configuration | include ").items] == ["LINE"]
     assert [w for w, _ in s.help("show configuration | count ").items] == ["<cr>"]
+    assert [w for w, _ in s.complete("show configuration | e")] == ["exclude"]
+    assert [w for w, _ in s.complete("show configuration | ")] == [
+        "begin", "count", "exclude", "include"
+    ]
+    assert s.complete("show configuration | include ") == []
 
 
 # -- interface settings --------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.loader import (
@@ -224,3 +226,27 @@ def test_a_typed_line_over_the_limit_is_refused_without_reading_it() -> None:
         f"% Line longer than {MAX_LINE_LENGTH} characters",
         None,
     )
+
+
+_LINES = st.sampled_from(
+    [
+        b"hostname gw", b"interface tunnel ipsec:a", b" tunnel mtu 1400", b" exit", b"exit",
+        b"end", b"interface tunnel ipsec:bad name", b"ipsec key manual pre-share 10.0.0.2",
+        b' key "unterminated', b"virtual-router v2", b"! comment", b"", b"\t", b"\xff\xfe",
+        b"x" * (MAX_LINE_LENGTH + 1), b"show ipsec tunnel", b" tunnel destination 10.0.0.9",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_LINES | st.binary(max_size=40), max_size=30), st.booleans())
+def test_any_file_loads_without_an_exception_and_reports_lines_by_number(
+    lines: list[bytes], final_newline: bool
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    config, errors = load_config_bytes(data)
+    count = len(data.split(b"\n")) - (1 if data.endswith(b"\n") else 0)
+    numbers = [n for n, _ in errors]
+    assert numbers == sorted(set(numbers)) and all(1 <= n <= count for n in numbers)
+    assert all(len(message) < 2 * MAX_LINE_LENGTH // 3 for _, message in errors)
+    assert load_config_text(render(config))[0] == config, "what loaded saves and loads back"

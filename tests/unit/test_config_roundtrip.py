@@ -115,7 +115,9 @@ def configs(draw: st.DrawFn) -> RunningConfig:
             ip_address=draw(
                 st.none() | st.tuples(ipv4, st.integers(1, 32)).map(lambda a: f"{a[0]}/{a[1]}")
             ),
+            responder_only=draw(st.booleans()),
             shutdown=draw(st.booleans()),
+            description=draw(st.none() | printable),
         )
         config = config.with_tunnel(tunnel)
     return config

@@ -262,6 +262,9 @@ class Session:
 
     def complete(self, line: str) -> list[tuple[str, str]]:
         """Tab at the end of `line`: the words the last (partial) word may become."""
+        column = pipe_column(line)
+        if column is not None:
+            return [(w, h) for w, h in _filter_help(line, column) if w in FILTERS]
         outcome = self._suggest(line)
         if isinstance(outcome, (TokenizeError, Failure)):
             return []

@@ -66,7 +66,8 @@ def tokenize(line: str) -> list[Token]:
 
 def quote(value: str) -> str:
     """`value` as one word that `tokenize` gives back unchanged."""
-    if value and not value.startswith('"') and not any(c.isspace() for c in value):
+    # A word that starts with `|` would read as an output filter (cli.filters).
+    if value and value[0] not in '"|' and not any(c.isspace() for c in value):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'

@@ -82,3 +82,37 @@ def loss_bring_up_and_rekeys(sites: tb.TwoSites, workdir: Path, percent: int,
 
 def test_10_percent_loss_bring_up_and_rekeys(two_sites: tb.TwoSites, tmp_path: Path) -> None:
     loss_bring_up_and_rekeys(two_sites, tmp_path, 10, bring_up_bound=20)
+
+
+def test_30_percent_loss_bring_up_and_rekeys(two_sites: tb.TwoSites, tmp_path: Path) -> None:
+    """Bound: an attempt that gets no answer is abandoned after ~30 s and
+    restarted with fresh cookies (issue 13 item 9), so even two lost
+    attempts leave the tunnel up within 90 s; strongSwan pairs came up in
+    12-28 s in 4 of 5 trials here (one not in 150 s)."""
+    loss_bring_up_and_rekeys(two_sites, tmp_path, 30, bring_up_bound=90)
+
+
+def test_unanswered_main_mode_restarts_within_the_peers_window(
+        two_sites: tb.TwoSites, tmp_path: Path) -> None:
+    """Issue 13 item 9, without chance: every answer from strongSwan is lost
+    for the first 35 s. Want: an exchange without answer for the
+    peer-compatible ~30 s (strongSwan drops its half-open SA then) is
+    abandoned and started again with fresh cookies, so the tunnel is up a
+    few seconds after the answers come through again. Bound: 15 s after;
+    strongSwan initiating to strongSwan under the same fault was up 12.7 s
+    after (its fourth retransmission, at 47.5 s). An initiator repeating
+    the same first message on a 2, 4, 8, 16, 30 s schedule sends its next
+    copy only at 60 s, and issue 13 saw such copies ignored until ~98 s."""
+    blackout = 35.0
+    with tb.Faults(two_sites.a) as faults:
+        faults.drop(tb.IKE_ONLY)
+        with gw_and_swan(two_sites, tmp_path) as (gw, swan):
+            started = time.monotonic()
+            time.sleep(blackout)
+            faults.clear()
+            assert gw.wait_tunnel_up("siteB", timeout=15), (
+                f"not up {time.monotonic() - started:.0f} s after start, "
+                f"{time.monotonic() - started - blackout:.0f} s after the answers came back:\n"
+                + both_ends(gw, swan) + gw.log()[-2000:])
+            assert wait_until(lambda: settled(gw, swan), timeout=SETTLE_BOUND), \
+                both_ends(gw, swan)

@@ -81,6 +81,11 @@ class TunnelStatus:
     transform: str  # transform in use, or the transform-set name when not up
     up_since: float | None = None  # wall-clock seconds; None when not up
     last_failure: str = ""  # reason of the last failed negotiation
+    # Failover (`tunnel destination A backup B`): `peer` is the active destination.
+    backup: str | None = None  # the other destination, when there is one
+    on_backup: bool = False  # the configured backup is the active one
+    switchovers: int = 0
+    last_switchover: tuple[float, str] | None = None  # (when: as up_since, why)
     ike_sas: tuple[IkeSaStatus, ...] = ()
     ipsec_sas: tuple[IpsecSaStatus, ...] = ()
 

@@ -8,13 +8,14 @@ form, and the defaults read down the fourth column.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 from ..config.model import ANY_NETWORK, DH_GROUPS, IDENTITY_KINDS, MAX_DESCRIPTION, Identity
 from .commands_config import LIFETIME_VALUE, lifetime_from
 from .context import Context
 from .helptext import GROUP_HELP
 from .settings import Place, Setting, const, number, register, text
-from .tree import Args, CommandError, Mode
+from .tree import TREE, Args, CommandError, Mode
 
 _GROUPS = "|".join(str(g) for g in DH_GROUPS)
 _IDENTITY = (
@@ -27,6 +28,36 @@ TUNNEL = Place(
     get=lambda ctx: ctx.tunnel(),
     put=lambda ctx, tunnel: ctx.commit(ctx.current.with_tunnel(tunnel)),
 )
+
+
+_DESTINATION = "{<peer:IPV4>|<peer:FQDN>} [backup {<alternate:IPV4>|<alternate:FQDN>}]"
+_DESTINATION_HELP = {"<peer>": "Remote endpoint", "backup": "Alternate destination (failover)",
+                     "<alternate>": "Remote endpoint used when the other one fails"}
+
+
+@TREE.command(f"tunnel destination {_DESTINATION}", modes={Mode.CONFIG_IF},
+              help=_DESTINATION_HELP)
+def tunnel_destination(ctx: Context, args: Args) -> None:
+    """Set the remote endpoint (an address, or a domain name resolved when
+    negotiating), and optionally a backup one for tunnel failover."""
+    peer, backup = args.text("peer"), args.opt_text("alternate")
+    if backup is not None and backup.lower() == peer.lower():
+        raise CommandError("The backup destination must differ from the primary", at="alternate")
+    TUNNEL.put(ctx, replace(ctx.tunnel(), destination=peer, backup_destination=backup))
+
+
+@TREE.command("no tunnel destination [{<peer:IPV4>|<peer:FQDN>} [backup "
+              "[{<alternate:IPV4>|<alternate:FQDN>}]]]", modes={Mode.CONFIG_IF},
+              help=_DESTINATION_HELP)
+def no_tunnel_destination(ctx: Context, args: Args) -> None:
+    """Remove the remote endpoints (to drop only the backup: `tunnel destination A`)."""
+    tunnel = ctx.tunnel()
+    for name, configured in (("peer", tunnel.destination), ("alternate", tunnel.backup_destination)):
+        typed = args.opt_text(name)
+        if typed is not None and typed != configured:
+            what = "tunnel destination" if name == "peer" else "backup destination"
+            raise CommandError(f"The configured {what} is not {typed}", at=name)
+    TUNNEL.put(ctx, replace(tunnel, destination=None, backup_destination=None))
 
 
 def _identity(ctx: Context, args: Args) -> Identity:
@@ -78,10 +109,6 @@ register(
         Setting("tunnel source", "<address:IPV4>", "source", None, text("address"),
                 "Set the local endpoint address.",
                 help={"<address>": "Local address of the tunnel"}),
-        Setting("tunnel destination", "{<peer:IPV4>|<peer:FQDN>}", "destination", None,
-                text("peer"),
-                "Set the remote endpoint: an address, or a domain name resolved when negotiating.",
-                help={"<peer>": "Remote endpoint"}),
         Setting("tunnel transform-set", "<name:TSNAME>", "transform_set", None, _transform_set,
                 "Use a transform set for phase 2.",
                 "Use the default transform (esp-aes256-hmac-sha256)."),

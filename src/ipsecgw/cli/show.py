@@ -128,6 +128,8 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     if status.state == TunnelState.UP and status.up_since is not None:
         where += f", up for {duration(now - status.up_since)}"
     lines.append(where)
+    if status.backup is not None:
+        lines += _destinations(status, now)
     tunnel = config.tunnel(status.name)
     if tunnel is not None and tunnel.description is not None:
         lines.insert(1, f"  Description: {tunnel.description}")
@@ -150,6 +152,20 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     if not status.ike_sas and not status.ipsec_sas:
         lines += ["", "  No SAs"]
     return "\n".join(lines)
+
+
+def _destinations(status: TunnelStatus, now: float) -> list[str]:
+    """Tunnel failover: which destination is active, and the last switch."""
+    primary, backup = (status.backup, status.peer) if status.on_backup else \
+        (status.peer, status.backup)
+    active = "backup" if status.on_backup else "primary"
+    lines = [f"  Destinations: primary {primary}, backup {backup}; active: {active} "
+             f"({status.peer})",
+             f"  Switchovers: {status.switchovers}"]
+    if status.last_switchover is not None:
+        when, why = status.last_switchover
+        lines[-1] += f", last {duration(now - when)} ago: {why}"
+    return lines
 
 
 def _ike_detail(sa: IkeSaStatus) -> list[str]:

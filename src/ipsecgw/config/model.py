@@ -166,6 +166,7 @@ class TunnelInterface:
     transport_vr: str = DEFAULT_VR
     source: str | None = None
     destination: str | None = None  # IPv4 address or FQDN
+    backup_destination: str | None = None  # failover: `tunnel destination A backup B`
     transform_set: str | None = None
     pfs_group: int | None = None
     lifetime: Lifetime | None = None  # None: the global `ipsec lifetime`

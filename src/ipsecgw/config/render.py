@@ -143,7 +143,8 @@ def _tunnel(t: TunnelInterface) -> list[str]:
     if t.source is not None:
         lines.append(f" tunnel source {t.source}")
     if t.destination is not None:
-        lines.append(f" tunnel destination {t.destination}")
+        backup = f" backup {t.backup_destination}" if t.backup_destination else ""
+        lines.append(f" tunnel destination {t.destination}{backup}")
     if t.transform_set is not None:
         lines.append(f" tunnel transform-set {t.transform_set}")
     if t.pfs_group is not None:

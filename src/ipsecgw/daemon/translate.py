@@ -31,11 +31,17 @@ def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface,
         log.info("tunnel ipsec:%s: no address for destination %s (yet)", tunnel.name,
                  tunnel.destination)
         return None
+    backup = None if tunnel.backup_destination is None else resolve(tunnel.backup_destination)
+    if backup == peer:
+        log.warning("tunnel ipsec:%s: backup destination %s is the primary's address %s",
+                    tunnel.name, tunnel.backup_destination, peer)
+        backup = None
     lifetime = config.tunnel_lifetime(tunnel)
     return TunnelPolicy(
         name=tunnel.name,
         local_address=tunnel.source,
         peer_address=peer,
+        backup_address=backup,
         transforms=config.tunnel_transforms(tunnel),
         pfs_group=tunnel.pfs_group,
         lifetime_seconds=lifetime.seconds,

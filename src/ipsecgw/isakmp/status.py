@@ -83,6 +83,8 @@ def _tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, runtime: Tunnel
         local=policy.local_address, peer=policy.peer_address,
         transform=live[-1].transform if live else policy.transforms[0],
         up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
+        backup=policy.backup_address, on_backup=runtime.on_backup,
+        switchovers=runtime.switchovers, last_switchover=runtime.last_switchover,
         ike_sas=ikes,
         ipsec_sas=tuple(_child_status(vr, child, runtime, now) for child in children))
 

@@ -33,6 +33,10 @@ class TunnelRuntime:
     refused_until: float = 0.0  # the peer's Quick Mode is refused until then
     inbound_bytes: int = 0
     outbound_bytes: int = 0
+    # Failover (failover.py): `policy` has the destinations swapped while on the backup.
+    on_backup: bool = False
+    switchovers: int = 0
+    last_switchover: tuple[float, str] | None = None  # (when, why)
 
     @property
     def name(self) -> str:

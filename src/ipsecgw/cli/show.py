@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config.model import DEFAULT_VR, RunningConfig, TunnelInterface, VirtualRouter, VrOptions
-from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from ..status import (
+    DpdStatus,
+    IkeSaStatus,
+    IpsecSaStatus,
+    TunnelState,
+    TunnelStatus,
+    VrStatistics,
+)
 
 #: `show ipsec statistics` labels for the counters the engine reports, in
 #: display order; other counters follow with their key as label.
@@ -138,13 +145,20 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
         named = f"transform set {tunnel.transform_set}" if tunnel.transform_set else "default"
         pfs = f"PFS group {tunnel.pfs_group}" if tunnel.pfs_group else "no PFS"
         life = config.tunnel_lifetime(tunnel)
+        origin = "tunnel lifetime" if tunnel.lifetime is not None else "ipsec lifetime"
         lines += [
+            f"  Interface in virtual router {tunnel.vr}, IKE and ESP in virtual router"
+            f" {status.vr}",
             f"  Offers {offered} ({named}), {pfs}",
             f"  Local network {tunnel.local_network}, remote network {tunnel.remote_network}",
-            f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes",
+            f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes ({origin})",
         ]
+    if status.dpd is not None:
+        lines.append(_dpd_detail(status.dpd, now))
     if status.last_failure:
-        lines.append(f"  Last failure: {status.last_failure}")
+        when = "" if status.last_failure_at is None else \
+            f" ({duration(now - status.last_failure_at)} ago)"
+        lines.append(f"  Last failure: {status.last_failure}{when}")
     for ike in status.ike_sas:
         lines += ["", *_ike_detail(ike)]
     for sa in status.ipsec_sas:
@@ -152,6 +166,18 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     if not status.ike_sas and not status.ipsec_sas:
         lines += ["", "  No SAs"]
     return "\n".join(lines)
+
+
+def _dpd_detail(dpd: DpdStatus, now: float) -> str:
+    def ago(when: float | None) -> str:
+        return "never" if when is None else f"{duration(now - when)} ago"
+
+    line = f"  DPD: {dpd.state}"
+    if dpd.last_heard is not None:
+        line += f"; last heard from {ago(dpd.last_heard)}, last probe {ago(dpd.last_probe)}"
+    if dpd.next_due is not None:
+        line += f", next in {duration(dpd.next_due - now)}"
+    return line
 
 
 def _destinations(status: TunnelStatus, now: float) -> list[str]:
@@ -182,11 +208,13 @@ def _ike_detail(sa: IkeSaStatus) -> list[str]:
 
 def _ipsec_detail(sa: IpsecSaStatus) -> list[str]:
     pfs = f"PFS group {sa.pfs_group}" if sa.pfs_group else "no PFS"
+    remaining_kb = "" if sa.remaining_kilobytes is None else f" / {sa.remaining_kilobytes} KB"
     return [
         f"  IPsec SA inbound SPI {spi(sa.inbound_spi)}, outbound SPI {spi(sa.outbound_spi)}",
         f"    {sa.transform}, {sa.encapsulation}, {pfs}",
         f"    {sa.local_network} <-> {sa.remote_network}",
-        f"    lifetime {sa.lifetime_seconds} s / {sa.lifetime_kilobytes} KB, {sa.remaining_seconds} s remaining",
+        f"    lifetime {sa.lifetime_seconds} s / {sa.lifetime_kilobytes} KB, "
+        f"{sa.remaining_seconds} s{remaining_kb} remaining",
         f"    inbound {sa.inbound_packets} packets {sa.inbound_bytes} bytes,"
         f" outbound {sa.outbound_packets} packets {sa.outbound_bytes} bytes",
     ]

@@ -213,11 +213,7 @@ class GatewayRuntime:
         result: list[TunnelStatus] = []
         for engine in self.engines.values():
             for status in engine.tunnel_status(now):
-                up_since = None if status.up_since is None else status.up_since + wall_offset
-                switched = status.last_switchover
-                if switched is not None:
-                    switched = (switched[0] + wall_offset, switched[1])
-                result.append(replace(status, up_since=up_since, last_switchover=switched,
+                result.append(replace(status.shifted(wall_offset),
                                       ipsec_sas=self._sa_counters(status.ipsec_sas)))
         return sorted(result, key=lambda t: t.name)
 

@@ -352,7 +352,7 @@ class Engine:
         reason = f"data plane refused the SA: {reason}"
         runtime.refusals += 1
         self._delete_child(child, reason, now, notify_peer=True, announce=False)
-        runtime.last_failure = reason
+        runtime.failed(reason, now)
         # Until the back-off ends the tunnel also refuses the peer's Quick Mode
         # (`responder_tunnel`), so that the peer, answered INVALID-ID-INFORMATION,
         # backs off too instead of renegotiating at once after our Delete.
@@ -370,7 +370,7 @@ class Engine:
 
     def tunnel_status(self, now: float) -> list[TunnelStatus]:
         """Every configured tunnel with its SAs (`show ipsec tunnel`)."""
-        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now)
+        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now, self._dpd.status)
 
     def tunnel_states(self) -> dict[str, TunnelState]:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
@@ -1246,10 +1246,10 @@ class Engine:
             waiting = runtime.peer_key == (local_ip, remote_ip) and \
                 self._needs_negotiation(runtime)
             if runtime is named:
-                runtime.last_failure = reason
+                runtime.failed(reason, now)
             if waiting or (runtime is named and runtime.initiates
                            and self._current_child(runtime.name) is None):
-                runtime.last_failure = reason
+                runtime.failed(reason, now)
                 runtime.failures += 1
                 runtime.next_attempt_at = now + self._backoff(runtime.failures)
                 self._touch(runtime)

@@ -91,6 +91,7 @@ def config_status(tunnel: TunnelInterface) -> TunnelStatus:
         state=TunnelState.DISABLED if tunnel.shutdown else TunnelState.DOWN,
         local=tunnel.source or "",
         peer=tunnel.destination or "",
+        backup=tunnel.backup_destination,
         transform=tunnel.transform_set or "",
     )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from ..netns import DEFAULT_VR as DEFAULT_VR  # the namespace the daemon runs in
+from .manual import ManualKeys
 
 DEFAULT_HOSTNAME = "host1"
 ANY_NETWORK = "0.0.0.0/0"
@@ -179,6 +180,14 @@ class TunnelInterface:
     responder_only: bool = False  # never initiate: the peer brings the tunnel up
     shutdown: bool = False
     description: str | None = None  # free text for the operator; no effect on the tunnel
+    # `tunnel manual {inbound|outbound} ...`: no IKE, these SAs (config/manual.py)
+    manual_inbound: ManualKeys | None = None
+    manual_outbound: ManualKeys | None = None
+
+    @property
+    def manual(self) -> bool:
+        """Whether the tunnel has manual SAs (and no IKE) rather than negotiated ones."""
+        return self.manual_inbound is not None or self.manual_outbound is not None
 
     @property
     def interface_name(self) -> str:

@@ -11,7 +11,9 @@ from ipsecgw.daemon.translate import engine_policies
 
 def tunnel_session() -> Session:
     session = Session(FakeGateway())
-    for line in ("configure terminal", "interface tunnel ipsec:t1", "tunnel source 10.99.0.1"):
+    for line in ("configure terminal", "ipsec transform-set ts esp-aes128-hmac-sha",
+                 "interface tunnel ipsec:t1", "tunnel source 10.99.0.1",
+                 "tunnel transform-set ts"):
         assert session.execute(line).ok, line
     return session
 

@@ -75,7 +75,12 @@ def two_sites(gateway: FakeGateway) -> None:
     }
 
 
-SETUP: dict[str, Callable[[FakeGateway], None]] = {"status.txt": two_sites}
+def chapter(gateway: FakeGateway) -> None:
+    """An endpoint in a VR whose namespace does not exist."""
+    gateway.endpoints_down[("vr3", "10.96.0.1")] = "no network namespace 'vr3'"
+
+
+SETUP: dict[str, Callable[[FakeGateway], None]] = {"status.txt": two_sites, "chapter.txt": chapter}
 
 
 def replay(session: Session, commands: list[str]) -> str:

@@ -135,7 +135,7 @@ def show_local_endpoint(ctx: Context, args: Args) -> None:
         if show.in_scope(ctx.vr, vr.name)
         or any(show.in_scope(ctx.vr, ep.transport_vr) for ep in vr.local_endpoints)
     ]
-    ctx.print(show.local_endpoints(vrs))
+    ctx.print(show.local_endpoints(vrs, ctx.gateway.local_endpoint_status()))
 
 
 @_show("ipsec lifetime")

@@ -14,6 +14,7 @@ from ..status import (
     DpdStatus,
     IkeSaStatus,
     IpsecSaStatus,
+    LocalEndpointStatus,
     TunnelState,
     TunnelStatus,
     VrStatistics,
@@ -154,6 +155,8 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
             f"  Local network {tunnel.local_network}, remote network {tunnel.remote_network}",
             f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes ({origin})",
         ]
+    if tunnel is not None and config.missing(tunnel):
+        lines.append("  Incomplete, not negotiating: no " + ", no ".join(config.missing(tunnel)))
     if status.dpd is not None:
         lines.append(_dpd_detail(status.dpd, now))
     if status.last_failure:
@@ -333,11 +336,25 @@ def ike_policy_rules(config: RunningConfig) -> str:
     return table(headers, rows)
 
 
-def local_endpoints(vrs: Sequence[VirtualRouter]) -> str:
-    rows = [[ep.address, ep.transport_vr, vr.name] for vr in vrs for ep in vr.local_endpoints]
+def local_endpoints(vrs: Sequence[VirtualRouter],
+                    running: Sequence[LocalEndpointStatus]) -> str:
+    """The configured endpoints, each up or down with the daemon's reason
+    (`GatewayRuntime.local_endpoint_status`); one the daemon does not run
+    (yet) is "-"."""
+    states = {(s.vr, s.address): s for s in running}
+
+    def state(vr: str, address: str) -> list[str]:
+        found = states.get((vr, address))
+        if found is None:
+            return ["-", ""]
+        return ["up", ""] if found.up else ["down", found.reason or ""]
+
+    rows = [[ep.address, ep.transport_vr, vr.name, *state(ep.transport_vr, ep.address)]
+            for vr in vrs for ep in vr.local_endpoints]
     if not rows:
         return "No local endpoints"
-    return table(["Address", "Transport virtual router", "Configured in"], rows)
+    return table(["Address", "Transport virtual router", "Configured in", "State", "Reason"],
+                 rows)
 
 
 def lifetime(config: RunningConfig) -> str:

@@ -355,6 +355,19 @@ class RunningConfig:
         """`tunnel lifetime` when set, else the global `ipsec lifetime` (G)."""
         return tunnel.lifetime if tunnel.lifetime is not None else self.lifetime
 
+    def missing(self, tunnel: TunnelInterface) -> tuple[str, ...]:
+        """The commands a tunnel still needs before it negotiates (DECISIONS.md
+        "Incomplete tunnels"): a source, a destination and a transform set; a
+        tunnel with manual SAs needs both directions instead of a set."""
+        needed: list[tuple[str, object]] = [("tunnel source", tunnel.source),
+                                            ("tunnel destination", tunnel.destination)]
+        if tunnel.manual:
+            needed += [("tunnel manual inbound", tunnel.manual_inbound),
+                       ("tunnel manual outbound", tunnel.manual_outbound)]
+        else:
+            needed.append(("tunnel transform-set", tunnel.transform_set))
+        return tuple(command for command, value in needed if value is None)
+
     def tunnel_transforms(self, tunnel: TunnelInterface) -> tuple[str, ...]:
         """The transforms a tunnel offers, in priority order."""
         ts = self.transform_set(tunnel.transform_set) if tunnel.transform_set else None

@@ -28,7 +28,11 @@ unknown; must not block (`resolver.Resolver.address`)."""
 
 def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface,
                    resolve: Resolve) -> TunnelPolicy | None:
-    if tunnel.source is None or tunnel.destination is None or tunnel.manual:
+    if tunnel.manual or tunnel.source is None or tunnel.destination is None:
+        return None
+    if config.missing(tunnel):
+        log.info("tunnel ipsec:%s: incomplete (no %s): not negotiating", tunnel.name,
+                 ", no ".join(config.missing(tunnel)))
         return None
     peer = resolve(tunnel.destination)
     if peer is None:

@@ -78,6 +78,10 @@ class ManualSas:
                 log.debug("tunnel ipsec:%s: removing the manual SA: %s", sa.tunnel, exc)
         log.info("tunnel ipsec:%s: manual SA removed", sa.tunnel)
 
+    def states(self) -> dict[str, tuple[str, TunnelState]]:
+        """Tunnel -> (transport VR, up) of the installed manual SAs."""
+        return {name: (sa.vr, TunnelState.UP) for name, sa in self._installed.items()}
+
     def status(self) -> list[TunnelStatus]:
         """`show ipsec tunnel` rows of the installed manual SAs (counters added by
         the caller, as for negotiated SAs)."""

@@ -227,8 +227,10 @@ class GatewayRuntime:
         return sorted(result, key=lambda t: t.name)
 
     def tunnel_states(self) -> dict[str, tuple[str, TunnelState]]:
-        return {name: (vr, state) for vr, engine in self.engines.items()
-                for name, state in engine.tunnel_states().items()}
+        states = {name: (vr, state) for vr, engine in self.engines.items()
+                  for name, state in engine.tunnel_states().items()}
+        states.update(self.manual.states())
+        return states
 
     def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
         out = []

@@ -144,15 +144,21 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
         lines.insert(1, f"  Description: {tunnel.description}")
     if tunnel is not None:
         offered = " ".join(config.tunnel_transforms(tunnel))
-        named = f"transform set {tunnel.transform_set}" if tunnel.transform_set else "default"
         pfs = f"PFS group {tunnel.pfs_group}" if tunnel.pfs_group else "no PFS"
+        if tunnel.manual:
+            offers = f"  Manual SA {offered}, no IKE"
+        elif tunnel.transform_set is None:
+            offers = "  Offers nothing until it has a transform set"
+        else:
+            offers = f"  Offers {offered} (transform set {tunnel.transform_set}), {pfs}"
         life = config.tunnel_lifetime(tunnel)
         origin = "tunnel lifetime" if tunnel.lifetime is not None else "ipsec lifetime"
         lines += [
             f"  Interface in virtual router {tunnel.vr}, IKE and ESP in virtual router"
             f" {status.vr}",
-            f"  Offers {offered} ({named}), {pfs}",
+            offers,
             f"  Local network {tunnel.local_network}, remote network {tunnel.remote_network}",
+            "  Lifetime: none (manual SA)" if tunnel.manual else
             f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes ({origin})",
         ]
     if tunnel is not None and config.missing(tunnel):

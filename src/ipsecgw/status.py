@@ -7,7 +7,7 @@ command can never change the state it prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -63,10 +63,21 @@ class IpsecSaStatus:
     lifetime_seconds: int
     lifetime_kilobytes: int
     remaining_seconds: int
+    remaining_kilobytes: int | None = None  # None: no kilobyte lifetime
     inbound_bytes: int = 0
     inbound_packets: int = 0
     outbound_bytes: int = 0
     outbound_packets: int = 0
+
+
+@dataclass(frozen=True)
+class DpdStatus:
+    """Dead peer detection with a tunnel's peer (times as `TunnelStatus.up_since`)."""
+
+    state: str  # "peer alive", "probing, N unanswered", "disabled", "no phase 1", ...
+    last_heard: float | None = None  # the last proof of life from the peer
+    last_probe: float | None = None  # the last R-U-THERE sent
+    next_due: float | None = None  # the next probe (or the verdict)
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,32 @@ class TunnelStatus:
     peer: str
     transform: str  # transform in use, or the transform-set name when not up
     up_since: float | None = None  # wall-clock seconds; None when not up
-    last_failure: str = ""  # reason of the last failed negotiation
+    last_failure: str = ""  # reason of the last failed negotiation (cleared once up)
+    last_failure_at: float | None = None  # when (as up_since)
+    dpd: DpdStatus | None = None
+    # Failover (`tunnel destination A backup B`): `peer` is the active destination.
+    backup: str | None = None  # the other destination, when there is one
+    on_backup: bool = False  # the configured backup is the active one
+    switchovers: int = 0
+    last_switchover: tuple[float, str] | None = None  # (when: as up_since, why)
     ike_sas: tuple[IkeSaStatus, ...] = ()
     ipsec_sas: tuple[IpsecSaStatus, ...] = ()
+
+    def shifted(self, offset: float) -> TunnelStatus:
+        """Every point in time moved by `offset` (the engine's monotonic clock
+        to wall-clock time, for show commands)."""
+        def at(when: float | None) -> float | None:
+            return None if when is None else when + offset
+
+        dpd = self.dpd
+        if dpd is not None:
+            dpd = replace(dpd, last_heard=at(dpd.last_heard), last_probe=at(dpd.last_probe),
+                          next_due=at(dpd.next_due))
+        switched = self.last_switchover
+        if switched is not None:
+            switched = (switched[0] + offset, switched[1])
+        return replace(self, up_since=at(self.up_since), last_failure_at=at(self.last_failure_at),
+                       dpd=dpd, last_switchover=switched)
 
 
 @dataclass(frozen=True)

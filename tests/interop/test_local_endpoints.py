@@ -29,8 +29,13 @@ def test_an_endpoint_waits_for_its_namespace_and_goes_without_a_trace(
         with IpsecgwProcess(home, tmp_path / "gw", config) as gw:
             reason = f"no network namespace '{vr}'"
             assert wait_until(lambda: reason in gw.log(), 10), gw.log()
+            shown = gw.cli("show ipsec local-endpoint")
+            row = shown.splitlines()[-1].split(None, 4)
+            assert row[3] == "down" and row[4].endswith(reason), shown
             with tb.Netns(vr) as transport:
                 assert wait_until(lambda: _ike_ports(transport) == {500, 4500}, 10), gw.log()
+                assert wait_until(lambda: gw.cli("show ipsec local-endpoint").splitlines()[-1]
+                                  .split()[-1] == "up", 5)
                 assert f"local endpoint {ADDRESS}:500 in VR {vr}: open now" in gw.log()
                 assert gw.log().count(reason) == 2  # once per port, not once per retry
                 gw.cli("configure terminal", f"virtual-router {vr}",

@@ -19,7 +19,7 @@ from test_cli_clear_sa import up
 
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session, format_error, format_help
-from ipsecgw.status import TunnelState
+from ipsecgw.status import DpdStatus, TunnelState
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 PROMPT = re.compile(
@@ -34,7 +34,14 @@ def plain(gateway: FakeGateway) -> None:
 
 def two_sites(gateway: FakeGateway) -> None:
     """boston up for an hour, ottawa negotiating; counters in two VRs."""
-    gateway.status["boston"] = replace(up("boston"), up_since=NOW - 3725)
+    boston = up("boston")
+    gateway.status["boston"] = replace(
+        boston, up_since=NOW - 3725, backup="192.0.2.3", switchovers=2,
+        last_switchover=(NOW - 3730, "phase 1 failed: no answer from the peer"),
+        dpd=DpdStatus("peer alive", NOW - 4, NOW - 154, NOW + 141),
+        ipsec_sas=tuple(replace(sa, remaining_kilobytes=101376, inbound_bytes=1048576,
+                                inbound_packets=1024, outbound_bytes=524288,
+                                outbound_packets=512) for sa in boston.ipsec_sas))
     gateway.status["ottawa"] = replace(
         up("ottawa"),
         state=TunnelState.NEGOTIATING,
@@ -42,6 +49,8 @@ def two_sites(gateway: FakeGateway) -> None:
         peer="198.51.100.7",
         transform="ts-legacy",
         last_failure="NO-PROPOSAL-CHOSEN from 198.51.100.7",
+        last_failure_at=NOW - 42,
+        dpd=DpdStatus("no phase 1"),
         ike_sas=(),
         ipsec_sas=(),
     )
@@ -66,7 +75,12 @@ def two_sites(gateway: FakeGateway) -> None:
     }
 
 
-SETUP: dict[str, Callable[[FakeGateway], None]] = {"status.txt": two_sites}
+def chapter(gateway: FakeGateway) -> None:
+    """An endpoint in a VR whose namespace does not exist."""
+    gateway.endpoints_down[("vr3", "10.96.0.1")] = "no network namespace 'vr3'"
+
+
+SETUP: dict[str, Callable[[FakeGateway], None]] = {"status.txt": two_sites, "chapter.txt": chapter}
 
 
 def replay(session: Session, commands: list[str]) -> str:

@@ -341,3 +341,15 @@ def test_write_memory_errors_are_reported() -> None:
     gateway = FakeGateway(startup_path="/nonexistent-dir/x/ipsecgw.conf")
     result = session(gateway=gateway).execute("write memory")
     assert not result.ok and result.error.startswith("% Cannot save the configuration")
+
+
+def test_show_option_lists_every_vr_from_the_default_context() -> None:
+    """issue 15 item 3: `show ipsec option` lists every option per VR."""
+    s = session("conf t", "virtual-router blue", "no ipsec option nat-t", "virtual-router default",
+                "interface tunnel ipsec:t transport-virtual-router red", "exit")
+    out = ok(s, "show ipsec option")
+    blocks = out.split("Virtual router ")[1:]
+    assert [b.split()[0] for b in blocks] == [DEFAULT_VR, "blue", "red"]
+    assert "nat-t              disabled" in blocks[1] and "nat-t              enabled" in blocks[2]
+    ok(s, "virtual-router blue")
+    assert ok(s, "show ipsec option").count("Virtual router") == 1

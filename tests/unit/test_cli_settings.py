@@ -23,7 +23,6 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "hostname": ("gw7", "gw8"),
     "ipsec lifetime": ("seconds 3600 kilobytes 2000", "seconds 3600 kilobytes 2001"),
     "tunnel source": ("10.99.0.11", "10.99.0.12"),
-    "tunnel destination": ("peer.example.com", "10.99.0.12"),
     "tunnel transform-set": ("ts", "ts2"),
     "tunnel pfs": ("group 5", "group 14"),
     "tunnel lifetime": ("seconds 600", "kilobytes 100"),

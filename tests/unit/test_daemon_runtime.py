@@ -16,6 +16,7 @@ import pytest
 from ipsecgw.cli.loader import load_config_text
 from ipsecgw.daemon.endpoints import Endpoint
 from ipsecgw.daemon.runtime import GatewayRuntime
+from ipsecgw.dataplane.memory import MemoryDataPlane
 from ipsecgw.status import LocalEndpointStatus, TunnelState
 
 LOOPBACK = "127.0.0.1"
@@ -145,3 +146,41 @@ def test_an_endpoint_in_a_vr_without_namespace_is_down_with_the_reason(
         assert runtime.endpoints.failed == {}
     finally:
         runtime.close()
+
+
+_MANUAL = """\
+ipsec transform-set one esp-aes128-hmac-sha
+interface tunnel ipsec:m transport-virtual-router default
+ tunnel source 192.0.2.1
+ tunnel destination 192.0.2.2
+ tunnel transform-set one
+ tunnel remote-network 10.9.0.0/24
+ tunnel manual inbound spi 4096 encryption-key {ekey} authentication-key {akey}
+ tunnel manual outbound spi 8192 encryption-key {ekey} authentication-key {akey}
+ exit
+"""
+_EKEY, _AKEY = "00" * 16, "11" * 20
+
+
+def test_manual_sa_is_installed_replaced_and_removed(runtime: GatewayRuntime) -> None:
+    dataplane = runtime.dataplane
+    assert isinstance(dataplane, MemoryDataPlane)
+    _apply(runtime, _MANUAL.format(ekey=_EKEY, akey=_AKEY))
+    assert _peers(runtime) == []  # no IKE for it
+    installed = dataplane.installed[(4096).to_bytes(4, "big")]
+    assert installed.outbound.spi == (8192).to_bytes(4, "big")
+    assert installed.outbound.integrity_key == bytes.fromhex(_AKEY)
+    assert dataplane.is_up("m")
+    assert runtime.tunnel_states() == {"m": ("default", TunnelState.UP)}
+    (status,) = runtime.tunnels()
+    assert status.state == TunnelState.UP and status.ipsec_sas[0].transform == \
+        "esp-aes128-hmac-sha"
+    # New keys: the pair is replaced.
+    _apply(runtime, _MANUAL.format(ekey="22" * 16, akey=_AKEY))
+    assert dataplane.installed[(4096).to_bytes(4, "big")].inbound.encryption_key == \
+        bytes.fromhex("22" * 16)
+    # No manual SA any more: removed, and the tunnel negotiates with IKE.
+    _apply(runtime, "\n".join(line for line in _MANUAL.splitlines()
+                              if "manual" not in line) + "\n")
+    assert (4096).to_bytes(4, "big") not in dataplane.installed
+    assert _peers(runtime) == ["192.0.2.2"]

@@ -105,6 +105,14 @@ def no_local_endpoint(ctx: Context, args: Args) -> None:
     kept = tuple(ep for ep in vr.local_endpoints if ep.address != address)
     if len(kept) == len(vr.local_endpoints):
         raise CommandError(f"No local endpoint {address} in virtual router {ctx.vr}", at="address")
+    gone = next(ep for ep in vr.local_endpoints if ep.address == address)
+    users = [f"ipsec:{t.name}" for t in ctx.config.tunnels
+             if t.source == address and t.transport_vr == gone.transport_vr]
+    if users:
+        # The tunnels need it (their IKE runs there): remove them, or change
+        # their `tunnel source`, first.
+        raise CommandError(f"Local endpoint {address} is used by {', '.join(users)}",
+                           at="address")
     ctx.commit(ctx.config.with_virtual_router(replace(vr, local_endpoints=kept)))
 
 

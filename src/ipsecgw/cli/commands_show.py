@@ -2,7 +2,8 @@
 
 They follow the virtual-router context: in the default VR they cover the
 whole router, in another VR only what belongs to it (`show.in_scope`).
-`show ipsec option` shows the options of the current VR.
+`show ipsec option` shows every VR's options in the default VR's context,
+the current VR's in another's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import __version__
+from ..config.model import DEFAULT_VR
 from ..config.render import render, render_tunnel
 from ..status import TunnelState
 from . import show
@@ -102,8 +104,14 @@ def show_sa(ctx: Context, args: Args) -> None:
 
 @_show("ipsec option")
 def show_option(ctx: Context, args: Args) -> None:
-    """IPsec options of the current virtual router."""
-    ctx.print(show.options(ctx.vr, ctx.config.options(ctx.vr)))
+    """IPsec options per virtual router (in a VR's context: that VR's)."""
+    config = ctx.config
+    if ctx.vr == DEFAULT_VR:
+        names = {vr.name for vr in config.virtual_routers} | set(config.transport_vrs())
+        vrs = sorted(names, key=lambda name: (name != DEFAULT_VR, name))
+    else:
+        vrs = [ctx.vr]
+    ctx.print("\n".join(show.options(vr, config.options(vr)) for vr in vrs))
 
 
 @_show("ipsec transform-set")
@@ -127,7 +135,7 @@ def show_local_endpoint(ctx: Context, args: Args) -> None:
         if show.in_scope(ctx.vr, vr.name)
         or any(show.in_scope(ctx.vr, ep.transport_vr) for ep in vr.local_endpoints)
     ]
-    ctx.print(show.local_endpoints(vrs))
+    ctx.print(show.local_endpoints(vrs, ctx.gateway.local_endpoint_status()))
 
 
 @_show("ipsec lifetime")

@@ -8,13 +8,22 @@ form, and the defaults read down the fourth column.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
-from ..config.model import ANY_NETWORK, DH_GROUPS, IDENTITY_KINDS, MAX_DESCRIPTION, Identity
+from ..config.manual import ManualKeys
+from ..config.model import (
+    ANY_NETWORK,
+    DH_GROUPS,
+    IDENTITY_KINDS,
+    MAX_DESCRIPTION,
+    Identity,
+    TunnelInterface,
+)
 from .commands_config import LIFETIME_VALUE, lifetime_from
 from .context import Context
 from .helptext import GROUP_HELP
 from .settings import Place, Setting, const, number, register, text
-from .tree import Args, CommandError, Mode
+from .tree import TREE, Args, CommandError, Mode
 
 _GROUPS = "|".join(str(g) for g in DH_GROUPS)
 _IDENTITY = (
@@ -27,6 +36,100 @@ TUNNEL = Place(
     get=lambda ctx: ctx.tunnel(),
     put=lambda ctx, tunnel: ctx.commit(ctx.current.with_tunnel(tunnel)),
 )
+
+
+_DESTINATION = "{<peer:IPV4>|<peer:FQDN>} [backup {<alternate:IPV4>|<alternate:FQDN>}]"
+_DESTINATION_HELP = {"<peer>": "Remote endpoint", "backup": "Alternate destination (failover)",
+                     "<alternate>": "Remote endpoint used when the other one fails"}
+
+
+@TREE.command(f"tunnel destination {_DESTINATION}", modes={Mode.CONFIG_IF},
+              help=_DESTINATION_HELP)
+def tunnel_destination(ctx: Context, args: Args) -> None:
+    """Set the remote endpoint (an address, or a domain name resolved when
+    negotiating), and optionally a backup one for tunnel failover."""
+    peer, backup = args.text("peer"), args.opt_text("alternate")
+    if backup is not None and backup.lower() == peer.lower():
+        raise CommandError("The backup destination must differ from the primary", at="alternate")
+    TUNNEL.put(ctx, replace(ctx.tunnel(), destination=peer, backup_destination=backup))
+
+
+@TREE.command("no tunnel destination [{<peer:IPV4>|<peer:FQDN>} [backup "
+              "[{<alternate:IPV4>|<alternate:FQDN>}]]]", modes={Mode.CONFIG_IF},
+              help=_DESTINATION_HELP)
+def no_tunnel_destination(ctx: Context, args: Args) -> None:
+    """Remove the remote endpoints (to drop only the backup: `tunnel destination A`)."""
+    tunnel = ctx.tunnel()
+    for name, configured in (("peer", tunnel.destination), ("alternate", tunnel.backup_destination)):
+        typed = args.opt_text(name)
+        if typed is not None and typed != configured:
+            what = "tunnel destination" if name == "peer" else "backup destination"
+            raise CommandError(f"The configured {what} is not {typed}", at=name)
+    TUNNEL.put(ctx, replace(tunnel, destination=None, backup_destination=None))
+
+
+_MANUAL_KEYS = (
+    "[{encryption-key <ekey:HEXKEY>|masked-encryption-key <ekey:MASKEDHEX>}] "
+    "[{authentication-key <akey:HEXKEY>|masked-authentication-key <akey:MASKEDHEX>}]"
+)
+_MANUAL_HELP = {
+    "manual": "Manual SA: SPIs and keys set here, no IKE",
+    "inbound": "The SA the peer sends on", "outbound": "The SA this router sends on",
+    "spi": "Security Parameters Index", "<spi>": "SPI (256 and above)",
+    "encryption-key": "Encryption key (ESP)", "authentication-key": "Authentication key",
+    "masked-encryption-key": "Encryption key, masked", "masked-authentication-key":
+    "Authentication key, masked",
+}
+
+
+def _with_manual(tunnel: TunnelInterface, direction: str,
+                 keys: ManualKeys | None) -> TunnelInterface:
+    if direction == "inbound":
+        return replace(tunnel, manual_inbound=keys)
+    return replace(tunnel, manual_outbound=keys)
+
+
+@TREE.command(f"tunnel manual {{inbound|outbound}}=direction spi <spi:256-4294967295> "
+              f"{_MANUAL_KEYS}", modes={Mode.CONFIG_IF}, help=_MANUAL_HELP)
+def tunnel_manual(ctx: Context, args: Args) -> None:
+    """Set a manual SA's SPI and keys for one direction (no IKE for this tunnel)."""
+    tunnel = ctx.tunnel()
+    transforms = ctx.config.tunnel_transforms(tunnel)
+    if len(transforms) != 1:
+        raise CommandError(f"A manual SA takes a transform set with exactly one transform "
+                           f"(transform set {tunnel.transform_set} has {len(transforms)})")
+    keys = ManualKeys(args.number("spi"), args.opt_text("ekey") or "",
+                      args.opt_text("akey") or "")
+    problem = keys.check(transforms[0])
+    if problem is not None:
+        raise CommandError(problem)
+    direction = args.text("direction")
+    if direction == "inbound" and any(
+            t.manual_inbound is not None and t.manual_inbound.spi == keys.spi and
+            t.name != tunnel.name and t.transport_vr == tunnel.transport_vr
+            for t in ctx.config.tunnels):
+        raise CommandError(f"Inbound SPI {keys.spi} is used by another tunnel", at="spi")
+    TUNNEL.put(ctx, _with_manual(tunnel, direction, keys))
+
+
+@TREE.command("no tunnel manual [{inbound|outbound}=direction [spi [<spi:256-4294967295> "
+              f"{_MANUAL_KEYS}]]]", modes={Mode.CONFIG_IF}, help=_MANUAL_HELP)
+def no_tunnel_manual(ctx: Context, args: Args) -> None:
+    """Remove a direction's manual SA, or both (the tunnel negotiates with IKE again)."""
+    tunnel = ctx.tunnel()
+    direction = args.opt_text("direction")
+    if direction is None:
+        TUNNEL.put(ctx, replace(tunnel, manual_inbound=None, manual_outbound=None))
+        return
+    configured = tunnel.manual_inbound if direction == "inbound" else tunnel.manual_outbound
+    spi = args.opt_number("spi")
+    if spi is not None and (configured is None or configured.spi != spi):
+        raise CommandError(f"The configured {direction} SPI is not {spi}", at="spi")
+    for name, key in (("ekey", "encryption_key"), ("akey", "authentication_key")):
+        typed = args.opt_text(name)
+        if typed is not None and (configured is None or getattr(configured, key) != typed):
+            raise CommandError("Not the configured key", at=name)
+    TUNNEL.put(ctx, _with_manual(tunnel, direction, None))
 
 
 def _identity(ctx: Context, args: Args) -> Identity:
@@ -78,10 +181,6 @@ register(
         Setting("tunnel source", "<address:IPV4>", "source", None, text("address"),
                 "Set the local endpoint address.",
                 help={"<address>": "Local address of the tunnel"}),
-        Setting("tunnel destination", "{<peer:IPV4>|<peer:FQDN>}", "destination", None,
-                text("peer"),
-                "Set the remote endpoint: an address, or a domain name resolved when negotiating.",
-                help={"<peer>": "Remote endpoint"}),
         Setting("tunnel transform-set", "<name:TSNAME>", "transform_set", None, _transform_set,
                 "Use a transform set for phase 2.",
                 "Use the default transform (esp-aes256-hmac-sha256)."),

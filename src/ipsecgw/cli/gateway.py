@@ -17,7 +17,14 @@ from typing import Literal, Protocol
 from ..config.model import RunningConfig
 from ..config.render import render
 from ..config.store import save_atomic
-from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from ..status import (
+    IkeSaStatus,
+    IpsecSaStatus,
+    LocalEndpointStatus,
+    TunnelState,
+    TunnelStatus,
+    VrStatistics,
+)
 from .show import config_status
 
 SaSelector = Literal["all"] | tuple[Literal["tunnel"], str] | tuple[Literal["state"], TunnelState]
@@ -62,6 +69,11 @@ class Gateway(Protocol):
 
     def statistics(self) -> list[VrStatistics]: ...
 
+    def local_endpoint_status(self) -> list[LocalEndpointStatus]:
+        """Each IKE local endpoint the gateway runs (configured, or a tunnel's
+        source): up (its UDP 500 and 4500 sockets open), or the reason it is not."""
+        ...
+
     def write_memory(self) -> str:
         """Save `render(config)` atomically to the startup file; return its path."""
         ...
@@ -82,6 +94,8 @@ class FakeGateway:
         self.counters: dict[str, dict[str, int]] = {}  # per transport VR
         self.refuse: str | None = None  # the next apply() raises GatewayError(refuse)
         self.cleared: list[tuple[str | None, SaSelector, int | None]] = []
+        #: (VR, address) -> why that endpoint is down; the others are up.
+        self.endpoints_down: dict[tuple[str, str], str] = {}
         self.applied = 0
 
     @property
@@ -109,6 +123,15 @@ class FakeGateway:
 
     def statistics(self) -> list[VrStatistics]:
         return [VrStatistics(vr, dict(c)) for vr, c in sorted(self.counters.items())]
+
+    def local_endpoint_status(self) -> list[LocalEndpointStatus]:
+        config = self._config
+        wanted = {(vr, address) for vr in config.transport_vrs()
+                  for address in config.local_endpoints_in(vr)}
+        wanted |= {(t.transport_vr, t.source) for t in config.tunnels if t.source is not None}
+        return [LocalEndpointStatus(vr, address, (vr, address) not in self.endpoints_down,
+                                    self.endpoints_down.get((vr, address)))
+                for vr, address in sorted(wanted)]
 
     def clear_sa(self, vr: str | None, selector: SaSelector, phase: int | None) -> int:
         self.cleared.append((vr, selector, phase))

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config.model import DEFAULT_VR, RunningConfig, TunnelInterface, VirtualRouter, VrOptions
-from ..status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus, VrStatistics
+from ..status import (
+    DpdStatus,
+    IkeSaStatus,
+    IpsecSaStatus,
+    LocalEndpointStatus,
+    TunnelState,
+    TunnelStatus,
+    VrStatistics,
+)
 
 #: `show ipsec statistics` labels for the counters the engine reports, in
 #: display order; other counters follow with their key as label.
@@ -84,6 +92,7 @@ def config_status(tunnel: TunnelInterface) -> TunnelStatus:
         state=TunnelState.DISABLED if tunnel.shutdown else TunnelState.DOWN,
         local=tunnel.source or "",
         peer=tunnel.destination or "",
+        backup=tunnel.backup_destination,
         transform=tunnel.transform_set or "",
     )
 
@@ -128,21 +137,38 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     if status.state == TunnelState.UP and status.up_since is not None:
         where += f", up for {duration(now - status.up_since)}"
     lines.append(where)
+    if status.backup is not None:
+        lines += _destinations(status, now)
     tunnel = config.tunnel(status.name)
     if tunnel is not None and tunnel.description is not None:
         lines.insert(1, f"  Description: {tunnel.description}")
     if tunnel is not None:
         offered = " ".join(config.tunnel_transforms(tunnel))
-        named = f"transform set {tunnel.transform_set}" if tunnel.transform_set else "default"
         pfs = f"PFS group {tunnel.pfs_group}" if tunnel.pfs_group else "no PFS"
+        if tunnel.manual:
+            offers = f"  Manual SA {offered}, no IKE"
+        elif tunnel.transform_set is None:
+            offers = "  Offers nothing until it has a transform set"
+        else:
+            offers = f"  Offers {offered} (transform set {tunnel.transform_set}), {pfs}"
         life = config.tunnel_lifetime(tunnel)
+        origin = "tunnel lifetime" if tunnel.lifetime is not None else "ipsec lifetime"
         lines += [
-            f"  Offers {offered} ({named}), {pfs}",
+            f"  Interface in virtual router {tunnel.vr}, IKE and ESP in virtual router"
+            f" {status.vr}",
+            offers,
             f"  Local network {tunnel.local_network}, remote network {tunnel.remote_network}",
-            f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes",
+            "  Lifetime: none (manual SA)" if tunnel.manual else
+            f"  Lifetime {life.seconds} seconds, {life.kilobytes} kilobytes ({origin})",
         ]
+    if tunnel is not None and config.missing(tunnel):
+        lines.append("  Incomplete, not negotiating: no " + ", no ".join(config.missing(tunnel)))
+    if status.dpd is not None:
+        lines.append(_dpd_detail(status.dpd, now))
     if status.last_failure:
-        lines.append(f"  Last failure: {status.last_failure}")
+        when = "" if status.last_failure_at is None else \
+            f" ({duration(now - status.last_failure_at)} ago)"
+        lines.append(f"  Last failure: {status.last_failure}{when}")
     for ike in status.ike_sas:
         lines += ["", *_ike_detail(ike)]
     for sa in status.ipsec_sas:
@@ -150,6 +176,32 @@ def tunnel_detail(status: TunnelStatus, config: RunningConfig, now: float) -> st
     if not status.ike_sas and not status.ipsec_sas:
         lines += ["", "  No SAs"]
     return "\n".join(lines)
+
+
+def _dpd_detail(dpd: DpdStatus, now: float) -> str:
+    def ago(when: float | None) -> str:
+        return "never" if when is None else f"{duration(now - when)} ago"
+
+    line = f"  DPD: {dpd.state}"
+    if dpd.last_heard is not None:
+        line += f"; last heard from {ago(dpd.last_heard)}, last probe {ago(dpd.last_probe)}"
+    if dpd.next_due is not None:
+        line += f", next in {duration(dpd.next_due - now)}"
+    return line
+
+
+def _destinations(status: TunnelStatus, now: float) -> list[str]:
+    """Tunnel failover: which destination is active, and the last switch."""
+    primary, backup = (status.backup, status.peer) if status.on_backup else \
+        (status.peer, status.backup)
+    active = "backup" if status.on_backup else "primary"
+    lines = [f"  Destinations: primary {primary}, backup {backup}; active: {active} "
+             f"({status.peer})",
+             f"  Switchovers: {status.switchovers}"]
+    if status.last_switchover is not None:
+        when, why = status.last_switchover
+        lines[-1] += f", last {duration(now - when)} ago: {why}"
+    return lines
 
 
 def _ike_detail(sa: IkeSaStatus) -> list[str]:
@@ -166,11 +218,13 @@ def _ike_detail(sa: IkeSaStatus) -> list[str]:
 
 def _ipsec_detail(sa: IpsecSaStatus) -> list[str]:
     pfs = f"PFS group {sa.pfs_group}" if sa.pfs_group else "no PFS"
+    remaining_kb = "" if sa.remaining_kilobytes is None else f" / {sa.remaining_kilobytes} KB"
     return [
         f"  IPsec SA inbound SPI {spi(sa.inbound_spi)}, outbound SPI {spi(sa.outbound_spi)}",
         f"    {sa.transform}, {sa.encapsulation}, {pfs}",
         f"    {sa.local_network} <-> {sa.remote_network}",
-        f"    lifetime {sa.lifetime_seconds} s / {sa.lifetime_kilobytes} KB, {sa.remaining_seconds} s remaining",
+        f"    lifetime {sa.lifetime_seconds} s / {sa.lifetime_kilobytes} KB, "
+        f"{sa.remaining_seconds} s{remaining_kb} remaining",
         f"    inbound {sa.inbound_packets} packets {sa.inbound_bytes} bytes,"
         f" outbound {sa.outbound_packets} packets {sa.outbound_bytes} bytes",
     ]
@@ -288,11 +342,25 @@ def ike_policy_rules(config: RunningConfig) -> str:
     return table(headers, rows)
 
 
-def local_endpoints(vrs: Sequence[VirtualRouter]) -> str:
-    rows = [[ep.address, ep.transport_vr, vr.name] for vr in vrs for ep in vr.local_endpoints]
+def local_endpoints(vrs: Sequence[VirtualRouter],
+                    running: Sequence[LocalEndpointStatus]) -> str:
+    """The configured endpoints, each up or down with the daemon's reason
+    (`GatewayRuntime.local_endpoint_status`); one the daemon does not run
+    (yet) is "-"."""
+    states = {(s.vr, s.address): s for s in running}
+
+    def state(vr: str, address: str) -> list[str]:
+        found = states.get((vr, address))
+        if found is None:
+            return ["-", ""]
+        return ["up", ""] if found.up else ["down", found.reason or ""]
+
+    rows = [[ep.address, ep.transport_vr, vr.name, *state(ep.transport_vr, ep.address)]
+            for vr in vrs for ep in vr.local_endpoints]
     if not rows:
         return "No local endpoints"
-    return table(["Address", "Transport virtual router", "Configured in"], rows)
+    return table(["Address", "Transport virtual router", "Configured in", "State", "Reason"],
+                 rows)
 
 
 def lifetime(config: RunningConfig) -> str:

@@ -274,6 +274,34 @@ class MaskedKey(ArgType):
         return secret
 
 
+class HexKey(ArgType):
+    """A key in hexadecimal (`tunnel manual`), with or without 0x; the value is
+    the lower-case hex digits."""
+
+    placeholder = "HEX"
+    help = "Key in hexadecimal"
+    secret = True
+
+    def parse(self, text: str) -> Value:
+        digits = text[2:] if text.lower().startswith("0x") else text
+        if not digits or len(digits) % 2 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ArgError("Expected a key in hexadecimal, an even number of digits")
+        if len(digits) > 128:
+            raise ArgError("A key is at most 64 bytes (128 hex digits)")
+        return digits.lower()
+
+
+class MaskedHexKey(MaskedKey):
+    """A manual SA key in the masked form `show configuration` prints."""
+
+    help = "Key in masked form (as show configuration prints it)"
+
+    def parse(self, text: str) -> Value:
+        secret = super().parse(text)
+        assert isinstance(secret, str)
+        return HexKey().parse(secret)
+
+
 class Line(ArgType):
     """Any word: the rest of a line, handed on as it was typed."""
 
@@ -302,5 +330,7 @@ TYPES: dict[str, ArgType] = {
     "PATH": Text("PATH", "File name (PEM); quote it if it has blanks", 1024),
     "DESCRIPTION": Text("TEXT", "Free text describing the interface", MAX_DESCRIPTION),
     "MASKED": MaskedKey(),
+    "HEXKEY": HexKey(),
+    "MASKEDHEX": MaskedHexKey(),
     "LINE": Line(),
 }

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from ..netns import DEFAULT_VR as DEFAULT_VR  # the namespace the daemon runs in
+from .manual import ManualKeys
 
 DEFAULT_HOSTNAME = "host1"
 ANY_NETWORK = "0.0.0.0/0"
@@ -166,6 +167,7 @@ class TunnelInterface:
     transport_vr: str = DEFAULT_VR
     source: str | None = None
     destination: str | None = None  # IPv4 address or FQDN
+    backup_destination: str | None = None  # failover: `tunnel destination A backup B`
     transform_set: str | None = None
     pfs_group: int | None = None
     lifetime: Lifetime | None = None  # None: the global `ipsec lifetime`
@@ -178,6 +180,14 @@ class TunnelInterface:
     responder_only: bool = False  # never initiate: the peer brings the tunnel up
     shutdown: bool = False
     description: str | None = None  # free text for the operator; no effect on the tunnel
+    # `tunnel manual {inbound|outbound} ...`: no IKE, these SAs (config/manual.py)
+    manual_inbound: ManualKeys | None = None
+    manual_outbound: ManualKeys | None = None
+
+    @property
+    def manual(self) -> bool:
+        """Whether the tunnel has manual SAs (and no IKE) rather than negotiated ones."""
+        return self.manual_inbound is not None or self.manual_outbound is not None
 
     @property
     def interface_name(self) -> str:
@@ -344,6 +354,19 @@ class RunningConfig:
     def tunnel_lifetime(self, tunnel: TunnelInterface) -> Lifetime:
         """`tunnel lifetime` when set, else the global `ipsec lifetime` (G)."""
         return tunnel.lifetime if tunnel.lifetime is not None else self.lifetime
+
+    def missing(self, tunnel: TunnelInterface) -> tuple[str, ...]:
+        """The commands a tunnel still needs before it negotiates (DECISIONS.md
+        "Incomplete tunnels"): a source, a destination and a transform set; a
+        tunnel with manual SAs needs both directions instead of a set."""
+        needed: list[tuple[str, object]] = [("tunnel source", tunnel.source),
+                                            ("tunnel destination", tunnel.destination)]
+        if tunnel.manual:
+            needed += [("tunnel manual inbound", tunnel.manual_inbound),
+                       ("tunnel manual outbound", tunnel.manual_outbound)]
+        else:
+            needed.append(("tunnel transform-set", tunnel.transform_set))
+        return tuple(command for command, value in needed if value is None)
 
     def tunnel_transforms(self, tunnel: TunnelInterface) -> tuple[str, ...]:
         """The transforms a tunnel offers, in priority order."""

@@ -13,6 +13,7 @@ virtual router.
 
 from __future__ import annotations
 
+from .manual import ManualKeys
 from .masking import mask_secret
 from .model import (
     ANY_NETWORK,
@@ -136,6 +137,16 @@ def render_tunnel(tunnel: TunnelInterface) -> str:
     return "\n".join(_tunnel(tunnel)) + "\n"
 
 
+def _manual(direction: str, keys: ManualKeys) -> str:
+    """Keys masked like pre-shared keys (masking.py)."""
+    line = f" tunnel manual {direction} spi {keys.spi}"
+    if keys.encryption_key:
+        line += f" masked-encryption-key {mask_secret(keys.encryption_key)}"
+    if keys.authentication_key:
+        line += f" masked-authentication-key {mask_secret(keys.authentication_key)}"
+    return line
+
+
 def _tunnel(t: TunnelInterface) -> list[str]:
     lines = [f"interface tunnel {t.interface_name} transport-virtual-router {t.transport_vr}"]
     if t.description is not None:
@@ -143,7 +154,8 @@ def _tunnel(t: TunnelInterface) -> list[str]:
     if t.source is not None:
         lines.append(f" tunnel source {t.source}")
     if t.destination is not None:
-        lines.append(f" tunnel destination {t.destination}")
+        backup = f" backup {t.backup_destination}" if t.backup_destination else ""
+        lines.append(f" tunnel destination {t.destination}{backup}")
     if t.transform_set is not None:
         lines.append(f" tunnel transform-set {t.transform_set}")
     if t.pfs_group is not None:
@@ -164,6 +176,9 @@ def _tunnel(t: TunnelInterface) -> list[str]:
         lines.append(f" ip address {t.ip_address}")
     if t.responder_only:
         lines.append(" tunnel responder-only")
+    for direction, keys in (("inbound", t.manual_inbound), ("outbound", t.manual_outbound)):
+        if keys is not None:
+            lines.append(_manual(direction, keys))
     if t.shutdown:
         lines.append(" shutdown")
     return [*lines, " exit"]

@@ -39,9 +39,10 @@ from ..status import (
 )
 from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
+from .manual import ManualSas
 from .resolver import Resolver
 from .savekeys import SaveKeys
-from .translate import engine_policies, tunnel_specs
+from .translate import engine_policies, manual_sas, tunnel_specs
 
 log = logging.getLogger("ipsecgw.daemon")
 
@@ -101,6 +102,7 @@ class GatewayRuntime:
         self._next_endpoint_retry_at = 0.0
         self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
+        self.manual = ManualSas(self.dataplane)
 
     # -- construction -----------------------------------------------------
 
@@ -141,7 +143,8 @@ class GatewayRuntime:
                 self._retire(vr, self.engines.pop(vr), now)
         # After the retired engines' Deletes have left through the old sockets.
         self.endpoints.sync(self.loop, _endpoints_of(policies))
-        self._sync_tunnels(tunnel_specs(config))
+        recreated = self._sync_tunnels(tunnel_specs(config))
+        self.manual.sync(manual_sas(config, self.resolver.address), recreated)
         self._config = config
         self._report_all_traffic = True
         self._service()
@@ -156,9 +159,11 @@ class GatewayRuntime:
         engine.clear_sa(None, 1, now)
         self._drain(vr, engine, now)
 
-    def _sync_tunnels(self, specs: list[TunnelSpec]) -> None:
-        """Tunnel interfaces follow the configuration; a changed one is re-created."""
-        for name in set(self._tunnel_specs) - {spec.name for spec in specs}:
+    def _sync_tunnels(self, specs: list[TunnelSpec]) -> set[str]:
+        """Tunnel interfaces follow the configuration; a changed one is re-created.
+        Returns the tunnels whose interface went or was re-created (their SAs with it)."""
+        recreated = set(self._tunnel_specs) - {spec.name for spec in specs}
+        for name in recreated:
             self.dataplane.remove_tunnel(name)
             del self._tunnel_specs[name]
         for spec in specs:
@@ -168,6 +173,7 @@ class GatewayRuntime:
             if old is not None:
                 self.dataplane.remove_tunnel(spec.name)
                 del self._tunnel_specs[spec.name]
+                recreated.add(spec.name)
             try:
                 self.dataplane.add_tunnel(spec)
             except Exception as exc:  # a broken TUN must not stop the others
@@ -181,6 +187,7 @@ class GatewayRuntime:
                 engine = self.engines.get(vr) if vr is not None else None
                 if engine is not None:
                     engine.clear_sa({spec.name}, 2, self.now())
+        return recreated
 
     def write_memory(self) -> str:
         save_atomic(self.config_path, render(self._config))
@@ -213,14 +220,17 @@ class GatewayRuntime:
         result: list[TunnelStatus] = []
         for engine in self.engines.values():
             for status in engine.tunnel_status(now):
-                up_since = None if status.up_since is None else status.up_since + wall_offset
-                result.append(replace(status, up_since=up_since,
+                result.append(replace(status.shifted(wall_offset),
                                       ipsec_sas=self._sa_counters(status.ipsec_sas)))
+        for status in self.manual.status():
+            result.append(replace(status, ipsec_sas=self._sa_counters(status.ipsec_sas)))
         return sorted(result, key=lambda t: t.name)
 
     def tunnel_states(self) -> dict[str, tuple[str, TunnelState]]:
-        return {name: (vr, state) for vr, engine in self.engines.items()
-                for name, state in engine.tunnel_states().items()}
+        states = {name: (vr, state) for vr, engine in self.engines.items()
+                  for name, state in engine.tunnel_states().items()}
+        states.update(self.manual.states())
+        return states
 
     def _sa_counters(self, sas: tuple[IpsecSaStatus, ...]) -> tuple[IpsecSaStatus, ...]:
         out = []

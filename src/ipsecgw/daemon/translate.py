@@ -10,9 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..config.manual import ManualKeys
 from ..config.model import ANY_NETWORK, RunningConfig, TunnelInterface
 from ..dataplane.base import DEFAULT_MTU, TunnelSpec
+from ..isakmp.events import SaKeys
 from ..isakmp.policy import DpdPolicy, EnginePolicy, Identity, IkeRule, TunnelPolicy
+from ..isakmp.proposals import Phase2Suite, phase2_suite
+from .manual import ManualSa
 
 log = logging.getLogger("ipsecgw.daemon")
 
@@ -24,18 +28,28 @@ unknown; must not block (`resolver.Resolver.address`)."""
 
 def _tunnel_policy(config: RunningConfig, tunnel: TunnelInterface,
                    resolve: Resolve) -> TunnelPolicy | None:
-    if tunnel.source is None or tunnel.destination is None:
+    if tunnel.manual or tunnel.source is None or tunnel.destination is None:
+        return None
+    if config.missing(tunnel):
+        log.info("tunnel ipsec:%s: incomplete (no %s): not negotiating", tunnel.name,
+                 ", no ".join(config.missing(tunnel)))
         return None
     peer = resolve(tunnel.destination)
     if peer is None:
         log.info("tunnel ipsec:%s: no address for destination %s (yet)", tunnel.name,
                  tunnel.destination)
         return None
+    backup = None if tunnel.backup_destination is None else resolve(tunnel.backup_destination)
+    if backup == peer:
+        log.warning("tunnel ipsec:%s: backup destination %s is the primary's address %s",
+                    tunnel.name, tunnel.backup_destination, peer)
+        backup = None
     lifetime = config.tunnel_lifetime(tunnel)
     return TunnelPolicy(
         name=tunnel.name,
         local_address=tunnel.source,
         peer_address=peer,
+        backup_address=backup,
         transforms=config.tunnel_transforms(tunnel),
         pfs_group=tunnel.pfs_group,
         lifetime_seconds=lifetime.seconds,
@@ -122,6 +136,45 @@ def engine_policies(config: RunningConfig, resolve: Resolve) -> dict[str, Engine
             ),
         )
     return policies
+
+
+def _sa_keys(suite: Phase2Suite, manual: ManualKeys) -> SaKeys:
+    return SaKeys(manual.spi.to_bytes(4, "big"), suite.encryption,
+                  bytes.fromhex(manual.encryption_key), suite.integrity,
+                  bytes.fromhex(manual.authentication_key))
+
+
+def manual_sas(config: RunningConfig, resolve: Resolve) -> dict[str, ManualSa]:
+    """Tunnel -> its manual SA pair, for the tunnels whose manual SA is complete:
+    source, a destination with an address, both directions, keys that fit
+    the one transform (daemon/manual.py).  The others are logged and wait."""
+    sas: dict[str, ManualSa] = {}
+    for tunnel in config.tunnels:
+        if not tunnel.manual or tunnel.shutdown:
+            continue
+        inbound, outbound = tunnel.manual_inbound, tunnel.manual_outbound
+        transforms = config.tunnel_transforms(tunnel)
+        peer = resolve(tunnel.destination) if tunnel.destination is not None else None
+        problem = None
+        if tunnel.source is None or peer is None:
+            problem = "no source, or no address for its destination (yet)"
+        elif inbound is None or outbound is None:
+            problem = "only one direction configured"
+        elif len(transforms) != 1:
+            problem = f"{len(transforms)} transforms, a manual SA takes exactly one"
+        else:
+            problem = inbound.check(transforms[0]) or outbound.check(transforms[0])
+        if problem is not None or tunnel.source is None or peer is None or \
+                inbound is None or outbound is None:
+            log.info("tunnel ipsec:%s: manual SA not installed: %s", tunnel.name, problem)
+            continue
+        suite = phase2_suite(transforms[0])
+        sas[tunnel.name] = ManualSa(
+            tunnel=tunnel.name, vr=tunnel.transport_vr, transform=transforms[0],
+            peer=(peer, 0), local=(tunnel.source, 0), inbound=_sa_keys(suite, inbound),
+            outbound=_sa_keys(suite, outbound), protocol=suite.protocol,
+            local_network=tunnel.local_network, remote_network=tunnel.remote_network)
+    return sas
 
 
 def tunnel_specs(config: RunningConfig) -> list[TunnelSpec]:

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ipsecgw.status import DpdStatus
+
 from . import informational
 from .outbox import Outbox
 from .policy import DpdPolicy
@@ -47,6 +49,7 @@ class PeerLiveness:
     shorten: float = 0.0
     probes: int = 0
     probe_at: float | None = None
+    last_probe: float | None = None  # the last R-U-THERE sent, answered or not
 
 
 class DeadPeerDetection:
@@ -114,13 +117,25 @@ class DeadPeerDetection:
             return True
         live.sequence = (live.sequence + 1) & 0xFFFFFFFF
         live.probes += 1
-        live.probe_at = now
+        live.probe_at = live.last_probe = now
         self._outbox.count("dpd_sent")
         ike.log.debug("R-U-THERE %d to %s", live.sequence, ike.remote[0])
         notify = informational.dpd_notify(ike, False, live.sequence)
         self._outbox.send(informational.protect(ike, [notify], self._random), ike.local,
                           ike.remote)
         return False
+
+    def status(self, key: PeerKey, now: float) -> DpdStatus:
+        """The peer's DPD state for `show ipsec tunnel detail`."""
+        live = self._peers.get(key)
+        if not self.policy.enabled:
+            return DpdStatus("disabled")
+        if live is None:
+            return DpdStatus("no phase 1")
+        if self._probe_sa(key) is None:
+            return DpdStatus("not supported by the peer")
+        state = f"probing, {live.probes} unanswered" if live.probes else "peer alive"
+        return DpdStatus(state, live.last_rx, live.last_probe, self._due(live, now))
 
     def forget(self, key: PeerKey) -> None:
         self._peers.pop(key, None)

@@ -18,8 +18,9 @@ composes, each with one job and no way to call back into the engine:
 - the exchanges: main_mode.py, aggressive_mode.py (shared pieces in
   phase1.py), quick_mode.py, which see only `StepContext` (step_context.py:
   keys, identities, credentials, SPIs, the tunnel a Quick Mode is for);
-  collisions.py decides simultaneous ones; status.py builds snapshots from
-  the tables.
+  collisions.py decides simultaneous ones; failover.py which destination a
+  tunnel with a backup negotiates with; status.py builds snapshots from the
+  tables.
 
 It never reads the clock, opens a socket or touches the kernel (DESIGN.md 1):
 the runtime feeds it `receive_datagram(..., now)`, sends what
@@ -98,7 +99,7 @@ from dataclasses import replace
 
 from ipsecgw.status import IkeSaStatus, TunnelState, TunnelStatus
 
-from . import aggressive_mode, collisions, informational, main_mode, quick_mode
+from . import aggressive_mode, collisions, failover, informational, main_mode, quick_mode
 from .admission import Admission
 from .codec import DecodeError, Delete, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
@@ -245,7 +246,9 @@ class Engine:
         changed: list[TunnelRuntime] = []
         for runtime in list(self._tunnels):
             name = runtime.name
-            replacement = new.get(name)
+            configured = new.get(name)
+            replacement = None if configured is None else \
+                failover.active_policy(configured, runtime)
             if replacement == runtime.policy:
                 continue
             if replacement is not None and \
@@ -262,6 +265,7 @@ class Engine:
             self._remove_tunnel(runtime)
             if replacement is not None:
                 runtime.policy = replacement
+                runtime.on_backup = runtime.on_backup and replacement.backup_address is not None
                 runtime.reset()
                 self._add_tunnel(runtime)
                 changed.append(runtime)
@@ -356,7 +360,7 @@ class Engine:
         reason = f"data plane refused the SA: {reason}"
         runtime.refusals += 1
         self._delete_child(child, reason, now, notify_peer=True, announce=False)
-        runtime.last_failure = reason
+        runtime.failed(reason, now)
         # Until the back-off ends the tunnel also refuses the peer's Quick Mode
         # (`responder_tunnel`), so that the peer, answered INVALID-ID-INFORMATION,
         # backs off too instead of renegotiating at once after our Delete.
@@ -374,7 +378,7 @@ class Engine:
 
     def tunnel_status(self, now: float) -> list[TunnelStatus]:
         """Every configured tunnel with its SAs (`show ipsec tunnel`)."""
-        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now)
+        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now, self._dpd.status)
 
     def tunnel_states(self) -> dict[str, TunnelState]:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
@@ -635,6 +639,8 @@ class Engine:
         self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
         self._forget_ike(ike)
         self._negotiation_failed(ike.local[0], ike.remote[0], ike.tunnel, reason, now)
+        if ike.role is Role.INITIATOR:
+            self._fail_over((ike.local[0], ike.remote[0]), f"phase 1 failed: {reason}", now)
 
     def _phase1_established(self, ike: IkeSa, now: float, initial_contact: bool) -> None:
         suite = ike.require_suite()
@@ -1038,6 +1044,25 @@ class Engine:
             self._delete_ike(other, "dead peer", now, notify_peer=False)
         self._dpd.forget(key)
         self._negotiation_failed(key[0], key[1], None, "dead peer", now)
+        self._fail_over(key, "dead peer (DPD)", now)
+
+    def _fail_over(self, key: PeerKey, reason: str, now: float) -> None:
+        """Tunnel failover (failover.py): the tunnels that negotiate with the
+        failed destination `key` and have another one, and are not up with
+        SAs negotiated otherwise, move to the other one.  The back-off that
+        the failure set stays, so two failing destinations alternate no
+        faster than a single one is retried."""
+        for runtime in self._tunnels.of_peer(key):
+            if not failover.may_switch(runtime) or self._current_child(runtime.name) is not None:
+                continue
+            self._clear_tunnel_children(runtime.name, reason, now)
+            self._remove_tunnel(runtime)
+            failover.switch(runtime, reason, now)
+            self._add_tunnel(runtime)
+            _LOG.info("tunnel %s fails over to %s (%s): %s", runtime.name,
+                      runtime.policy.peer_address, "backup" if runtime.on_backup else "primary",
+                      reason)
+            self._service_tunnel(runtime, now)
 
     # --- the tables: every change goes through here so that deadlines follow ----
 
@@ -1149,10 +1174,10 @@ class Engine:
             waiting = runtime.peer_key == (local_ip, remote_ip) and \
                 self._needs_negotiation(runtime)
             if runtime is named:
-                runtime.last_failure = reason
+                runtime.failed(reason, now)
             if waiting or (runtime is named and runtime.initiates
                            and self._current_child(runtime.name) is None):
-                runtime.last_failure = reason
+                runtime.failed(reason, now)
                 runtime.failures += 1
                 runtime.next_attempt_at = now + self._backoff(runtime.failures)
                 self._touch(runtime)

@@ -142,6 +142,8 @@ class TunnelPolicy:
 
     `transforms` are CLI transform names (SPEC 3.3) in priority order, at most
     six; `peer_address` is an IP address (the daemon resolves an FQDN).
+    `backup_address` is the alternate destination of tunnel failover
+    (`tunnel destination A backup B`, failover.py).
 
     `initiate` False makes a responder-only tunnel (`tunnel responder-only`):
     it stays `enabled` and answers the peer's Main, Aggressive and Quick Mode
@@ -166,8 +168,11 @@ class TunnelPolicy:
     remote_network: str = "0.0.0.0/0"
     enabled: bool = True
     initiate: bool = True
+    backup_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.backup_address == self.peer_address:
+            raise ValueError(f"tunnel {self.name}: the backup destination is the primary")
         if not self.transforms or len(self.transforms) > 6:
             raise ValueError(f"tunnel {self.name}: 1 to 6 transforms, got {len(self.transforms)}")
         ipaddress.ip_network(self.local_network, strict=False)

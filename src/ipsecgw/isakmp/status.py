@@ -7,10 +7,12 @@ linear in what they list; nothing here changes state.
 
 from __future__ import annotations
 
-from ipsecgw.status import IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
+from collections.abc import Callable
+
+from ipsecgw.status import DpdStatus, IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
 
 from .identity import identity_string
-from .registry import Registry
+from .registry import PeerKey, Registry
 from .sa import IkeSa, IpsecSa
 from .tunnel_table import TunnelRuntime, TunnelTable
 
@@ -21,14 +23,18 @@ def ike_sa_status(vr: str, sas: Registry, tunnels: TunnelTable,
     return [_ike_status(vr, ike, tunnels, now) for ike in sas.ike.values()]
 
 
-def tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable,
-                  now: float) -> list[TunnelStatus]:
+#: A peer's DPD state (`DeadPeerDetection.status`).
+DpdOf = Callable[[PeerKey, float], DpdStatus]
+
+
+def tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, now: float,
+                  dpd: DpdOf | None = None) -> list[TunnelStatus]:
     """Every configured tunnel with its SAs (`show ipsec tunnel`), in configuration order.
 
     A responder-only tunnel without SAs is "down", like any tunnel waiting
     for its next attempt; it is "negotiating" only while the peer is.
     """
-    return [_tunnel_status(vr, sas, tunnels, runtime, now) for runtime in tunnels]
+    return [_tunnel_status(vr, sas, tunnels, runtime, now, dpd) for runtime in tunnels]
 
 
 def tunnel_states(sas: Registry, tunnels: TunnelTable) -> dict[str, TunnelState]:
@@ -73,7 +79,7 @@ def _ike_status(vr: str, ike: IkeSa, tunnels: TunnelTable, now: float) -> IkeSaS
 
 
 def _tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, runtime: TunnelRuntime,
-                   now: float) -> TunnelStatus:
+                   now: float, dpd: DpdOf | None) -> TunnelStatus:
     policy = runtime.policy
     children = sas.children_of_tunnel(policy.name)
     live = [c for c in children if not c.superseded]
@@ -83,6 +89,10 @@ def _tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, runtime: Tunnel
         local=policy.local_address, peer=policy.peer_address,
         transform=live[-1].transform if live else policy.transforms[0],
         up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
+        last_failure_at=runtime.last_failure_at,
+        dpd=dpd(runtime.peer_key, now) if dpd is not None and policy.enabled else None,
+        backup=policy.backup_address, on_backup=runtime.on_backup,
+        switchovers=runtime.switchovers, last_switchover=runtime.last_switchover,
         ike_sas=ikes,
         ipsec_sas=tuple(_child_status(vr, child, runtime, now) for child in children))
 
@@ -95,5 +105,9 @@ def _child_status(vr: str, child: IpsecSa, runtime: TunnelRuntime, now: float) -
         encapsulation=child.encapsulation, pfs_group=child.pfs_group,
         lifetime_seconds=child.lifetime_seconds, lifetime_kilobytes=child.lifetime_kilobytes,
         remaining_seconds=max(0, int(child.expires_at - now)),
+        remaining_kilobytes=max(0, child.lifetime_kilobytes - max(
+            runtime.inbound_bytes - child.inbound_at_start,
+            runtime.outbound_bytes - child.outbound_at_start) // 1024)
+        if child.lifetime_kilobytes else None,
         inbound_bytes=max(0, runtime.inbound_bytes - child.inbound_at_start),
         outbound_bytes=max(0, runtime.outbound_bytes - child.outbound_at_start))

@@ -26,13 +26,18 @@ class TunnelRuntime:
     policy: TunnelPolicy
     failures: int = 0
     next_attempt_at: float = 0.0
-    last_failure: str = ""
+    last_failure: str = ""  # cleared once the tunnel is up again
+    last_failure_at: float | None = None
     up_since: float | None = None
     rekey_of: bytes | None = None  # inbound SPI of an SA waiting for its successor
     refusals: int = 0  # SAs the data plane refused in a row (Engine.sa_install_failed)
     refused_until: float = 0.0  # the peer's Quick Mode is refused until then
     inbound_bytes: int = 0
     outbound_bytes: int = 0
+    # Failover (failover.py): `policy` has the destinations swapped while on the backup.
+    on_backup: bool = False
+    switchovers: int = 0
+    last_switchover: tuple[float, str] | None = None  # (when, why)
 
     @property
     def name(self) -> str:
@@ -52,7 +57,11 @@ class TunnelRuntime:
         """Whether the engine negotiates and rekeys for this tunnel (not responder-only)."""
         return self.policy.enabled and self.policy.initiate
 
+    def failed(self, reason: str, now: float) -> None:
+        self.last_failure, self.last_failure_at = reason, now
+
     def installed(self, now: float) -> None:
+        self.last_failure, self.last_failure_at = "", None
         self.failures = 0
         self.next_attempt_at = 0.0
         self.rekey_of = None

@@ -77,10 +77,17 @@ class GatewayRuntime:
     # -- construction -----------------------------------------------------
 
     def _make_dataplane(self, kind: str) -> Any:
+        from ..dataplane.select import resolve
+
+        kind = self.dataplane_kind = resolve(kind)
         if kind == "memory":
             from ..dataplane.memory import MemoryDataPlane
 
             return MemoryDataPlane()
+        if kind == "xfrm":
+            from ..dataplane.xfrm import XfrmDataPlane
+
+            return XfrmDataPlane(udp_socket=self._udp_socket, clock=self.now)
         from ..dataplane.userspace import UserspaceDataPlane
 
         return UserspaceDataPlane(self.loop, self._send_esp_udp, udp_socket=self._udp_socket)

@@ -191,7 +191,7 @@ def test_an_sa_the_kernel_refuses_raises_with_the_kernels_reason(netns: tb.Netns
         # a 16-byte key announced as AES but cut short: the kernel says EINVAL
         bad = Sa(**{**sa.__dict__, "inbound": SaKeys(sa.inbound.spi, "aes128", b"\x01" * 15,
                                                       "hmac-sha1-96", bytes(20))})
-        with pytest.raises(DataPlaneError, match="kernel refused the inbound ESP SA.*Invalid"):
+        with pytest.raises(DataPlaneError, match=r"kernel refused the inbound SA \(ESP aes128/hmac-sha1-96.*Invalid"):
             plane.install_sa(bad)
         assert netns.ip("xfrm", "state").strip() == ""
         plane.close()

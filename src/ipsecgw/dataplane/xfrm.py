@@ -49,6 +49,8 @@ from ipsecgw.dataplane.rtnl import Rtnl
 from ipsecgw.dataplane.tun import default_ifname, entered
 from ipsecgw.dataplane.xfrm_netlink import (
     UDP_ENCAP_ESPINUDP,
+    XFRM_MSG_NEWSA,
+    XFRM_MSG_UPDPOLICY,
     XFRM_POLICY_FWD,
     XFRM_POLICY_IN,
     XFRM_POLICY_OUT,
@@ -60,6 +62,8 @@ from ipsecgw.dataplane.xfrm_netlink import (
     XfrmError,
     XfrmSocket,
     algorithms,
+    encode_policy,
+    encode_state,
 )
 
 log = logging.getLogger("ipsecgw.dataplane")
@@ -147,7 +151,10 @@ class _Tunnel:
     if_id: int
     up: bool = False
     pairs: dict[bytes, _Pair] = field(default_factory=dict)  # by inbound SPI
-    policies: dict[tuple[str, str], int] = field(default_factory=dict)  # -> pairs using them
+    # (local network, remote network) -> (SA pairs using the policies,
+    # their template: local, peer, protocol)
+    policies: dict[tuple[str, str], tuple[int, tuple[str, str, str]]] = field(
+        default_factory=dict)
     # Totals of SAs already removed: (in bytes, in packets, out bytes, out
     # packets, auth failed, replay).
     retired: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
@@ -339,26 +346,32 @@ class XfrmDataPlane:
             reqid=tunnel.if_id, encap=Encap(sa.local[1], sa.peer[1]) if udp else None)
         transform = "/".join(filter(None, (
             sa.inbound.encryption if sa.protocol == "esp" else None, sa.inbound.integrity)))
-        try:
-            namespace.xfrm.add_state(inbound)
-        except XfrmError as error:
-            raise DataPlaneError(f"tunnel {sa.tunnel}: the kernel refused the inbound "
-                                 f"{sa.protocol.upper()} SA ({transform}): {error}") from error
-        try:
-            namespace.xfrm.add_state(outbound)
-        except XfrmError as error:
-            self._delete_state(namespace, local, sa.inbound.spi, sa.protocol)
-            raise DataPlaneError(f"tunnel {sa.tunnel}: the kernel refused the outbound "
-                                 f"{sa.protocol.upper()} SA ({transform}): {error}") from error
         selectors = (sa.local_network, sa.remote_network)
-        try:
-            self._install_policies(namespace, tunnel, selectors, local, peer, sa.protocol)
-        except XfrmError as error:
-            self._delete_state(namespace, local, sa.inbound.spi, sa.protocol)
-            self._delete_state(namespace, peer, sa.outbound.spi, sa.protocol)
-            raise DataPlaneError(f"tunnel {sa.tunnel}: the kernel refused the policies "
-                                 f"{sa.local_network} <-> {sa.remote_network}: {error}") from error
-        tunnel.policies[selectors] = tunnel.policies.get(selectors, 0) + 1
+        template = (local, peer, sa.protocol)
+        users, installed = tunnel.policies.get(selectors, (0, None))
+        requests = [(XFRM_MSG_NEWSA, encode_state(inbound)),
+                    (XFRM_MSG_NEWSA, encode_state(outbound))]
+        if installed != template:
+            # UPDPOLICY: also replaces the template of a rekey towards a
+            # peer that moved (NAT); a rekey to the same peer sends nothing.
+            requests += [(XFRM_MSG_UPDPOLICY, encode_policy(policy))
+                         for policy in self._policies(tunnel, selectors, *template)]
+        errors = namespace.xfrm.batch(requests)
+        if any(errors):
+            if errors[0] is None:
+                self._delete_state(namespace, local, sa.inbound.spi, sa.protocol)
+            if errors[1] is None:
+                self._delete_state(namespace, peer, sa.outbound.spi, sa.protocol)
+            if users == 0 and not all(errors[2:]):
+                self._delete_policies(namespace, tunnel, selectors, template)
+            failed = next(i for i, e in enumerate(errors) if e is not None)
+            refused = errors[failed]
+            what = ("inbound SA", "outbound SA")[failed] if failed < 2 else "policies"
+            raise DataPlaneError(
+                f"tunnel {sa.tunnel}: the kernel refused the {what} ({sa.protocol.upper()} "
+                f"{transform}, {sa.local_network} <-> {sa.remote_network}): {refused}"
+            ) from refused
+        tunnel.policies[selectors] = (users + 1, template)
         tunnel.pairs[sa.inbound.spi] = _Pair(local, peer, sa.inbound.spi, sa.outbound.spi,
                                              sa.protocol, selectors, self._clock())
         self._by_inbound_spi[sa.inbound.spi] = sa.tunnel
@@ -380,12 +393,13 @@ class XfrmDataPlane:
             PolicySpec(into, XFRM_POLICY_FWD, peer, local, protocol, tunnel.if_id, tunnel.if_id),
         ]
 
-    def _install_policies(self, namespace: _Namespace, tunnel: _Tunnel,
-                          selectors: tuple[str, str], local: str, peer: str,
-                          protocol: str) -> None:
-        # UPDPOLICY: a rekey towards a moved peer (NAT) replaces the template.
-        for policy in self._policies(tunnel, selectors, local, peer, protocol):
-            namespace.xfrm.add_policy(policy, update=True)
+    def _delete_policies(self, namespace: _Namespace, tunnel: _Tunnel,
+                         selectors: tuple[str, str], template: tuple[str, str, str]) -> None:
+        for policy in self._policies(tunnel, selectors, *template):
+            try:
+                namespace.xfrm.delete_policy(policy.selector, policy.direction, policy.if_id)
+            except XfrmError as error:
+                log.warning("tunnel %s: cannot delete policy: %s", tunnel.spec.name, error)
 
     def _enable_encap(self, vr: str, sa: IpsecSa) -> None:
         sock = self._udp_socket(vr, sa.local) if self._udp_socket else None
@@ -418,18 +432,12 @@ class XfrmDataPlane:
         self._delete_state(namespace, pair.peer, pair.outbound_spi, pair.protocol)
         del state.pairs[inbound_spi]
         del self._by_inbound_spi[inbound_spi]
-        users = state.policies[pair.selectors] - 1
-        if users:
-            state.policies[pair.selectors] = users
+        users, template = state.policies[pair.selectors]
+        if users > 1:
+            state.policies[pair.selectors] = (users - 1, template)
         else:
             del state.policies[pair.selectors]
-            for policy in self._policies(state, pair.selectors, pair.local, pair.peer,
-                                         pair.protocol):
-                try:
-                    namespace.xfrm.delete_policy(policy.selector, policy.direction,
-                                                 policy.if_id)
-                except XfrmError as error:
-                    log.warning("tunnel %s: cannot delete policy: %s", tunnel, error)
+            self._delete_policies(namespace, state, pair.selectors, template)
         log.info("tunnel %s: kernel SA removed, SPI in %s out %s", tunnel,
                  inbound_spi.hex(), outbound_spi.hex())
 

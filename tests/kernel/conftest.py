@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 IN_VM = os.environ.get("IPSECGW_IN_VM") == "1"
-MODULES = ("esp4", "ah4", "xfrm_user", "xfrm_interface", "veth", "xfrm4_tunnel")
+MODULES = ("esp4", "ah4", "xfrm_user", "xfrm_interface", "veth", "tun")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

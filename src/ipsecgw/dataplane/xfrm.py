@@ -25,7 +25,6 @@ daemon's) is never touched.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
@@ -49,6 +48,8 @@ from ipsecgw.dataplane.rtnl import Rtnl
 from ipsecgw.dataplane.tun import default_ifname, entered
 from ipsecgw.dataplane.xfrm_netlink import (
     UDP_ENCAP_ESPINUDP,
+    XFRM_MSG_DELPOLICY,
+    XFRM_MSG_DELSA,
     XFRM_MSG_NEWSA,
     XFRM_MSG_UPDPOLICY,
     XFRM_POLICY_FWD,
@@ -63,7 +64,9 @@ from ipsecgw.dataplane.xfrm_netlink import (
     XfrmSocket,
     algorithms,
     encode_policy,
+    encode_policy_id,
     encode_state,
+    encode_state_id,
 )
 
 log = logging.getLogger("ipsecgw.dataplane")
@@ -428,16 +431,25 @@ class XfrmDataPlane:
         state.retired = _add(state.retired, self._read_pair(namespace, pair).totals())
         state.last_inbound_at = _latest(state.last_inbound_at, pair.last_inbound_at)
         state.last_outbound_at = _latest(state.last_outbound_at, pair.last_outbound_at)
-        self._delete_state(namespace, pair.local, pair.inbound_spi, pair.protocol)
-        self._delete_state(namespace, pair.peer, pair.outbound_spi, pair.protocol)
         del state.pairs[inbound_spi]
         del self._by_inbound_spi[inbound_spi]
+        requests = [
+            (XFRM_MSG_DELSA, encode_state_id(pair.local, pair.inbound_spi, pair.protocol)),
+            (XFRM_MSG_DELSA, encode_state_id(pair.peer, pair.outbound_spi, pair.protocol)),
+        ]
         users, template = state.policies[pair.selectors]
         if users > 1:
             state.policies[pair.selectors] = (users - 1, template)
         else:
             del state.policies[pair.selectors]
-            self._delete_policies(namespace, state, pair.selectors, template)
+            requests += [
+                (XFRM_MSG_DELPOLICY, encode_policy_id(policy.selector.encode(),
+                                                      policy.direction, policy.if_id))
+                for policy in self._policies(state, pair.selectors, *template)
+            ]
+        for error in filter(None, namespace.xfrm.batch(requests)):
+            log.warning("tunnel %s: the kernel did not remove an SA or policy: %s",
+                        tunnel, error)
         log.info("tunnel %s: kernel SA removed, SPI in %s out %s", tunnel,
                  inbound_spi.hex(), outbound_spi.hex())
 
@@ -520,8 +532,8 @@ class XfrmDataPlane:
             inbound, outbound = state.retired[0], state.retired[2]
             now = self._clock()
             for pair in state.pairs.values():
-                i = states.get((_canonical(pair.local), pair.inbound_spi))
-                o = states.get((_canonical(pair.peer), pair.outbound_spi))
+                i = states.get((pair.local, pair.inbound_spi))
+                o = states.get((pair.peer, pair.outbound_spi))
                 pair.observe(i.bytes if i else 0, o.bytes if o else 0, now)
                 inbound += pair.seen[0]
                 outbound += pair.seen[1]
@@ -541,6 +553,3 @@ class XfrmDataPlane:
 def _latest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
-
-def _canonical(address: str) -> str:
-    return str(ipaddress.ip_address(address))

@@ -36,8 +36,10 @@ def _daemon(argv: list[str]) -> int:
     parser.add_argument("--syslog", action="store_true", help="also log to syslog")
     parser.add_argument("--save-keys", metavar="DIR",
                         help="write Wireshark key tables to DIR (debugging only: live keys)")
-    parser.add_argument("--dataplane", default="userspace", choices=["userspace", "memory"],
-                        help="ESP backend (default userspace: ESP in Python over TUN)")
+    parser.add_argument("--dataplane", default="auto",
+                        choices=["auto", "xfrm", "userspace", "memory"],
+                        help="ESP backend: xfrm (the kernel's), userspace (Python over TUN); "
+                             "default auto: xfrm where the kernel carries ESP, else userspace")
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.syslog)
     from .cli.loader import ConfigFileError

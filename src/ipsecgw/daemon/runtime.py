@@ -23,7 +23,9 @@ from ..config.render import render
 from ..config.store import save_atomic
 from ..dataplane.base import DataPlane, TunnelSpec
 from ..dataplane.memory import MemoryDataPlane
+from ..dataplane.select import resolve
 from ..dataplane.userspace import UserspaceDataPlane
+from ..dataplane.xfrm import XfrmDataPlane
 from ..isakmp import events as ev
 from ..isakmp.constants import NAT_T_PORT
 from ..isakmp.engine import Engine
@@ -107,8 +109,11 @@ class GatewayRuntime:
     # -- construction -----------------------------------------------------
 
     def _make_dataplane(self, kind: str) -> DataPlane:
+        kind = self.dataplane_kind = resolve(kind)
         if kind == "memory":
             return MemoryDataPlane()
+        if kind == "xfrm":
+            return XfrmDataPlane(udp_socket=self._udp_socket, clock=self.now)
         return UserspaceDataPlane(self.loop, self._send_esp_udp, udp_socket=self._udp_socket)
 
     @staticmethod

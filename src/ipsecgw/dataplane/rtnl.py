@@ -1,7 +1,9 @@
-"""Just enough rtnetlink (RFC 3549; linux/rtnetlink.h) to set up a TUN device.
+"""Just enough rtnetlink (RFC 3549; linux/rtnetlink.h) to set up a tunnel device.
 
 Link up and MTU, one address, routes through the device, and the list of
-addresses present (to choose a route's preferred source).  Requests are
+addresses present (to choose a route's preferred source); XFRM interfaces
+(`ip link add ... type xfrm if_id N`) are created, listed and deleted here
+too, for the `xfrm` data plane.  Requests are
 synchronous and answered within microseconds by the kernel, so they can be
 made from the event loop; pyroute2's synchronous API cannot (it runs an
 event loop of its own).  The socket belongs to the network namespace that
@@ -29,6 +31,8 @@ _RTMSG = struct.Struct(
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
@@ -38,10 +42,17 @@ NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 
 IFF_UP = 0x1
+IFLA_IFNAME = 3
 IFLA_MTU = 4
+IFLA_LINKINFO = 18
+IFLA_NET_NS_FD = 28
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_XFRM_IF_ID = 2  # linux/if_link.h: after IFLA_XFRM_LINK (1)
 IFLA_TXQLEN = 13
 IFLA_AF_SPEC = 26
 IFLA_INET6_ADDR_GEN_MODE = 8
@@ -123,6 +134,49 @@ class Rtnl:
         if tx_queue_length is not None:
             body += _attribute(IFLA_TXQLEN, struct.pack("=I", tx_queue_length))
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
+
+    def add_xfrm_link(self, name: str, if_id: int) -> int:
+        """Create XFRM interface `name` bound to `if_id` (down); its index.
+        EEXIST if the name is taken."""
+        data = _attribute(IFLA_XFRM_IF_ID, struct.pack("=I", if_id))
+        info = _attribute(IFLA_INFO_KIND, b"xfrm\0") + _attribute(IFLA_INFO_DATA, data)
+        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        body += _attribute(IFLA_IFNAME, name.encode() + b"\0") + _attribute(IFLA_LINKINFO, info)
+        self._request(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
+        return self.link_index(name)
+
+    def link_index(self, name: str) -> int:
+        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        body += _attribute(IFLA_IFNAME, name.encode() + b"\0")
+        for _, payload in self._request(RTM_GETLINK, NLM_F_ACK, body):
+            return int(_IFINFOMSG.unpack_from(payload)[2])
+        raise OSError(errno.ENODEV, f"no device {name}")
+
+    def move_link(self, index: int, netns_fd: int) -> None:
+        """Move the device into the namespace of `netns_fd`."""
+        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+        body += _attribute(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
+        self._request(RTM_NEWLINK, NLM_F_ACK, body)
+
+    def delete_link(self, index: int) -> None:
+        self._request(RTM_DELLINK, NLM_F_ACK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+
+    def xfrm_links(self) -> list[tuple[int, str, int]]:
+        """(index, name, if_id) of every XFRM interface in the namespace."""
+        found: list[tuple[int, str, int]] = []
+        request = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        for _, payload in self._request(RTM_GETLINK, NLM_F_DUMP, request):
+            index = _IFINFOMSG.unpack_from(payload)[2]
+            attributes = dict(_attributes(payload[_IFINFOMSG.size :]))
+            info = dict(_attributes(attributes.get(IFLA_LINKINFO, b"")))
+            if info.get(IFLA_INFO_KIND, b"").rstrip(b"\0") != b"xfrm":
+                continue
+            data = dict(_attributes(info.get(IFLA_INFO_DATA, b"")))
+            if_id = data.get(IFLA_XFRM_IF_ID)
+            name = attributes.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
+            if if_id is not None and len(if_id) >= 4:
+                found.append((index, name, struct.unpack_from("=I", if_id)[0]))
+        return found
 
     def disable_link_local(self, index: int) -> None:
         """No IPv6 link-local address, hence no router solicitations or MLD

@@ -1,0 +1,69 @@
+"""Which data plane the daemon runs: `--dataplane {auto,xfrm,userspace,memory}`.
+
+`auto` asks the kernel once, in the daemon's own namespace, whether it can
+carry ESP through an XFRM interface: it adds an XFRM interface and an
+AES-CBC/HMAC-SHA1 ESP SA, both with ipsecgw's probe if_id, and removes them
+again.  Where both work the kernel plane is chosen (XFRM, several Gbit/s per
+core), otherwise the user-space plane (ESP in Python over TUN), which runs
+wherever TUN does, e.g. on kernels built without ESP.  The reason is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ipsecgw.dataplane.rtnl import Rtnl
+from ipsecgw.dataplane.xfrm import IF_ID_PROBE
+from ipsecgw.dataplane.xfrm_netlink import StateSpec, XfrmSocket, algorithms
+
+log = logging.getLogger("ipsecgw.dataplane")
+
+KINDS = ("auto", "xfrm", "userspace", "memory")
+_PROBE_PEER = "192.0.2.1"  # RFC 5737 TEST-NET-1: never a real peer
+_PROBE_LINK = "ipsgw-probe"
+
+
+def probe_xfrm() -> str | None:
+    """None when the kernel can carry ESP on an XFRM interface, else why not."""
+    try:
+        rtnl = Rtnl()
+    except OSError as error:
+        return f"no rtnetlink: {error}"
+    try:
+        try:
+            index = rtnl.add_xfrm_link(_PROBE_LINK, IF_ID_PROBE)
+        except OSError as error:
+            return f"the kernel cannot create an XFRM interface: {error}"
+        rtnl.delete_link(index)
+    finally:
+        rtnl.close()
+    try:
+        xfrm = XfrmSocket()
+    except OSError as error:
+        return f"no NETLINK_XFRM socket: {error}"
+    spi = os.urandom(4)
+    keys = algorithms("aes128", bytes(16), "hmac-sha1-96", bytes(20), "esp")
+    try:
+        xfrm.add_state(StateSpec("192.0.2.2", _PROBE_PEER, spi, "esp", keys, IF_ID_PROBE))
+        xfrm.delete_state(_PROBE_PEER, spi, "esp")
+    except OSError as error:
+        return f"the kernel refused an ESP SA (AES-CBC/HMAC-SHA1): {error}"
+    finally:
+        xfrm.close()
+    return None
+
+
+def resolve(kind: str) -> str:
+    """The data plane to run for `--dataplane kind`, logging the choice and why."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown data plane {kind!r} (one of {', '.join(KINDS)})")
+    if kind != "auto":
+        log.info("data plane %s (chosen on the command line)", kind)
+        return kind
+    problem = probe_xfrm()
+    if problem is None:
+        log.info("data plane xfrm: the kernel carries ESP on XFRM interfaces")
+        return "xfrm"
+    log.info("data plane userspace: %s; ESP runs in this process over TUN", problem)
+    return "userspace"

@@ -39,6 +39,7 @@ _IDENTIFICATION = struct.Struct("!BBH")
 _NOTIFICATION = struct.Struct("!IBBH")
 _DELETE = struct.Struct("!IBBH")
 _NAT_OA = struct.Struct("!BBH")
+_ATTRIBUTE_PAYLOAD = struct.Struct("!BBH")
 _U8 = struct.Struct("!B")
 
 _TV_FLAG = 0x8000  # RFC 2408 3.3: AF bit set = Type/Value (basic) form
@@ -749,3 +750,53 @@ def _decode_nat_oa(payload_type: int, data: bytes, pos: int, end: int) -> NatOA:
     ):
         raise PayloadMalformed(f"{what}: ID type {id_type} with {len(body)} octets of address", pos)
     return NatOA(id_type, body, payload_type == PayloadType.NAT_OA_DRAFT)
+
+
+# ------------------------------------------------------------- Attribute
+# draft-dukes-ike-mode-cfg-02 3.2 (the payload of the Transaction exchange,
+# which XAUTH uses as well: draft-beaulieu-ike-xauth-02 4)
+#  0                   1                   2                   3
+#  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# ! Next Payload  !   RESERVED    !         Payload Length        !
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# !     Type      !   RESERVED    !           Identifier          !
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# ~                           Attributes                          ~
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+
+@dataclass(frozen=True, slots=True)
+class AttributePayload:
+    """`cfg_type`: CfgType (REQUEST, REPLY, SET, ACK); `identifier` pairs a
+    REQUEST with its REPLY and a SET with its ACK; `attributes` in TV or TLV
+    form (a REQUEST asks for a TLV attribute by sending it empty)."""
+
+    payload_type: ClassVar[int] = PayloadType.ATTRIBUTE
+    cfg_type: int
+    identifier: int
+    attributes: tuple[Attribute, ...] = ()
+
+    def encode_body(self) -> bytes:
+        header = _ATTRIBUTE_PAYLOAD.pack(self.cfg_type, 0, self.identifier)
+        return header + encode_attributes(self.attributes)
+
+    def find(self, attribute_type: int) -> Attribute | None:
+        """The first attribute of `attribute_type`, if any."""
+        for attribute in self.attributes:
+            if attribute.type == attribute_type:
+                return attribute
+        return None
+
+
+def _decode_attribute_payload(payload_type: int, data: bytes, pos: int,
+                              end: int) -> AttributePayload:
+    if end - pos < 8:
+        raise PayloadMalformed(
+            f"ATTRIBUTE payload at offset {pos}: shorter than its 4-octet header", pos
+        )
+    cfg_type, reserved, identifier = _ATTRIBUTE_PAYLOAD.unpack_from(data, pos + 4)
+    if reserved:
+        raise PayloadMalformed(f"ATTRIBUTE payload at offset {pos}: reserved octet is {reserved}",
+                               pos)
+    return AttributePayload(cfg_type, identifier, decode_attribute_list(data, pos + 8, end, None))

@@ -95,7 +95,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ipsecgw.status import IkeSaStatus, TunnelState, TunnelStatus
+from ipsecgw.status import IkeSaStatus, SubscriberStatus, TunnelState, TunnelStatus
 
 from . import aggressive_mode, collisions, crypto, informational, main_mode, quick_mode
 from .admission import Admission
@@ -103,7 +103,13 @@ from .codec import DecodeError, Delete, Identification, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .deadlines import Schedule
 from .dpd import DeadPeerDetection
-from .errors import AuthenticationFailed, CryptoError, MessageRejected, NegotiationError
+from .errors import (
+    AuthenticationFailed,
+    CryptoError,
+    InvalidIdInformation,
+    MessageRejected,
+    NegotiationError,
+)
 from .events import (
     Event,
     InvalidCookieReceived,
@@ -114,16 +120,18 @@ from .events import (
     Phase1Deleted,
     Phase1Established,
     Phase1Failed,
+    SubscriberAssignment,
 )
-from .identity import identification, identity_matches, identity_string
+from .identity import identification, identity_matches, identity_string, payload_identity
 from .outbox import STATISTICS, Datagram, Outbox
 from .phase1 import Credentials, Handler, Step
-from .policy import Address, EnginePolicy, Identity, TunnelPolicy
+from .policy import Address, EnginePolicy, Identity, IdentityPattern, TunnelPolicy, TunnelProfile
 from .proposals import initiator_exchange, initiator_suites
 from .registry import PeerKey, Registry, child_peer, ike_peer
 from .replies import ReplyCache
 from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 from .status import ike_sa_status, tunnel_states, tunnel_status
+from .subscribers import Outcome, Subscriber, Subscribers
 from .tunnel_table import TunnelRuntime, TunnelTable, network_contains
 
 _LOG = logging.getLogger("ipsecgw.ike")
@@ -156,7 +164,7 @@ _DROPPED = (DecodeError, MessageRejected)
 
 #: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
 #: the tunnels waiting for an initiator slot.
-Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
+Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission | Subscriber
 
 __all__ = ["STATISTICS", "Datagram", "Engine"]
 
@@ -184,6 +192,8 @@ class Engine:
         self._admission = Admission(policy.initiator_half_open_limit)
         self._replies = ReplyCache()
         self._limiter = informational.InvalidCookieLimiter(policy)
+        self._subscribers = Subscribers(self._outbox, rng, self._schedule.touch, self._flight,
+                                        self._retransmit)
         self._credentials: Credentials | None = None
         self._credentials_loaded = False
         for tunnel in policy.tunnels:
@@ -238,8 +248,8 @@ class Engine:
         for runtime in list(self._tunnels):
             name = runtime.name
             replacement = new.get(name)
-            if replacement == runtime.policy:
-                continue
+            if replacement == runtime.policy or self._subscribers.owner(name) is not None:
+                continue  # a subscriber's tunnel goes with the subscriber
             if replacement is not None and \
                     replace(replacement, initiate=runtime.policy.initiate) == runtime.policy:
                 # Only `responder-only` changed: the SAs stay; a tunnel that now
@@ -293,15 +303,21 @@ class Engine:
             if tunnels is None:
                 victims = list(self._sas.ike.values())
             else:
-                peers = {self._tunnel(name).peer_key for name in names}
+                # A subscriber's tunnel clears its own phase 1, not those of the
+                # other subscribers behind the same address.
+                owners = {name: self._subscribers.owner(name) for name in names}
+                peers = {self._tunnel(name).peer_key for name, owner in owners.items()
+                         if owner is None}
                 victims = [ike for key in peers for ike in self._sas.ike_of_peer(key)]
+                victims += [owner.ike for owner in owners.values()
+                            if owner is not None and owner.ike not in victims]
             for ike in victims:
                 if ike.established:
                     self._delete_ike(ike, "cleared", now, notify_peer=True)
                     count += 1
                 else:
-                    self._forget_ike(ike)
-        for name in sorted(names):
+                    self._forget_ike(ike, "cleared")
+        for name in sorted(names & self._tunnels.names()):
             runtime = self._tunnel(name)
             runtime.reset()
             self._touch(runtime)
@@ -372,12 +388,30 @@ class Engine:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
         return tunnel_states(self._sas, self._tunnels)
 
+    def subscriber_status(self, now: float) -> list[SubscriberStatus]:
+        """Every dynamic subscriber (`show subscribers`)."""
+        return self._subscribers.status(now)
+
+    def subscriber_login_result(self, subscriber: int, now: float, *, accepted: bool,
+                                assignment: SubscriberAssignment | None = None,
+                                reason: str = "") -> None:
+        """The daemon's answer to `SubscriberLoginRequested` (subscribers.py).
+        An unknown (already gone) subscriber is ignored."""
+        self._now = now
+        record = self._subscribers.get(subscriber)
+        if record is None:
+            return
+        self._apply(record, self._subscribers.login_result(
+            record, now, accepted=accepted, assignment=assignment, reason=reason), now)
+
     # --- services for the exchange steps (phase1.Phase1Context, quick_mode.QuickModeContext)
 
     def random(self, size: int) -> bytes:
         return self._rng(size)
 
     def preshared_key(self, ike: IkeSa, peer_id: Identification | None) -> bytes | None:
+        if ike.profile is not None:
+            return ike.profile.psk  # the group key
         keys = self.policy.preshared_keys
         tunnel = self._tunnels.serving(ike)
         candidates: list[str] = []
@@ -394,7 +428,9 @@ class Engine:
         return None
 
     def local_identity(self, ike: IkeSa) -> Identification:
-        tunnel = self._tunnels.serving(ike)
+        if ike.profile is not None and ike.profile.local_identity is not None:
+            return identification(ike.profile.local_identity)
+        tunnel = None if ike.profile is not None else self._tunnels.serving(ike)
         if tunnel is not None and tunnel.local_identity is not None:
             return identification(tunnel.local_identity)
         credentials = self.credentials()
@@ -402,7 +438,9 @@ class Engine:
             return Identification.der_asn1_dn(crypto.subject_der(credentials.certificate))
         return Identification.address(ike.local[0])
 
-    def expected_peer_identity(self, ike: IkeSa) -> Identity | None:
+    def expected_peer_identity(self, ike: IkeSa) -> Identity | IdentityPattern | None:
+        if ike.profile is not None:
+            return ike.profile.peer_identity
         tunnel = self._tunnels.serving(ike)
         return tunnel.peer_identity if tunnel is not None else None
 
@@ -433,6 +471,9 @@ class Engine:
         refused selects nothing until its back-off ends (`sa_install_failed`)."""
         def selects(runtime: TunnelRuntime) -> bool:
             tunnel = runtime.policy
+            owner = self._subscribers.owner(tunnel.name)
+            if owner is not None and owner.ike.cookies != ike.cookies:
+                return False  # another subscriber's tunnel (behind the same NAT)
             return tunnel.enabled and runtime.refused_until <= self._now and \
                 network_contains(tunnel.remote_network, initiator_network) and \
                 network_contains(tunnel.local_network, responder_network)
@@ -516,6 +557,8 @@ class Engine:
             self._quick_mode(ike, message, data, local, remote, now)
         elif exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
             self._phase1(ike, message, data, local, remote, now)
+        elif exchange == ExchangeType.TRANSACTION:
+            self._transaction(ike, message, data, local, remote, now)
         else:
             self._count("dropped_unexpected")
 
@@ -568,6 +611,12 @@ class Engine:
         start = main_mode.responder_start if exchange_name == "main" else \
             aggressive_mode.responder_start
         try:
+            ike.profile = self._choose_profile(message, local[0], remote[0], exchange_name)
+            if ike.profile is not None and self._subscribers.full(ike.profile):
+                self._count("subscribers_refused_max")
+                ike.log.info("tunnel profile %s: max-interfaces %d reached, no phase 1 for %s",
+                             ike.profile.name, ike.profile.max_interfaces, remote[0])
+                return
             step = start(self, ike, message)
         except _DROPPED as exc:
             self._count("dropped_malformed")
@@ -593,10 +642,49 @@ class Engine:
     def _may_accept(self, local_ip: str, remote_ip: str) -> bool:
         """Whether an enabled tunnel could accept a phase 1 from `remote_ip` on
         `local_ip`: one configured for that peer address, or one that knows its
-        peer by identity (its address is not known in advance)."""
+        peer by identity (its address is not known in advance), or a tunnel
+        profile there (any address may be a subscriber)."""
         key = (local_ip, remote_ip)
         return any(runtime.policy.enabled for runtime in self._tunnels.of_peer(key)) or \
-            local_ip in self._tunnels.by_identity_on()
+            local_ip in self._tunnels.by_identity_on() or \
+            any(profile.local_address == local_ip for profile in self.policy.profiles)
+
+    def _choose_profile(self, message: Message, local_ip: str, remote_ip: str,
+                        exchange: str) -> TunnelProfile | None:
+        """The tunnel profile a first message from an address no tunnel names
+        comes for (None: a configured tunnel's, as before profiles).
+
+        Aggressive Mode names the peer in its first message (vpnc: ID_KEY_ID,
+        the group name): the first profile on `local_ip` whose peer identity
+        fits it and that allows Aggressive Mode.  Main Mode must choose the
+        pre-shared key before the peer says who it is, so only where exactly
+        one profile there allows Main Mode.  Raises InvalidIdInformation when
+        profiles exist there but none fits and no tunnel knows peers by identity.
+        """
+        if any(runtime.policy.enabled and self._subscribers.owner(runtime.name) is None
+               for runtime in self._tunnels.of_peer((local_ip, remote_ip))):
+            return None  # a configured tunnel's peer (subscribers' tunnels do not count)
+        profiles = [p for p in self.policy.profiles if p.local_address == local_ip]
+        if not profiles:
+            return None
+        if exchange == "aggressive":
+            id_payload = message.find(Identification)
+            peer = payload_identity(id_payload) if id_payload is not None else None
+            for profile in profiles:
+                if profile.aggressive_mode != "none" and (
+                        profile.peer_identity is None or
+                        (peer is not None and profile.peer_identity.matches(peer))):
+                    return profile
+            what = f"identity {peer}" if peer is not None else "no usable identity"
+        else:
+            candidates = [p for p in profiles if p.aggressive_mode != "required"]
+            if len(candidates) == 1:
+                return candidates[0]
+            what = f"Main Mode ({len(candidates)} profiles allow it there)"
+        if local_ip in self._tunnels.by_identity_on():
+            return None
+        self._count("subscribers_refused_identity")
+        raise InvalidIdInformation(f"no tunnel profile on {local_ip} accepts {what}")
 
     def _new_cookie(self) -> bytes:
         while True:
@@ -705,7 +793,7 @@ class Engine:
         ike.log.info("phase 1 with %s failed: %s", ike.remote[0], reason)
         self._count("phase1_failed")
         self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
-        self._forget_ike(ike)
+        self._forget_ike(ike, reason)
         self._negotiation_failed(ike.local[0], ike.remote[0], ike.tunnel, reason, now)
 
     def _phase1_established(self, ike: IkeSa, now: float, initial_contact: bool) -> None:
@@ -735,13 +823,23 @@ class Engine:
             self._send(informational.protect(ike, [notify], self._rng), ike.local, ike.remote)
         if ike.role is Role.RESPONDER:
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
+        if ike.profile is not None:
+            identity = identity_string(ike.peer_id) if ike.peer_id is not None else ike.remote[0]
+            self._apply_to_ike(ike, self._subscribers.phase1_up(ike, identity, now), now)
+            return
         for runtime in self._tunnels.of_peer(ike_peer(ike)):
             self._service_tunnel(runtime, now)
         self._retire_replaced(ike_peer(ike), now)
 
     def _initial_contact(self, ike: IkeSa, now: float) -> None:
         """RFC 2407 4.6.3.3: the peer lost its state; drop what predates `ike`
-        (collisions.py says which SAs that is)."""
+        (collisions.py says which SAs that is).  Not for a subscriber: its
+        identity is the group (vpnc: the group name), which every client of
+        the profile shares, also behind one NAT address; vpnc sends
+        INITIAL-CONTACT on every connect (docs/DECISIONS.md)."""
+        if ike.profile is not None:
+            ike.log.debug("INITIAL-CONTACT from subscriber %s ignored", ike.remote[0])
+            return
         ike.log.info("INITIAL-CONTACT from %s: removing its older SAs", ike.remote[0])
         children, phase1s = collisions.initial_contact_victims(self._sas, ike)
         for child in children:
@@ -821,6 +919,53 @@ class Engine:
         self._count("phase2_failed")
         if tunnel:
             self._negotiation_failed(ike.local[0], ike.remote[0], tunnel, reason, now)
+
+    # --- Transaction (subscribers.py) ------------------------------------------------
+
+    def _transaction(self, ike: IkeSa, message: Message, data: bytes, local: Address,
+                     remote: Address, now: float) -> None:
+        """XAUTH and Mode Config of a subscriber (draft-dukes-ike-mode-cfg-02)."""
+        subscriber = self._subscribers.of_ike(ike)
+        if subscriber is None or not message.flags & Flags.ENCRYPTION:
+            self._count("dropped_unexpected")
+            return
+        try:
+            outcome = self._subscribers.receive(subscriber, message, data, now)
+        except _DROPPED as exc:
+            self._count("dropped_" + _drop_reason(exc))
+            return
+        self._dpd.heard_from(ike, now)
+        self._peer_moved(ike, local, remote)
+        for reply in outcome.replies:
+            self._send(reply, ike.local, ike.remote)
+        if outcome.cache:
+            self._replies.remember(
+                data, tuple(Datagram(reply, ike.local, ike.remote) for reply in outcome.replies),
+                now)
+        self._apply(subscriber, outcome, now)
+
+    def _apply(self, subscriber: Subscriber, outcome: Outcome, now: float) -> None:
+        self._apply_to_ike(subscriber.ike, outcome, now)
+
+    def _apply_to_ike(self, ike: IkeSa, outcome: Outcome, now: float) -> None:
+        """Carry out what subscribers.py decided for the subscriber of `ike`."""
+        for request, reply in outcome.answered:
+            self._send(reply, ike.local, ike.remote)
+            self._replies.remember(request, (Datagram(reply, ike.local, ike.remote),), now)
+        if outcome.tunnel is not None:
+            self._add_tunnel(TunnelRuntime(outcome.tunnel))
+        if outcome.delete_phase1 is not None and self._sas.ike.get(ike.cookies) is ike:
+            self._delete_ike(ike, outcome.delete_phase1, now, notify_peer=True)
+
+    def _subscriber_gone(self, ike: IkeSa, reason: str, now: float) -> None:
+        """The subscriber's phase 1 is gone, and with it the subscriber: its
+        dynamic tunnel and IPsec SAs go too (contract: SubscriberDown)."""
+        tunnel = self._subscribers.gone(ike, reason)
+        runtime = self._tunnels.get(tunnel)
+        if runtime is None:
+            return
+        self._clear_tunnel_children(runtime.name, reason, now, notify_peer=False)
+        self._remove_tunnel(runtime)
 
     # --- Informational -------------------------------------------------------------
 
@@ -1033,7 +1178,7 @@ class Engine:
         if notify_peer and ike.keys is not None:
             delete = informational.delete_ike(ike)
             self._send(informational.protect(ike, [delete], self._rng), ike.local, ike.remote)
-        self._forget_ike(ike)
+        self._forget_ike(ike, reason)
         if ike.established:
             ike.log.info("phase 1 with %s deleted: %s", ike.remote[0], reason)
             self._emit(Phase1Deleted(ike.remote, ike.cookies, reason))
@@ -1042,10 +1187,12 @@ class Engine:
             self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
         self._dpd.forget_if_unused(ike_peer(ike))
 
-    def _forget_ike(self, ike: IkeSa) -> None:
+    def _forget_ike(self, ike: IkeSa, reason: str = "deleted") -> None:
         for qm in list(ike.quick_modes.values()):
             self._end_quick_mode(ike, qm)
         self._sas.remove_ike(ike)
+        if ike.profile is not None:
+            self._subscriber_gone(ike, reason, self._now)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
         self._touch(self._admission)
@@ -1053,10 +1200,11 @@ class Engine:
             self._touch_tunnel(child.tunnel)  # it may have to move (module docstring)
         ike.flight = None
 
-    def _clear_tunnel_children(self, name: str, reason: str, now: float) -> int:
+    def _clear_tunnel_children(self, name: str, reason: str, now: float, *,
+                               notify_peer: bool = True) -> int:
         children = self._sas.children_of_tunnel(name)
         for child in children:
-            self._delete_child(child, reason, now, notify_peer=True)
+            self._delete_child(child, reason, now, notify_peer=notify_peer)
         for qm, ike in self._sas.quick_modes_of_tunnel(name):
             self._end_quick_mode(ike, qm)
         return len(children)
@@ -1326,6 +1474,8 @@ class Engine:
             return item.next_attempt_at
         if isinstance(item, Admission):
             return self._now if item and item.slot_free(self._sas) else None
+        if isinstance(item, Subscriber):
+            return self._subscribers.deadline(item)
         return self._dpd.due(item, self._now)
 
     def _ike_deadline(self, ike: IkeSa) -> float:
@@ -1351,6 +1501,9 @@ class Engine:
                 self._service_tunnel(item, now)
         elif isinstance(item, Admission):
             self._admit(now)
+        elif isinstance(item, Subscriber):
+            if self._subscribers.live(item):
+                self._apply(item, self._subscribers.fire(item, now), now)
         elif self._dpd.probe(item, now):
             self._peer_dead(item, now)
 

@@ -1,0 +1,192 @@
+"""Dynamic IPSec subscribers (issue 16): a remote-access client logs in to a
+tunnel profile with Aggressive Mode (key-id group name + group key), XAUTH,
+Mode Config and Quick Mode for its address/32 <-> 0.0.0.0/0."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine_helpers import B_IP, rng
+from subscriber_helpers import (
+    GROUP,
+    Aaa,
+    Client,
+    client_policy,
+    gateway_policy,
+    login,
+    profile,
+    subscriber_pair,
+)
+
+from ipsecgw.isakmp.constants import ConfigAttribute
+from ipsecgw.isakmp.engine import Engine
+from ipsecgw.isakmp.events import (
+    IpsecSaEstablished,
+    Phase1Deleted,
+    Phase1Failed,
+    SubscriberDown,
+    SubscriberLoginFailed,
+    SubscriberLoginRequested,
+    SubscriberUp,
+)
+from ipsecgw.isakmp.policy import IdentityPattern
+from ipsecgw.isakmp.subscribers import XAUTH_TIMEOUT
+
+
+def test_full_login_xauth_mode_config_and_quick_mode() -> None:
+    pair, aaa = subscriber_pair(), Aaa()
+    login(pair, aaa)
+    request = aaa.requests[0]
+    assert (request.profile, request.identity, request.username, request.password) == \
+        ("remote", GROUP, "alice", "wonderland")
+    assert "wonderland" not in repr(request)
+    assert pair.client.xauth_status == 1
+    assert pair.client.address == "10.200.0.5"
+    config = pair.client.config
+    assert config is not None
+    assert config.find(ConfigAttribute.INTERNAL_IP4_DNS).value == bytes([10, 1, 0, 53])
+    assert config.find(ConfigAttribute.UNITY_DEF_DOMAIN).value == b"corp.example"
+    assert config.find(ConfigAttribute.UNITY_SAVE_PASSWD).value == 0
+    assert config.find(ConfigAttribute.UNITY_BANNER) is None  # nothing to say: left out
+    up, = pair.events("b", SubscriberUp)
+    assert (up.tunnel, up.address, up.username) == ("remote:1", "10.200.0.5", "alice")
+    # SubscriberUp comes before the subscriber's IPsec SA, which is for its tunnel.
+    sink = pair.events_b
+    sa, = pair.events("b", IpsecSaEstablished)
+    assert sink.index(up) < sink.index(sa)
+    assert (sa.tunnel, sa.remote_network, sa.local_network) == \
+        ("remote:1", "10.200.0.5/32", "0.0.0.0/0")
+    assert pair.consistent()
+    status, = pair.b.subscriber_status(pair.now)
+    assert (status.state, status.tunnel, status.username, status.address) == \
+        ("up", "remote:1", "alice", "10.200.0.5")
+    assert [t.name for t in pair.b.tunnel_status(pair.now)] == ["remote:1"]
+    assert pair.b.statistics()["xauth_succeeded"] == 1
+
+
+def test_client_leaving_takes_the_subscriber_and_its_tunnel() -> None:
+    pair, aaa = subscriber_pair(), Aaa()
+    login(pair, aaa)
+    vpn = replace(pair.a.policy.tunnels[0], enabled=False)  # the user disconnects
+    pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
+    pair.a.clear_sa(None, 1, pair.now)
+    pair.pump()
+    down, = pair.events("b", SubscriberDown)
+    assert (down.subscriber, down.tunnel, down.address) == (1, "remote:1", "10.200.0.5")
+    assert pair.b.subscriber_status(pair.now) == []
+    assert pair.b.tunnel_status(pair.now) == []
+    assert not pair.b._sas.children
+
+
+def test_wrong_password_is_refused_and_the_phase_1_deleted() -> None:
+    pair, aaa = subscriber_pair(client=Client(password="guess")), Aaa()
+    login(pair, aaa)
+    assert pair.client.xauth_status == 0
+    failed, = pair.events("b", SubscriberLoginFailed)
+    assert (failed.username, failed.reason) == ("alice", "wrong password")
+    assert not pair.events("b", SubscriberUp)
+    assert pair.events("b", Phase1Deleted)
+    assert not pair.b._sas.ike and pair.b.tunnel_status(pair.now) == []
+    assert pair.b.statistics()["xauth_failed"] == 1
+
+
+def test_client_that_never_answers_xauth_is_dropped_after_30_s() -> None:
+    pair = subscriber_pair(client=Client(answer_xauth=False))
+    pair.connect()
+    assert pair.b.subscriber_status(pair.now)[0].state == "xauth"
+    pair.advance(XAUTH_TIMEOUT - 10)
+    assert pair.b._sas.ike and not pair.events("b", SubscriberLoginFailed)
+    pair.advance(11)
+    failed, = pair.events("b", SubscriberLoginFailed)
+    assert "no XAUTH answer" in failed.reason
+    assert not pair.b._sas.ike and pair.b.subscriber_status(pair.now) == []
+    assert pair.client.xauth_requests == 4  # the REQUEST and three retransmissions
+
+
+def test_reply_without_password_gets_new_requests_up_to_the_limit() -> None:
+    pair = subscriber_pair(client=Client(password=None))
+    pair.connect()
+    assert pair.client.xauth_requests == 3
+    failed, = pair.events("b", SubscriberLoginFailed)
+    assert "USER_PASSWORD" in failed.reason
+    assert not pair.events("b", SubscriberLoginRequested)
+    assert not pair.b._sas.ike
+
+
+def test_unknown_group_gets_no_phase_1() -> None:
+    pair = subscriber_pair(client_engine=client_policy(group="strangers"))
+    pair.connect()
+    assert pair.events("b", Phase1Failed) and pair.events("a", Phase1Failed)
+    assert not pair.b._sas.ike
+    assert pair.b.statistics()["subscribers_refused_identity"] == 1
+
+
+def test_wildcard_identity_pattern_and_wrong_group_key() -> None:
+    wildcard = gateway_policy(profile(peer_identity=IdentityPattern("key-id", "remote-*")))
+    pair, aaa = subscriber_pair(gateway=wildcard), Aaa()
+    login(pair, aaa)
+    assert pair.events("b", SubscriberUp)
+    pair = subscriber_pair(client_engine=client_policy(psk=b"not the group key"))
+    pair.connect()
+    pair.advance(70)  # B's half-open phase 1 waits for an AM3 that never comes
+    assert not pair.b._sas.ike and not pair.events("b", SubscriberLoginRequested)
+
+
+def test_max_interfaces_refuses_the_next_phase_1_and_keeps_the_first() -> None:
+    pair, aaa = subscriber_pair(gateway=gateway_policy(profile(max_interfaces=1))), Aaa()
+    login(pair, aaa)
+    before = len(pair.b._sas.ike)
+    pair.connect()  # a second phase 1 for the same profile
+    assert len(pair.b._sas.ike) == before
+    assert pair.b.statistics()["subscribers_refused_max"] >= 1
+    assert pair.b.subscriber_status(pair.now)[0].state == "up"
+
+
+def test_mode_config_request_is_held_until_the_login_result() -> None:
+    gateway = gateway_policy(profile(xauth=False))
+    pair, aaa = subscriber_pair(gateway=gateway), Aaa(answer=False)
+    pair.connect()
+    request, = pair.events("b", SubscriberLoginRequested)
+    assert request.username is None and request.password is None
+    cookies = next(iter(pair.a._sas.ike))
+    pair.client.config_id = 0
+    pair.send_from_client(pair.client.request_config(pair, cookies))
+    pair.pump()
+    assert pair.client.config is None  # held
+    aaa.answer = True
+    aaa.serve(pair)
+    assert pair.client.address == "10.200.0.5"
+    pair.advance(5)
+    assert pair.consistent()
+    assert pair.events("b", SubscriberUp)
+
+
+def test_profile_address_accepts_first_messages_from_anyone_but_no_tunnel_address() -> None:
+    pair = subscriber_pair()
+    engine = pair.b
+    assert engine._may_accept(B_IP, "198.51.100.7")
+    assert not engine._may_accept("10.99.0.9", "198.51.100.7")
+
+
+def test_two_subscribers_behind_one_address_each_with_its_own_tunnel() -> None:
+    """A second client of the same group from the same address (a NAT) logs in
+    beside the first; its INITIAL-CONTACT does not remove the first (same group
+    identity), and it cannot take over the first one's tunnel."""
+    pair, aaa = subscriber_pair(), Aaa(users={"alice": "wonderland", "bob": "builder"})
+    login(pair, aaa)
+    pair.a = Engine(client_policy(), rng=rng(77))  # another client, same address
+    pair.client = Client(username="bob", password="builder")
+    login(pair, aaa)
+    states = {(s.username, s.tunnel, s.address, s.state)
+              for s in pair.b.subscriber_status(pair.now)}
+    assert states == {("alice", "remote:1", "10.200.0.5", "up"),
+                      ("bob", "remote:2", "10.200.0.6", "up")}
+    assert {sa.tunnel for sa in pair.events("b", IpsecSaEstablished)} == \
+        {"remote:1", "remote:2"}
+    assert not pair.events("b", SubscriberDown)
+    # Bob asks for Alice's address: refused, Alice's tunnel keeps its one SA.
+    vpn = replace(pair.a.policy.tunnels[0], local_network="10.200.0.5/32")
+    pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
+    pair.advance(5)
+    assert [sa.tunnel for sa in pair.events("b", IpsecSaEstablished)].count("remote:1") == 1
+    assert pair.b.statistics()["phase2_failed"] >= 1

@@ -57,8 +57,9 @@ def profile(**kwargs: Any) -> TunnelProfile:
 
 
 def gateway_policy(*profiles: TunnelProfile, **kwargs: Any) -> EnginePolicy:
-    return EnginePolicy(vr="b", local_addresses=(B_IP,), ike_rules=(RULE,),
-                        profiles=profiles or (profile(),), **kwargs)
+    settings: dict[str, Any] = {"ike_rules": (RULE,), **kwargs}
+    return EnginePolicy(vr="b", local_addresses=(B_IP,), profiles=profiles or (profile(),),
+                        **settings)
 
 
 def client_policy(group: str = GROUP, psk: bytes = GROUP_PSK) -> EnginePolicy:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from engine_helpers import B_IP, rng
 from subscriber_helpers import (
     GROUP,
+    RULE,
     Aaa,
     Client,
     client_policy,
@@ -190,3 +191,50 @@ def test_two_subscribers_behind_one_address_each_with_its_own_tunnel() -> None:
     pair.advance(5)
     assert [sa.tunnel for sa in pair.events("b", IpsecSaEstablished)].count("remote:1") == 1
     assert pair.b.statistics()["phase2_failed"] >= 1
+
+
+def test_subscriber_phase_1_expiry_ends_the_subscriber_without_a_renewal_to_the_client() -> None:
+    """The gateway never initiates towards a subscriber (it is no tunnel's peer):
+    not even the responder-only phase 1 renewal of configured tunnels."""
+    short = gateway_policy(ike_rules=(replace(RULE, lifetime_seconds=600),))
+    pair, aaa = subscriber_pair(gateway=short), Aaa()
+    login(pair, aaa)
+    first_messages = len([d for direction, d in pair.wire if direction == "ba"
+                          and d.data[8:16] == bytes(8)])
+    pair.advance(700)
+    assert first_messages == len([d for direction, d in pair.wire if direction == "ba"
+                                  and d.data[8:16] == bytes(8)])
+    down, = pair.events("b", SubscriberDown)
+    assert down.reason == "expired"
+    assert pair.b.tunnel_status(pair.now) == [] and not pair.b._sas.children
+
+
+def test_clear_sa_of_a_subscriber_tunnel_logs_out_that_subscriber_only() -> None:
+    pair, aaa = subscriber_pair(), Aaa(users={"alice": "wonderland", "bob": "builder"})
+    login(pair, aaa)
+    pair.a = Engine(client_policy(), rng=rng(78))
+    pair.client = Client(username="bob", password="builder")
+    login(pair, aaa)
+    assert pair.b.clear_sa(["remote:1"], None, pair.now) == 2  # its IPsec SA and phase 1
+    pair.pump()
+    down, = pair.events("b", SubscriberDown)
+    assert (down.tunnel, down.reason) == ("remote:1", "cleared")
+    assert [s.username for s in pair.b.subscriber_status(pair.now)] == ["bob"]
+    assert [t.name for t in pair.b.tunnel_status(pair.now)] == ["remote:2"]
+
+
+def test_main_mode_where_one_profile_owns_the_address() -> None:
+    """strongSwan's road warrior uses Main Mode with its address as identity."""
+    gateway = gateway_policy(profile(peer_identity=None))
+    client = replace(client_policy(), ike_rules=(RULE,))
+    vpn = replace(client.tunnels[0], local_identity=None)
+    pair, aaa = subscriber_pair(gateway=gateway,
+                                client_engine=replace(client, tunnels=(vpn,))), Aaa()
+    login(pair, aaa)
+    assert pair.events("b", SubscriberUp) and pair.consistent()
+    assert pair.b.subscriber_status(pair.now)[0].identity == "10.99.0.1"
+    # Two profiles on the address: Main Mode cannot choose the key.
+    two = gateway_policy(profile(peer_identity=None), profile(name="other", peer_identity=None))
+    pair = subscriber_pair(gateway=two, client_engine=replace(client, tunnels=(vpn,)))
+    pair.connect()
+    assert not pair.b._sas.ike and pair.b.statistics()["subscribers_refused_identity"] == 1

@@ -1437,6 +1437,8 @@ class Engine:
             ike.log.info("phase 1 with %s reaches its soft lifetime: rekeying", ike.remote[0])
             self.initiate_phase1(tunnels[0].policy, now, rekey=True)
             return
+        if ike.profile is not None:
+            return  # a subscriber's client logs in again itself: we never initiate to it
         stranded = [child for child in self._sas.children_of_ike(ike.cookies)
                     if not child.superseded and child.expires_at > (ike.expires_at or 0.0)
                     and (runtime := self._tunnels.get(child.tunnel)) is not None

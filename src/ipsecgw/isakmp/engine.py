@@ -84,6 +84,12 @@ of an SA, a tunnel, a peer's DPD and the admission queue sits in one
   an ipsecgw peer renews its SA on it once the old phase 1 goes (above).  Ours
   stay as they are; the old phase 1 goes at its expiry at the latest.
 - DPD (RFC 3706): dpd.py, with `DpdPolicy`.
+- Dynamic subscribers (issue 16): a first message from an address no tunnel
+  names may be for a tunnel profile (`_choose_profile`); its phase 1 then
+  belongs to a subscriber of subscribers.py (XAUTH, Mode Config, the login
+  result from the daemon), whose responder-only tunnel `PROFILE:N` lives and
+  dies with that phase 1 (`_subscriber_gone`).  We never initiate towards a
+  subscriber, not even a phase 1 renewal.
 """
 
 from __future__ import annotations

@@ -238,3 +238,24 @@ def test_main_mode_where_one_profile_owns_the_address() -> None:
     pair = subscriber_pair(gateway=two, client_engine=replace(client, tunnels=(vpn,)))
     pair.connect()
     assert not pair.b._sas.ike and pair.b.statistics()["subscribers_refused_identity"] == 1
+
+
+def test_client_rekeys_its_sa_on_the_subscriber_tunnel() -> None:
+    pair, aaa = subscriber_pair(gateway=gateway_policy(profile(lifetime_seconds=600))), Aaa()
+    login(pair, aaa)
+    first, = pair.events("b", IpsecSaEstablished)
+    pair.advance(590)
+    established = pair.events("b", IpsecSaEstablished)
+    assert len(established) == 2
+    assert (established[1].tunnel, established[1].rekey_of) == ("remote:1", first.inbound.spi)
+    assert pair.consistent() and not pair.events("b", SubscriberDown)
+
+
+def test_dead_client_ends_its_subscriber() -> None:
+    pair, aaa = subscriber_pair(), Aaa()
+    login(pair, aaa)
+    pair.stop("a")
+    pair.advance(300)
+    down, = pair.events("b", SubscriberDown)
+    assert down.reason == "dead peer"
+    assert pair.b.subscriber_status(pair.now) == [] and pair.b.tunnel_status(pair.now) == []

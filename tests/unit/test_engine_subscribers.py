@@ -19,6 +19,7 @@ from subscriber_helpers import (
     subscriber_pair,
 )
 
+from ipsecgw.isakmp.codec import Message
 from ipsecgw.isakmp.constants import ConfigAttribute
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.events import (
@@ -259,3 +260,19 @@ def test_dead_client_ends_its_subscriber() -> None:
     down, = pair.events("b", SubscriberDown)
     assert down.reason == "dead peer"
     assert pair.b.subscriber_status(pair.now) == [] and pair.b.tunnel_status(pair.now) == []
+
+
+def test_repeated_mode_config_request_gets_the_same_reply() -> None:
+    """A client whose REPLY was lost repeats its REQUEST: the reply cache answers."""
+    pair, aaa = subscriber_pair(), Aaa()
+    login(pair, aaa)
+    requests = [d for direction, d in pair.wire if direction == "ab"
+                and Message.decode_header(d.data).message_id == pair.client.config_id]
+    replies_before = [d.data for direction, d in pair.wire if direction == "ba"
+                      and Message.decode_header(d.data).message_id == pair.client.config_id]
+    assert len(requests) == 1 and len(replies_before) == 1
+    retransmits = pair.b.statistics()["retransmits"]
+    pair.b.receive_datagram(requests[0].data, (B_IP, 500), requests[0].local, pair.now)
+    again = pair.b.datagrams_to_send(pair.now)
+    assert [d.data for d in again] == replies_before
+    assert pair.b.statistics()["retransmits"] == retransmits + 1

@@ -407,7 +407,7 @@ class Engine:
         record = self._subscribers.get(subscriber)
         if record is None:
             return
-        self._apply(record, self._subscribers.login_result(
+        self._apply_to_ike(record.ike, self._subscribers.login_result(
             record, now, accepted=accepted, assignment=assignment, reason=reason), now)
 
     # --- services for the exchange steps (phase1.Phase1Context, quick_mode.QuickModeContext)
@@ -948,9 +948,6 @@ class Engine:
             self._replies.remember(
                 data, tuple(Datagram(reply, ike.local, ike.remote) for reply in outcome.replies),
                 now)
-        self._apply(subscriber, outcome, now)
-
-    def _apply(self, subscriber: Subscriber, outcome: Outcome, now: float) -> None:
         self._apply_to_ike(subscriber.ike, outcome, now)
 
     def _apply_to_ike(self, ike: IkeSa, outcome: Outcome, now: float) -> None:
@@ -1511,7 +1508,7 @@ class Engine:
             self._admit(now)
         elif isinstance(item, Subscriber):
             if self._subscribers.live(item):
-                self._apply(item, self._subscribers.fire(item, now), now)
+                self._apply_to_ike(item.ike, self._subscribers.fire(item, now), now)
         elif self._dpd.probe(item, now):
             self._peer_dead(item, now)
 

@@ -186,6 +186,10 @@ def test_two_subscribers_behind_one_address_each_with_its_own_tunnel() -> None:
     assert {sa.tunnel for sa in pair.events("b", IpsecSaEstablished)} == \
         {"remote:1", "remote:2"}
     assert not pair.events("b", SubscriberDown)
+    shown = {t.name: [ike.tunnel for ike in t.ike_sas] for t in pair.b.tunnel_status(pair.now)}
+    assert shown == {"remote:1": ["remote:1"], "remote:2": ["remote:2"]}
+    assert sorted(ike.tunnel or "" for ike in pair.b.ike_sa_status(pair.now)) == \
+        ["remote:1", "remote:2"]
     # Bob asks for Alice's address: refused, Alice's tunnel keeps its one SA.
     vpn = replace(pair.a.policy.tunnels[0], local_network="10.200.0.5/32")
     pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)

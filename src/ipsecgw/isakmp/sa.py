@@ -92,7 +92,7 @@ class IkeSa:
     local: Address
     remote: Address
     created_at: float
-    tunnel: str | None = None  # the tunnel we initiated it for
+    tunnel: str | None = None  # the tunnel we initiated it for, or a subscriber's tunnel
     #: The tunnel profile whose subscriber this is (responder only; subscribers.py).
     profile: TunnelProfile | None = None
     offered: tuple[IkeSuite, ...] = ()

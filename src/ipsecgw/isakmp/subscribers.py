@@ -224,6 +224,7 @@ class Subscribers:
             self._outbox.count("xauth_succeeded")
         subscriber.assignment = assignment
         subscriber.tunnel = f"{profile.name}:{subscriber.number}"
+        ike.tunnel = subscriber.tunnel  # what it serves (status, `TunnelTable.serving`)
         self._by_tunnel[subscriber.tunnel] = subscriber
         ike.log.info("subscriber %d (%s) accepted: address %s, tunnel %s", subscriber.number,
                      subscriber.username or subscriber.identity, assignment.address,

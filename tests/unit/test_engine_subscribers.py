@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine_helpers import B_IP, rng
+from engine_helpers import B_IP, make_pair, rng
 from subscriber_helpers import (
     GROUP,
     RULE,
@@ -31,7 +31,7 @@ from ipsecgw.isakmp.events import (
     SubscriberLoginRequested,
     SubscriberUp,
 )
-from ipsecgw.isakmp.policy import IdentityPattern
+from ipsecgw.isakmp.policy import EnginePolicy, IdentityPattern, RemoteAccess
 from ipsecgw.isakmp.subscribers import XAUTH_TIMEOUT
 
 
@@ -280,3 +280,43 @@ def test_repeated_mode_config_request_gets_the_same_reply() -> None:
     again = pair.b.datagrams_to_send(pair.now)
     assert [d.data for d in again] == replies_before
     assert pair.b.statistics()["retransmits"] == retransmits + 1
+
+
+def _engine_client(username: str | None = "alice", password: str | None = "wonderland",
+                   ) -> EnginePolicy:
+    """A as a remote-access client in the engine itself (the load generator's role)."""
+    policy = client_policy()
+    vpn = replace(policy.tunnels[0], enabled=True,
+                  remote_access=RemoteAccess(username, password))
+    return replace(policy, tunnels=(vpn,))
+
+
+def test_engine_as_remote_access_client_logs_in_and_negotiates_for_its_address() -> None:
+    pair, aaa = make_pair(_engine_client(), gateway_policy()), Aaa()
+    pair.start()
+    aaa.serve(pair)
+    pair.advance(5)
+    assert pair.consistent()
+    ours, = pair.events("a", IpsecSaEstablished)
+    assert (ours.tunnel, ours.local_network, ours.remote_network) == \
+        ("vpn", "10.200.0.5/32", "0.0.0.0/0")
+    assert pair.events("b", SubscriberUp)[0].username == "alice"
+    assert "wonderland" not in repr(pair.a.policy)
+    pair.advance(3000)  # rekeys keep the address
+    assert pair.consistent() and len(pair.events("b", SubscriberUp)) == 1
+
+
+def test_engine_client_without_xauth_and_with_a_refused_password() -> None:
+    pair, aaa = make_pair(_engine_client(None, None),
+                          gateway_policy(profile(xauth=False))), Aaa()
+    pair.start()
+    aaa.serve(pair)
+    pair.advance(5)
+    assert pair.consistent()
+    pair, aaa = make_pair(_engine_client(password="guess"), gateway_policy()), Aaa()
+    pair.start()
+    aaa.serve(pair)
+    pair.advance(5)
+    assert not pair.events("a", IpsecSaEstablished)
+    assert pair.events("b", SubscriberLoginFailed)
+    assert "XAUTH refused" in pair.a.tunnel_status(pair.now)[0].last_failure

@@ -134,6 +134,7 @@ from .phase1 import Credentials, Handler, Step
 from .policy import Address, EnginePolicy, Identity, IdentityPattern, TunnelPolicy, TunnelProfile
 from .proposals import initiator_exchange, initiator_suites
 from .registry import PeerKey, Registry, child_peer, ike_peer
+from .remote_access import ClientOutcome, Login, RemoteAccessClients
 from .replies import ReplyCache
 from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 from .status import ike_sa_status, tunnel_states, tunnel_status
@@ -170,7 +171,7 @@ _DROPPED = (DecodeError, MessageRejected)
 
 #: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
 #: the tunnels waiting for an initiator slot.
-Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission | Subscriber
+Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission | Subscriber | Login
 
 __all__ = ["STATISTICS", "Datagram", "Engine"]
 
@@ -200,6 +201,8 @@ class Engine:
         self._limiter = informational.InvalidCookieLimiter(policy)
         self._subscribers = Subscribers(self._outbox, rng, self._schedule.touch, self._flight,
                                         self._retransmit)
+        self._clients = RemoteAccessClients(self._outbox, rng, self._schedule.touch,
+                                            self._flight, self._retransmit)
         self._credentials: Credentials | None = None
         self._credentials_loaded = False
         for tunnel in policy.tunnels:
@@ -829,6 +832,9 @@ class Engine:
             self._send(informational.protect(ike, [notify], self._rng), ike.local, ike.remote)
         if ike.role is Role.RESPONDER:
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
+        ours = self._tunnels.get(ike.tunnel) if ike.role is Role.INITIATOR else None
+        if ours is not None and ours.policy.remote_access is not None:
+            self._clients.phase1_up(ike, ours.policy.remote_access, now)
         if ike.profile is not None:
             identity = identity_string(ike.peer_id) if ike.peer_id is not None else ike.remote[0]
             self._apply_to_ike(ike, self._subscribers.phase1_up(ike, identity, now), now)
@@ -930,10 +936,16 @@ class Engine:
 
     def _transaction(self, ike: IkeSa, message: Message, data: bytes, local: Address,
                      remote: Address, now: float) -> None:
-        """XAUTH and Mode Config of a subscriber (draft-dukes-ike-mode-cfg-02)."""
+        """XAUTH and Mode Config of a subscriber (draft-dukes-ike-mode-cfg-02),
+        or of our own login as a remote-access client (remote_access.py)."""
         subscriber = self._subscribers.of_ike(ike)
-        if subscriber is None or not message.flags & Flags.ENCRYPTION:
+        login = self._clients.of_ike(ike) if subscriber is None else None
+        if not message.flags & Flags.ENCRYPTION or (subscriber is None and login is None):
             self._count("dropped_unexpected")
+            return
+        if subscriber is None:
+            assert login is not None
+            self._client_transaction(login, message, data, local, remote, now)
             return
         try:
             outcome = self._subscribers.receive(subscriber, message, data, now)
@@ -959,6 +971,41 @@ class Engine:
             self._add_tunnel(TunnelRuntime(outcome.tunnel))
         if outcome.delete_phase1 is not None and self._sas.ike.get(ike.cookies) is ike:
             self._delete_ike(ike, outcome.delete_phase1, now, notify_peer=True)
+
+    def _client_transaction(self, login: Login, message: Message, data: bytes, local: Address,
+                            remote: Address, now: float) -> None:
+        ike = login.ike
+        try:
+            outcome = self._clients.receive(login, message, now)
+        except _DROPPED as exc:
+            self._count("dropped_" + _drop_reason(exc))
+            return
+        self._dpd.heard_from(ike, now)
+        self._peer_moved(ike, local, remote)
+        for reply in outcome.replies:
+            self._send(reply, ike.local, ike.remote)
+        self._replies.remember(
+            data, tuple(Datagram(reply, ike.local, ike.remote) for reply in outcome.replies), now)
+        self._client_outcome(login, outcome, now)
+
+    def _client_outcome(self, login: Login, outcome: ClientOutcome, now: float) -> None:
+        ike = login.ike
+        if outcome.failed is not None and self._sas.ike.get(ike.cookies) is ike:
+            ike.log.info("login to %s failed: %s", ike.remote[0], outcome.failed)
+            self._delete_ike(ike, outcome.failed, now, notify_peer=True)
+            self._negotiation_failed(ike.local[0], ike.remote[0], ike.tunnel, outcome.failed, now)
+        elif outcome.address is not None:
+            runtime = self._tunnels.get(ike.tunnel)
+            if runtime is not None:
+                self._touch(runtime)
+                self._service_tunnel(runtime, now)
+
+    def _client_policy(self, runtime: TunnelRuntime, ike: IkeSa) -> TunnelPolicy:
+        """A remote-access tunnel negotiates for the address its login gave it."""
+        address = self._clients.address(ike)
+        if runtime.policy.remote_access is None or address is None:
+            return runtime.policy
+        return replace(runtime.policy, local_network=f"{address}/32")
 
     def _subscriber_gone(self, ike: IkeSa, reason: str, now: float) -> None:
         """The subscriber's phase 1 is gone, and with it the subscriber: its
@@ -1196,6 +1243,7 @@ class Engine:
         self._sas.remove_ike(ike)
         if ike.profile is not None:
             self._subscriber_gone(ike, reason, self._now)
+        self._clients.gone(ike)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
         self._touch(self._admission)
@@ -1339,6 +1387,10 @@ class Engine:
     def _needs_negotiation(self, runtime: TunnelRuntime) -> bool:
         if not runtime.initiates or self._sas.quick_mode_running(runtime.name):
             return False
+        if runtime.policy.remote_access is not None:
+            ike = self._sas.best_ike(runtime.peer_key)
+            if ike is not None and self._clients.address(ike) is None:
+                return False  # logging in: the Quick Mode waits for our address
         current = self._current_child(runtime.name)
         return runtime.rekey_of is not None or current is None or self._orphaned(current)
 
@@ -1401,7 +1453,7 @@ class Engine:
         if ike is not None:
             self._leave_queue(runtime)
             rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
-            self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
+            self.initiate_quick_mode(ike, self._client_policy(runtime, ike), now, rekey_of)
         elif not self._sas.phase1_in_progress(runtime.peer_key):
             if not admitted and self._admission.must_wait(self._sas):
                 if self._admission.join(runtime):
@@ -1481,6 +1533,8 @@ class Engine:
             return self._now if item and item.slot_free(self._sas) else None
         if isinstance(item, Subscriber):
             return self._subscribers.deadline(item)
+        if isinstance(item, Login):
+            return self._clients.deadline(item)
         return self._dpd.due(item, self._now)
 
     def _ike_deadline(self, ike: IkeSa) -> float:
@@ -1506,6 +1560,9 @@ class Engine:
                 self._service_tunnel(item, now)
         elif isinstance(item, Admission):
             self._admit(now)
+        elif isinstance(item, Login):
+            if self._clients.live(item):
+                self._client_outcome(item, self._clients.fire(item, now), now)
         elif isinstance(item, Subscriber):
             if self._subscribers.live(item):
                 self._apply_to_ike(item.ike, self._subscribers.fire(item, now), now)

@@ -160,6 +160,16 @@ class RetransmitPolicy:
 
 
 @dataclass(frozen=True)
+class RemoteAccess:
+    """A tunnel that is a remote-access client of a gateway's tunnel profile
+    (remote_access.py): it answers XAUTH with `username`/`password` (None:
+    the gateway does not ask) and takes its address from Mode Config."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class TunnelPolicy:
     """One `interface tunnel ipsec:NAME` as the engine needs it.
 
@@ -189,6 +199,9 @@ class TunnelPolicy:
     remote_network: str = "0.0.0.0/0"
     enabled: bool = True
     initiate: bool = True
+    #: Set: a remote-access client; its Quick Mode is for the address that
+    #: Mode Config gives it (/32), not `local_network` (remote_access.py).
+    remote_access: RemoteAccess | None = None
 
     def __post_init__(self) -> None:
         if not self.transforms or len(self.transforms) > 6:

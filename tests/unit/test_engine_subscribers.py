@@ -19,8 +19,8 @@ from subscriber_helpers import (
     subscriber_pair,
 )
 
-from ipsecgw.isakmp.codec import Message
-from ipsecgw.isakmp.constants import ConfigAttribute
+from ipsecgw.isakmp.codec import Message, SecurityAssociation
+from ipsecgw.isakmp.constants import AuthMethod, ConfigAttribute, IkeAttribute
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.events import (
     IpsecSaEstablished,
@@ -320,3 +320,13 @@ def test_engine_client_without_xauth_and_with_a_refused_password() -> None:
     assert not pair.events("a", IpsecSaEstablished)
     assert pair.events("b", SubscriberLoginFailed)
     assert "XAUTH refused" in pair.a.tunnel_status(pair.now)[0].last_failure
+
+
+def test_engine_client_proposes_the_xauth_method_when_it_has_a_user_name() -> None:
+    pair = make_pair(_engine_client(), gateway_policy())
+    pair.a.handle_timer(pair.now)
+    first, = pair.a.datagrams_to_send(pair.now)
+    transforms = Message.decode(first.data).find(SecurityAssociation).proposals[0].transforms
+    methods = {a.as_int() for t in transforms for a in t.attributes
+               if a.type == IkeAttribute.AUTHENTICATION_METHOD}
+    assert methods == {AuthMethod.XAUTH_INIT_PRESHARED}

@@ -711,6 +711,10 @@ class Engine:
         rules = self.policy.rules_by_priority()
         exchange = initiator_exchange(rules, rekey=rekey)
         suites = initiator_suites(rules, exchange)
+        if tunnel.remote_access is not None and tunnel.remote_access.username is not None:
+            # XAUTHInitPreShared & co. (draft-beaulieu-ike-xauth-02 7.2), as vpnc
+            # proposes: a strongSwan XAUTH gateway refuses the plain methods.
+            suites = [replace(suite, xauth=True) for suite in suites]
         local, remote = path or ((tunnel.local_address, 500), (tunnel.peer_address, 500))
         ike = IkeSa(self._new_cookie(), _ZERO_COOKIE, Role.INITIATOR, exchange,
                     P1State.INITIAL, local, remote, now, tunnel=tunnel.name,

@@ -81,3 +81,12 @@ def test_mode_config_reply_answers_what_is_asked_and_known() -> None:
     assert split is not None and split.value == bytes([10, 1, 0, 0, 255, 255, 0, 0]) + bytes(6)
     pfs = answer.find(ConfigAttribute.UNITY_PFS)
     assert pfs is not None and (pfs.tv, pfs.value) == (True, 0)
+
+
+@pytest.mark.parametrize("bad", [
+    {"address": "10.200.0.300"}, {"address": "2001:db8::5"}, {"address": "10.0.0.1", "dns": ("x",)},
+    {"address": "10.0.0.1", "split_networks": ("10.0.0.0/40",)},
+])
+def test_assignment_refuses_what_mode_config_cannot_carry(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        SubscriberAssignment(**bad)  # type: ignore[arg-type]

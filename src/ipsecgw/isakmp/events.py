@@ -7,6 +7,7 @@ state.  Addresses are `(ip, port)` tuples; cookies are the 16 octets CKY-I | CKY
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -159,6 +160,13 @@ class SubscriberAssignment:
     wins: tuple[str, ...] = ()
     domain: str | None = None
     split_networks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """ValueError for anything Mode Config cannot carry (IPv4 only)."""
+        for value in (self.address, self.netmask, *self.dns, *self.wins):
+            ipaddress.IPv4Address(value)
+        for network in self.split_networks:
+            ipaddress.IPv4Network(network, strict=False)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine_helpers import B_IP, make_pair, rng
+from engine_helpers import B_IP, NAT_IP, Nat, make_pair, rng
 from subscriber_helpers import (
     GROUP,
     RULE,
@@ -19,8 +19,9 @@ from subscriber_helpers import (
     subscriber_pair,
 )
 
+from ipsecgw.isakmp import informational
 from ipsecgw.isakmp.codec import Message, SecurityAssociation
-from ipsecgw.isakmp.constants import AuthMethod, ConfigAttribute, IkeAttribute
+from ipsecgw.isakmp.constants import AuthMethod, ConfigAttribute, ExchangeType, IkeAttribute
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.events import (
     IpsecSaEstablished,
@@ -330,3 +331,45 @@ def test_engine_client_proposes_the_xauth_method_when_it_has_a_user_name() -> No
     methods = {a.as_int() for t in transforms for a in t.attributes
                if a.type == IkeAttribute.AUTHENTICATION_METHOD}
     assert methods == {AuthMethod.XAUTH_INIT_PRESHARED}
+
+
+def test_delete_of_a_subscriber_sa_goes_under_its_own_phase_1() -> None:
+    """Behind one NAT address the newest phase 1 is another client's: a Delete
+    sent under it would leave the owner using an SA that is gone."""
+    pair, aaa = subscriber_pair(), Aaa(users={"alice": "wonderland", "bob": "builder"})
+    login(pair, aaa)
+    alice_ike = next(iter(pair.a._sas.ike))
+    pair.a = Engine(client_policy(), rng=rng(79))
+    pair.client = Client(username="bob", password="builder")
+    login(pair, aaa)
+    sent = len(pair.wire)
+    assert pair.b.clear_sa(["remote:1"], 2, pair.now) == 1
+    pair.pump()
+    deletes = [d for direction, d in pair.wire[sent:] if direction == "ba"
+               and Message.decode_header(d.data).exchange_type == ExchangeType.INFORMATIONAL]
+    assert deletes and all(d.data[:16] == alice_ike for d in deletes)
+
+
+def test_a_client_cannot_delete_another_clients_sas_behind_the_same_address() -> None:
+    """Alice and Bob behind one NAT (same address, their own ports): a Delete
+    that Bob sends for Alice's phase 1 and IPsec SA is ignored."""
+    pair, aaa = subscriber_pair(), Aaa(users={"alice": "wonderland", "bob": "builder"})
+    pair.nat = Nat(next_port=41000)
+    login(pair, aaa)
+    alice = pair.b._subscribers.get(1)
+    assert alice is not None
+    alice_spi = pair.events("a", IpsecSaEstablished)[0].outbound.spi  # B's inbound SPI
+    pair.a = Engine(client_policy(), rng=rng(80))
+    pair.client = Client(username="bob", password="builder")
+    pair.nat = Nat(next_port=42000)
+    login(pair, aaa)
+    peers = {s.peer for s in pair.b.subscriber_status(pair.now)}
+    assert len(peers) == 2 and {address for address, _ in peers} == {NAT_IP}
+    bob_ike = next(iter(pair.a._sas.ike.values()))
+    deletes = informational.protect(bob_ike, [
+        informational.delete_ike(alice.ike),
+        informational.delete_ipsec("esp", (alice_spi,))], rng(5))
+    pair.send_from_client(deletes)
+    pair.pump()
+    assert {s.username for s in pair.b.subscriber_status(pair.now)} == {"alice", "bob"}
+    assert "remote:1" in {c.tunnel for c in pair.b._sas.children.values()}

@@ -1107,14 +1107,24 @@ class Engine:
             # duplicate SAs).
             for cookies in delete.spis:
                 victim = self._sas.ike.get(cookies)
-                if victim is not None and victim.remote[0] == ike.remote[0]:
+                if victim is not None and victim.remote[0] == ike.remote[0] and \
+                        not self._foreign(ike, victim):
                     self._delete_ike(victim, "deleted by peer", now, notify_peer=False)
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
             return
         for spi in delete.spis:
             child = self._sas.child_by_outbound(ike_peer(ike), spi)
-            if child is not None:
+            owner = None if child is None else self._subscribers.owner(child.tunnel)
+            if child is not None and not (owner is not None and self._foreign(ike, owner.ike)):
                 self._delete_child(child, "deleted by peer", now, notify_peer=False)
+
+    def _foreign(self, ike: IkeSa, other: IkeSa) -> bool:
+        """Whether `ike` speaks for a different subscriber than `other`: clients
+        behind one NAT address share it but not their port (the NAT's mapping),
+        and may only delete their own SAs (a client's new phase 1 may delete its
+        old one)."""
+        return ike.remote != other.remote and \
+            (ike.profile is not None or other.profile is not None)
 
     # --- invalid cookies ------------------------------------------------------------
 
@@ -1206,7 +1216,10 @@ class Engine:
     def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
                       notify_peer: bool, announce: bool = True) -> None:
         if notify_peer:
-            ike = self._sas.best_ike(child_peer(child))
+            # A subscriber's SA is deleted under its own phase 1: the newest one
+            # with its address may be another client's behind the same NAT.
+            owner = self._subscribers.owner(child.tunnel)
+            ike = owner.ike if owner is not None else self._sas.best_ike(child_peer(child))
             if ike is not None:
                 delete = informational.delete_ipsec(child.protocol, (child.inbound_spi,))
                 self._send(informational.protect(ike, [delete], self._rng), ike.local,

@@ -10,6 +10,11 @@ ends at `end`, validating every length and reserved field.
 Values are kept as plain ints so that a peer's unknown code point survives a
 decode -> encode round trip; the enums in `constants` compare equal to them.
 Attribute order and TV/TLV form are kept, so re-encoding is byte-exact.
+
+Why this module is long: it holds one short dataclass and decoder per
+payload type (RFC 2408 3.4-3.16, RFC 3947, the Attribute payload of
+draft-dukes-ike-mode-cfg-02), which share the attribute and header helpers
+at its top; one module per payload would only scatter those.
 """
 
 from __future__ import annotations

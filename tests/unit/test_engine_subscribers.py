@@ -24,6 +24,7 @@ from ipsecgw.isakmp.codec import Message, SecurityAssociation
 from ipsecgw.isakmp.constants import AuthMethod, ConfigAttribute, ExchangeType, IkeAttribute
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.events import (
+    IpsecSaDeleted,
     IpsecSaEstablished,
     Phase1Deleted,
     Phase1Failed,
@@ -373,3 +374,15 @@ def test_a_client_cannot_delete_another_clients_sas_behind_the_same_address() ->
     pair.pump()
     assert {s.username for s in pair.b.subscriber_status(pair.now)} == {"alice", "bob"}
     assert "remote:1" in {c.tunnel for c in pair.b._sas.children.values()}
+
+
+def test_configuration_change_leaves_logged_in_subscribers_alone() -> None:
+    pair, aaa = subscriber_pair(), Aaa()
+    login(pair, aaa)
+    policy = pair.b.policy
+    pair.b.update_policy(replace(policy, profiles=(replace(policy.profiles[0], max_interfaces=5),)),
+                         pair.now)
+    pair.pump()
+    assert [t.name for t in pair.b.tunnel_status(pair.now)] == ["remote:1"]
+    assert pair.consistent() and not pair.events("b", SubscriberDown)
+    assert not pair.events("b", IpsecSaDeleted)

@@ -135,3 +135,24 @@ class LocalEndpointStatus:
     address: str
     up: bool  # both sockets open
     reason: str | None = None  # why not, while down
+
+
+@dataclass(frozen=True)
+class SubscriberStatus:
+    """One dynamic IPSec subscriber (`show subscribers`; isakmp/subscribers.py).
+
+    `tunnel` and `address` are None until the login is accepted; `state` is
+    "xauth", "authenticating", "xauth-status", "up" or "refused"; `since`
+    is the engine's monotonic time of the last state change, `uptime` the
+    seconds since its phase 1 came up."""
+
+    subscriber: int
+    profile: str
+    tunnel: str | None
+    peer: tuple[str, int]
+    identity: str
+    username: str | None
+    address: str | None
+    state: str
+    since: float
+    uptime: float

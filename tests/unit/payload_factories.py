@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ipsecgw.isakmp import (
     Attribute,
+    AttributePayload,
     Certificate,
     CertificateRequest,
     Delete,
@@ -201,6 +202,7 @@ payloads: st.SearchStrategy[Payload] = st.one_of(
     st.builds(VendorId, _blob),
     st.builds(NatD, _blob, st.booleans()),
     nat_oas(),
+    st.builds(AttributePayload, _u8, _u16, st.lists(attributes, max_size=5).map(tuple)),
     st.builds(UnknownPayload, st.integers(128, 255).filter(lambda t: t not in (130, 131)), _blob),
 )
 

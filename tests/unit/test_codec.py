@@ -445,7 +445,7 @@ def test_header_errors_map_to_notify_types() -> None:
         (good[:27], PayloadMalformed, 16),
         (header(0, 2, 0, 0, 28, version=0x20), InvalidMajorVersion, 5),
         (header(0, 2, 0, 0, 28, version=0x11), InvalidMinorVersion, 6),
-        (header(0, 6, 0, 0, 28), InvalidExchangeType, 7),
+        (header(0, 7, 0, 0, 28), InvalidExchangeType, 7),
         (header(0, 0, 0, 0, 28), InvalidExchangeType, 7),
         (header(0, 2, 8, 0, 28), InvalidFlags, 8),
         (header(0, 2, 0x80, 0, 28), InvalidFlags, 8),

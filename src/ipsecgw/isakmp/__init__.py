@@ -2,6 +2,7 @@
 
 from .codec import (
     Attribute,
+    AttributePayload,
     Certificate,
     CertificateRequest,
     DecodeError,
@@ -30,6 +31,8 @@ from .constants import (
     AhTransform,
     AuthMethod,
     CertEncoding,
+    CfgType,
+    ConfigAttribute,
     Doi,
     EncapsulationMode,
     EspTransform,
@@ -49,6 +52,7 @@ from .constants import (
     PayloadType,
     ProtocolId,
     Situation,
+    XauthType,
 )
 from .errors import (
     BadProposalSyntax,
@@ -68,9 +72,12 @@ from .errors import (
 __all__ = [
     "AhTransform",
     "Attribute",
+    "AttributePayload",
     "AuthMethod",
     "BadProposalSyntax",
     "CertEncoding",
+    "CfgType",
+    "ConfigAttribute",
     "Certificate",
     "CertificateRequest",
     "DecodeError",
@@ -116,6 +123,7 @@ __all__ = [
     "SecurityAssociation",
     "Signature",
     "Situation",
+    "XauthType",
     "SituationNotSupported",
     "Transform",
     "UnknownPayload",

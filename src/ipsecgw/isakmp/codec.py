@@ -20,6 +20,7 @@ from typing import TypeVar
 from .codec_payloads import (
     GENERIC_HEADER,
     Attribute,
+    AttributePayload,
     Certificate,
     CertificateRequest,
     Delete,
@@ -36,6 +37,7 @@ from .codec_payloads import (
     Transform,
     UnknownPayload,
     VendorId,
+    _decode_attribute_payload,
     _decode_certificate,
     _decode_delete,
     _decode_identification,
@@ -67,6 +69,7 @@ from .errors import (
 
 __all__ = [
     "Attribute",
+    "AttributePayload",
     "BadProposalSyntax",
     "Certificate",
     "CertificateRequest",
@@ -118,6 +121,7 @@ Payload = (
     | VendorId
     | NatD
     | NatOA
+    | AttributePayload
     | UnknownPayload
 )
 P = TypeVar("P")
@@ -140,6 +144,7 @@ _DECODERS: dict[int, Callable[[int, bytes, int, int], Payload]] = {
     PayloadType.NAT_OA: _decode_nat_oa,
     PayloadType.NAT_D_DRAFT: _decode_opaque,
     PayloadType.NAT_OA_DRAFT: _decode_nat_oa,
+    PayloadType.ATTRIBUTE: _decode_attribute_payload,
 }
 _PRIVATE_PAYLOAD_TYPES = range(128, 256)  # RFC 2408 3.1: private use
 
@@ -154,7 +159,10 @@ _PHASE1_EXCHANGES = frozenset(
         ExchangeType.AGGRESSIVE,
     }
 )
-_PHASE2_EXCHANGES = frozenset({ExchangeType.QUICK_MODE, ExchangeType.NEW_GROUP_MODE})
+# draft-dukes-ike-mode-cfg-02 3.1: a Transaction exchange has its own random ID too.
+_PHASE2_EXCHANGES = frozenset(
+    {ExchangeType.QUICK_MODE, ExchangeType.NEW_GROUP_MODE, ExchangeType.TRANSACTION}
+)
 # int(): ~ on an IntFlag only inverts within the defined bits.
 _ALL_FLAGS = int(Flags.ENCRYPTION | Flags.COMMIT | Flags.AUTHENTICATION_ONLY)
 _ENCRYPTION = int(Flags.ENCRYPTION)

@@ -28,6 +28,8 @@ class ExchangeType(IntEnum):
     AUTHENTICATION_ONLY = 3
     AGGRESSIVE = 4
     INFORMATIONAL = 5
+    #: draft-dukes-ike-mode-cfg-02 3.1 (ISAKMP_CFG exchanges): XAUTH and Mode Config.
+    TRANSACTION = 6
     QUICK_MODE = 32
     NEW_GROUP_MODE = 33
 
@@ -49,6 +51,8 @@ class PayloadType(IntEnum):
     NOTIFICATION = 11
     DELETE = 12
     VENDOR_ID = 13
+    #: draft-dukes-ike-mode-cfg-02 3.2: the Attribute payload of a Transaction exchange.
+    ATTRIBUTE = 14
     NAT_D = 20
     NAT_OA = 21
     # draft-ietf-ipsec-nat-t-ike-02/03 used private-use numbers before RFC 3947.
@@ -195,6 +199,12 @@ class AuthMethod(IntEnum):
     RSA_SIGNATURES = 3
     RSA_ENCRYPTION = 4
     REVISED_RSA_ENCRYPTION = 5
+    # draft-beaulieu-ike-xauth-02 7.2: a method "with XAUTH" (vpnc and strongSwan
+    # propose XAUTHInitPreShared for a group key plus XAUTH).
+    XAUTH_INIT_PRESHARED = 65001
+    XAUTH_RESP_PRESHARED = 65002
+    XAUTH_INIT_RSA = 65005
+    XAUTH_RESP_RSA = 65006
 
 
 class GroupDescription(IntEnum):
@@ -335,3 +345,74 @@ VENDOR_ID_NAT_T_DRAFT_02_N = bytes.fromhex("90cb80913ebb696e086381b5ec427b1f")
 VENDOR_ID_NAT_T_DRAFT_02 = bytes.fromhex("cd60464335df21f87cfdb2fc68b6a448")
 VENDOR_ID_NAT_T_DRAFT_03 = bytes.fromhex("7d9419a65310ca6f2c179d9215529d56")
 VENDOR_ID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
+
+
+class CfgType(IntEnum):
+    """draft-dukes-ike-mode-cfg-02 3.2: the Attribute payload's message type."""
+
+    REQUEST = 1
+    REPLY = 2
+    SET = 3
+    ACK = 4
+
+
+class ConfigAttribute(IntEnum):
+    """Attributes of an Attribute payload.
+
+    1-15: draft-dukes-ike-mode-cfg-02 3.3 (Mode Config); 16520-16529:
+    draft-beaulieu-ike-xauth-02 6 (XAUTH); 28672-28682: Cisco Unity, as
+    vpnc and strongSwan's unity plugin name them (no public specification).
+    """
+
+    INTERNAL_IP4_ADDRESS = 1
+    INTERNAL_IP4_NETMASK = 2
+    INTERNAL_IP4_DNS = 3
+    INTERNAL_IP4_NBNS = 4
+    INTERNAL_ADDRESS_EXPIRY = 5
+    INTERNAL_IP4_DHCP = 6
+    APPLICATION_VERSION = 7
+    INTERNAL_IP6_ADDRESS = 8
+    INTERNAL_IP6_NETMASK = 9
+    INTERNAL_IP6_DNS = 10
+    INTERNAL_IP6_NBNS = 11
+    INTERNAL_IP6_DHCP = 12
+    INTERNAL_IP4_SUBNET = 13
+    SUPPORTED_ATTRIBUTES = 14
+    INTERNAL_IP6_SUBNET = 15
+    XAUTH_TYPE = 16520
+    XAUTH_USER_NAME = 16521
+    XAUTH_USER_PASSWORD = 16522
+    XAUTH_PASSCODE = 16523
+    XAUTH_MESSAGE = 16524
+    XAUTH_CHALLENGE = 16525
+    XAUTH_DOMAIN = 16526
+    XAUTH_STATUS = 16527
+    XAUTH_NEXT_PIN = 16528
+    XAUTH_ANSWER = 16529
+    UNITY_BANNER = 28672
+    UNITY_SAVE_PASSWD = 28673
+    UNITY_DEF_DOMAIN = 28674
+    UNITY_SPLIT_DNS = 28675
+    UNITY_SPLIT_INCLUDE = 28676
+    UNITY_NATT_PORT = 28677
+    UNITY_LOCAL_LAN = 28678
+    UNITY_PFS = 28679
+    UNITY_FW_TYPE = 28680
+    UNITY_BACKUP_SERVERS = 28681
+    UNITY_DDNS_HOSTNAME = 28682
+
+
+class XauthType(IntEnum):
+    """draft-beaulieu-ike-xauth-02 6.2: XAUTH-TYPE values."""
+
+    GENERIC = 0
+    RADIUS_CHAP = 1
+    OTP = 2
+    S_KEY = 3
+
+
+# draft-beaulieu-ike-xauth-02 / Cisco: vendor IDs a remote-access client sends.
+# XAUTH: the first 8 octets of MD5("draft-ietf-ipsra-isakmp-xauth-06.txt");
+# Cisco Unity: MD5("CISCO-UNITY") with its last two octets the version 1.0.
+VENDOR_ID_XAUTH = bytes.fromhex("09002689dfd6b712")
+VENDOR_ID_UNITY = bytes.fromhex("12f5f28c457168a9702d9fe274cc0100")

@@ -87,6 +87,12 @@ of an SA, a tunnel, a peer's DPD and the admission queue sits in one
   an ipsecgw peer renews its SA on it once the old phase 1 goes (above).  Ours
   stay as they are; the old phase 1 goes at its expiry at the latest.
 - DPD (RFC 3706): dpd.py, with `DpdPolicy`.
+- Dynamic subscribers (issue 16): a first message from an address no tunnel
+  names may be for a tunnel profile (`_choose_profile`); its phase 1 then
+  belongs to a subscriber of subscribers.py (XAUTH, Mode Config, the login
+  result from the daemon), whose responder-only tunnel `PROFILE:N` lives and
+  dies with that phase 1 (`_subscriber_gone`).  We never initiate towards a
+  subscriber, not even a phase 1 renewal.
 """
 
 from __future__ import annotations
@@ -97,15 +103,15 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ipsecgw.status import IkeSaStatus, TunnelState, TunnelStatus
+from ipsecgw.status import IkeSaStatus, SubscriberStatus, TunnelState, TunnelStatus
 
 from . import aggressive_mode, collisions, failover, informational, main_mode, quick_mode
 from .admission import Admission
-from .codec import DecodeError, Delete, Message, Notification
+from .codec import DecodeError, Delete, Identification, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .deadlines import Schedule
 from .dpd import DeadPeerDetection
-from .errors import MessageRejected, NegotiationError
+from .errors import InvalidIdInformation, MessageRejected, NegotiationError
 from .events import (
     Event,
     InvalidCookieReceived,
@@ -116,16 +122,20 @@ from .events import (
     Phase1Deleted,
     Phase1Established,
     Phase1Failed,
+    SubscriberAssignment,
 )
+from .identity import identity_string, payload_identity
 from .outbox import STATISTICS, Datagram, Outbox
 from .phase1 import Handler, Step
-from .policy import Address, EnginePolicy, TunnelPolicy
+from .policy import Address, EnginePolicy, TunnelPolicy, TunnelProfile
 from .proposals import initiator_exchange, initiator_suites
 from .registry import PeerKey, Registry, child_peer, ike_peer
+from .remote_access import ClientOutcome, Login, RemoteAccessClients
 from .replies import ReplyCache
 from .sa import Flight, IkeSa, IpsecSa, P1State, QuickMode, Role
 from .status import ike_sa_status, tunnel_states, tunnel_status
 from .step_context import StepContext
+from .subscribers import Outcome, Subscriber, Subscribers
 from .tunnel_table import TunnelRuntime, TunnelTable
 
 _LOG = logging.getLogger("ipsecgw.ike")
@@ -158,7 +168,7 @@ _DROPPED = (DecodeError, MessageRejected)
 
 #: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
 #: the tunnels waiting for an initiator slot.
-Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission
+Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission | Subscriber | Login
 
 __all__ = ["STATISTICS", "Datagram", "Engine"]
 
@@ -181,7 +191,12 @@ class Engine:
         self._admission = Admission(policy.initiator_half_open_limit)
         self._replies = ReplyCache()
         self._limiter = informational.InvalidCookieLimiter(policy)
-        self._steps = StepContext(policy, self._tunnels, self._spis, rng, lambda: self._now)
+        self._subscribers = Subscribers(self._outbox, rng, self._schedule.touch, self._flight,
+                                        self._retransmit)
+        self._clients = RemoteAccessClients(self._outbox, rng, self._schedule.touch,
+                                            self._flight, self._retransmit)
+        self._steps = StepContext(policy, self._tunnels, self._spis, rng, lambda: self._now,
+                                  self._subscribers.owner)
         self._steps.wall_offset = wall_offset
         for tunnel in policy.tunnels:
             self._add_tunnel(TunnelRuntime(tunnel))
@@ -246,6 +261,8 @@ class Engine:
         changed: list[TunnelRuntime] = []
         for runtime in list(self._tunnels):
             name = runtime.name
+            if self._subscribers.owner(name) is not None:
+                continue  # a subscriber's tunnel goes with the subscriber
             configured = new.get(name)
             replacement = None if configured is None else \
                 failover.active_policy(configured, runtime)
@@ -305,15 +322,21 @@ class Engine:
             if tunnels is None:
                 victims = list(self._sas.ike.values())
             else:
-                peers = {self._tunnel(name).peer_key for name in names}
+                # A subscriber's tunnel clears its own phase 1, not those of the
+                # other subscribers behind the same address.
+                owners = {name: self._subscribers.owner(name) for name in names}
+                peers = {self._tunnel(name).peer_key for name, owner in owners.items()
+                         if owner is None}
                 victims = [ike for key in peers for ike in self._sas.ike_of_peer(key)]
+                victims += [owner.ike for owner in owners.values()
+                            if owner is not None and owner.ike not in victims]
             for ike in victims:
                 if ike.established:
                     self._delete_ike(ike, "cleared", now, notify_peer=True)
                     count += 1
                 else:
-                    self._forget_ike(ike)
-        for name in sorted(names):
+                    self._forget_ike(ike, "cleared")
+        for name in sorted(names & self._tunnels.names()):
             runtime = self._tunnel(name)
             runtime.reset()
             self._touch(runtime)
@@ -384,6 +407,22 @@ class Engine:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
         return tunnel_states(self._sas, self._tunnels)
 
+    def subscriber_status(self, now: float) -> list[SubscriberStatus]:
+        """Every dynamic subscriber (`show subscribers`)."""
+        return self._subscribers.status(now)
+
+    def subscriber_login_result(self, subscriber: int, now: float, *, accepted: bool,
+                                assignment: SubscriberAssignment | None = None,
+                                reason: str = "") -> None:
+        """The daemon's answer to `SubscriberLoginRequested` (subscribers.py).
+        An unknown (already gone) subscriber is ignored."""
+        self._now = now
+        record = self._subscribers.get(subscriber)
+        if record is None:
+            return
+        self._apply_to_ike(record.ike, self._subscribers.login_result(
+            record, now, accepted=accepted, assignment=assignment, reason=reason), now)
+
     # --- output -----------------------------------------------------------------
 
     def _send(self, data: bytes, local: Address, remote: Address) -> None:
@@ -448,6 +487,8 @@ class Engine:
             self._quick_mode(ike, message, data, local, remote, now)
         elif exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
             self._phase1(ike, message, data, local, remote, now)
+        elif exchange == ExchangeType.TRANSACTION:
+            self._transaction(ike, message, data, local, remote, now)
         else:
             self._count("dropped_unexpected")
 
@@ -500,6 +541,12 @@ class Engine:
         start = main_mode.responder_start if exchange_name == "main" else \
             aggressive_mode.responder_start
         try:
+            ike.profile = self._choose_profile(message, local[0], remote[0], exchange_name)
+            if ike.profile is not None and self._subscribers.full(ike.profile):
+                self._count("subscribers_refused_max")
+                ike.log.info("tunnel profile %s: max-interfaces %d reached, no phase 1 for %s",
+                             ike.profile.name, ike.profile.max_interfaces, remote[0])
+                return
             step = start(self._steps, ike, message)
         except _DROPPED as exc:
             self._count("dropped_malformed")
@@ -525,10 +572,49 @@ class Engine:
     def _may_accept(self, local_ip: str, remote_ip: str) -> bool:
         """Whether an enabled tunnel could accept a phase 1 from `remote_ip` on
         `local_ip`: one configured for that peer address, or one that knows its
-        peer by identity (its address is not known in advance)."""
+        peer by identity (its address is not known in advance), or a tunnel
+        profile there (any address may be a subscriber)."""
         key = (local_ip, remote_ip)
         return any(runtime.policy.enabled for runtime in self._tunnels.of_peer(key)) or \
-            local_ip in self._tunnels.by_identity_on()
+            local_ip in self._tunnels.by_identity_on() or \
+            any(profile.local_address == local_ip for profile in self.policy.profiles)
+
+    def _choose_profile(self, message: Message, local_ip: str, remote_ip: str,
+                        exchange: str) -> TunnelProfile | None:
+        """The tunnel profile a first message from an address no tunnel names
+        comes for (None: a configured tunnel's, as before profiles).
+
+        Aggressive Mode names the peer in its first message (vpnc: ID_KEY_ID,
+        the group name): the first profile on `local_ip` whose peer identity
+        fits it and that allows Aggressive Mode.  Main Mode must choose the
+        pre-shared key before the peer says who it is, so only where exactly
+        one profile there allows Main Mode.  Raises InvalidIdInformation when
+        profiles exist there but none fits and no tunnel knows peers by identity.
+        """
+        if any(runtime.policy.enabled and self._subscribers.owner(runtime.name) is None
+               for runtime in self._tunnels.of_peer((local_ip, remote_ip))):
+            return None  # a configured tunnel's peer (subscribers' tunnels do not count)
+        profiles = [p for p in self.policy.profiles if p.local_address == local_ip]
+        if not profiles:
+            return None
+        if exchange == "aggressive":
+            id_payload = message.find(Identification)
+            peer = payload_identity(id_payload) if id_payload is not None else None
+            for profile in profiles:
+                if profile.aggressive_mode != "none" and (
+                        profile.peer_identity is None or
+                        (peer is not None and profile.peer_identity.matches(peer))):
+                    return profile
+            what = f"identity {peer}" if peer is not None else "no usable identity"
+        else:
+            candidates = [p for p in profiles if p.aggressive_mode != "required"]
+            if len(candidates) == 1:
+                return candidates[0]
+            what = f"Main Mode ({len(candidates)} profiles allow it there)"
+        if local_ip in self._tunnels.by_identity_on():
+            return None
+        self._count("subscribers_refused_identity")
+        raise InvalidIdInformation(f"no tunnel profile on {local_ip} accepts {what}")
 
     def _new_cookie(self) -> bytes:
         while True:
@@ -546,6 +632,10 @@ class Engine:
         rules = self.policy.rules_by_priority()
         exchange = initiator_exchange(rules, rekey=rekey)
         suites = initiator_suites(rules, exchange)
+        if tunnel.remote_access is not None and tunnel.remote_access.username is not None:
+            # XAUTHInitPreShared & co. (draft-beaulieu-ike-xauth-02 7.2), as vpnc
+            # proposes: a strongSwan XAUTH gateway refuses the plain methods.
+            suites = [replace(suite, xauth=True) for suite in suites]
         local, remote = path or ((tunnel.local_address, 500), (tunnel.peer_address, 500))
         ike = IkeSa(self._new_cookie(), _ZERO_COOKIE, Role.INITIATOR, exchange,
                     P1State.INITIAL, local, remote, now, tunnel=tunnel.name,
@@ -637,7 +727,7 @@ class Engine:
         ike.log.info("phase 1 with %s failed: %s", ike.remote[0], reason)
         self._count("phase1_failed")
         self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
-        self._forget_ike(ike)
+        self._forget_ike(ike, reason)
         self._negotiation_failed(ike.local[0], ike.remote[0], ike.tunnel, reason, now)
         if ike.role is Role.INITIATOR:
             self._fail_over((ike.local[0], ike.remote[0]), f"phase 1 failed: {reason}", now)
@@ -669,13 +759,26 @@ class Engine:
             self._send(informational.protect(ike, [notify], self._rng), ike.local, ike.remote)
         if ike.role is Role.RESPONDER:
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
+        ours = self._tunnels.get(ike.tunnel) if ike.role is Role.INITIATOR else None
+        if ours is not None and ours.policy.remote_access is not None:
+            self._clients.phase1_up(ike, ours.policy.remote_access, now)
+        if ike.profile is not None:
+            identity = identity_string(ike.peer_id) if ike.peer_id is not None else ike.remote[0]
+            self._apply_to_ike(ike, self._subscribers.phase1_up(ike, identity, now), now)
+            return
         for runtime in self._tunnels.of_peer(ike_peer(ike)):
             self._service_tunnel(runtime, now)
         self._retire_replaced(ike_peer(ike), now)
 
     def _initial_contact(self, ike: IkeSa, now: float) -> None:
         """RFC 2407 4.6.3.3: the peer lost its state; drop what predates `ike`
-        (collisions.py says which SAs that is)."""
+        (collisions.py says which SAs that is).  Not for a subscriber: its
+        identity is the group (vpnc: the group name), which every client of
+        the profile shares, also behind one NAT address; vpnc sends
+        INITIAL-CONTACT on every connect (docs/DECISIONS.md)."""
+        if ike.profile is not None:
+            ike.log.debug("INITIAL-CONTACT from subscriber %s ignored", ike.remote[0])
+            return
         ike.log.info("INITIAL-CONTACT from %s: removing its older SAs", ike.remote[0])
         children, phase1s = collisions.initial_contact_victims(self._sas, ike)
         for child in children:
@@ -755,6 +858,91 @@ class Engine:
         self._count("phase2_failed")
         if tunnel:
             self._negotiation_failed(ike.local[0], ike.remote[0], tunnel, reason, now)
+
+    # --- Transaction (subscribers.py) ------------------------------------------------
+
+    def _transaction(self, ike: IkeSa, message: Message, data: bytes, local: Address,
+                     remote: Address, now: float) -> None:
+        """XAUTH and Mode Config of a subscriber (draft-dukes-ike-mode-cfg-02),
+        or of our own login as a remote-access client (remote_access.py)."""
+        subscriber = self._subscribers.of_ike(ike)
+        login = self._clients.of_ike(ike) if subscriber is None else None
+        if not message.flags & Flags.ENCRYPTION or (subscriber is None and login is None):
+            self._count("dropped_unexpected")
+            return
+        if subscriber is None:
+            assert login is not None
+            self._client_transaction(login, message, data, local, remote, now)
+            return
+        try:
+            outcome = self._subscribers.receive(subscriber, message, data, now)
+        except _DROPPED as exc:
+            self._count("dropped_" + _drop_reason(exc))
+            return
+        self._dpd.heard_from(ike, now)
+        self._peer_moved(ike, local, remote)
+        for reply in outcome.replies:
+            self._send(reply, ike.local, ike.remote)
+        if outcome.cache:
+            self._replies.remember(
+                data, tuple(Datagram(reply, ike.local, ike.remote) for reply in outcome.replies),
+                now)
+        self._apply_to_ike(subscriber.ike, outcome, now)
+
+    def _apply_to_ike(self, ike: IkeSa, outcome: Outcome, now: float) -> None:
+        """Carry out what subscribers.py decided for the subscriber of `ike`."""
+        for request, reply in outcome.answered:
+            self._send(reply, ike.local, ike.remote)
+            self._replies.remember(request, (Datagram(reply, ike.local, ike.remote),), now)
+        if outcome.tunnel is not None:
+            self._add_tunnel(TunnelRuntime(outcome.tunnel))
+        if outcome.delete_phase1 is not None and self._sas.ike.get(ike.cookies) is ike:
+            self._delete_ike(ike, outcome.delete_phase1, now, notify_peer=True)
+
+    def _client_transaction(self, login: Login, message: Message, data: bytes, local: Address,
+                            remote: Address, now: float) -> None:
+        ike = login.ike
+        try:
+            outcome = self._clients.receive(login, message, now)
+        except _DROPPED as exc:
+            self._count("dropped_" + _drop_reason(exc))
+            return
+        self._dpd.heard_from(ike, now)
+        self._peer_moved(ike, local, remote)
+        for reply in outcome.replies:
+            self._send(reply, ike.local, ike.remote)
+        self._replies.remember(
+            data, tuple(Datagram(reply, ike.local, ike.remote) for reply in outcome.replies), now)
+        self._client_outcome(login, outcome, now)
+
+    def _client_outcome(self, login: Login, outcome: ClientOutcome, now: float) -> None:
+        ike = login.ike
+        if outcome.failed is not None and self._sas.ike.get(ike.cookies) is ike:
+            ike.log.info("login to %s failed: %s", ike.remote[0], outcome.failed)
+            self._delete_ike(ike, outcome.failed, now, notify_peer=True)
+            self._negotiation_failed(ike.local[0], ike.remote[0], ike.tunnel, outcome.failed, now)
+        elif outcome.address is not None:
+            runtime = self._tunnels.get(ike.tunnel)
+            if runtime is not None:
+                self._touch(runtime)
+                self._service_tunnel(runtime, now)
+
+    def _client_policy(self, runtime: TunnelRuntime, ike: IkeSa) -> TunnelPolicy:
+        """A remote-access tunnel negotiates for the address its login gave it."""
+        address = self._clients.address(ike)
+        if runtime.policy.remote_access is None or address is None:
+            return runtime.policy
+        return replace(runtime.policy, local_network=f"{address}/32")
+
+    def _subscriber_gone(self, ike: IkeSa, reason: str, now: float) -> None:
+        """The subscriber's phase 1 is gone, and with it the subscriber: its
+        dynamic tunnel and IPsec SAs go too (contract: SubscriberDown)."""
+        tunnel = self._subscribers.gone(ike, reason)
+        runtime = self._tunnels.get(tunnel)
+        if runtime is None:
+            return
+        self._clear_tunnel_children(runtime.name, reason, now, notify_peer=False)
+        self._remove_tunnel(runtime)
 
     # --- Informational -------------------------------------------------------------
 
@@ -842,14 +1030,24 @@ class Engine:
             # duplicate SAs).
             for cookies in delete.spis:
                 victim = self._sas.ike.get(cookies)
-                if victim is not None and victim.remote[0] == ike.remote[0]:
+                if victim is not None and victim.remote[0] == ike.remote[0] and \
+                        not self._foreign(ike, victim):
                     self._delete_ike(victim, "deleted by peer", now, notify_peer=False)
             self._delay_tunnels_of(ike, now + PEER_QUICK_MODE_GRACE)
             return
         for spi in delete.spis:
             child = self._sas.child_by_outbound(ike_peer(ike), spi)
-            if child is not None:
+            owner = None if child is None else self._subscribers.owner(child.tunnel)
+            if child is not None and not (owner is not None and self._foreign(ike, owner.ike)):
                 self._delete_child(child, "deleted by peer", now, notify_peer=False)
+
+    def _foreign(self, ike: IkeSa, other: IkeSa) -> bool:
+        """Whether `ike` speaks for a different subscriber than `other`: clients
+        behind one NAT address share it but not their port (the NAT's mapping),
+        and may only delete their own SAs (a client's new phase 1 may delete its
+        old one)."""
+        return ike.remote != other.remote and \
+            (ike.profile is not None or other.profile is not None)
 
     # --- invalid cookies ------------------------------------------------------------
 
@@ -941,7 +1139,10 @@ class Engine:
     def _delete_child(self, child: IpsecSa, reason: str, now: float, *,
                       notify_peer: bool, announce: bool = True) -> None:
         if notify_peer:
-            ike = self._sas.best_ike(child_peer(child))
+            # A subscriber's SA is deleted under its own phase 1: the newest one
+            # with its address may be another client's behind the same NAT.
+            owner = self._subscribers.owner(child.tunnel)
+            ike = owner.ike if owner is not None else self._sas.best_ike(child_peer(child))
             if ike is not None:
                 delete = informational.delete_ipsec(child.protocol, (child.inbound_spi,))
                 self._send(informational.protect(ike, [delete], self._rng), ike.local,
@@ -967,7 +1168,7 @@ class Engine:
         if notify_peer and ike.keys is not None:
             delete = informational.delete_ike(ike)
             self._send(informational.protect(ike, [delete], self._rng), ike.local, ike.remote)
-        self._forget_ike(ike)
+        self._forget_ike(ike, reason)
         if ike.established:
             ike.log.info("phase 1 with %s deleted: %s", ike.remote[0], reason)
             self._emit(Phase1Deleted(ike.remote, ike.cookies, reason))
@@ -976,10 +1177,13 @@ class Engine:
             self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
         self._dpd.forget_if_unused(ike_peer(ike))
 
-    def _forget_ike(self, ike: IkeSa) -> None:
+    def _forget_ike(self, ike: IkeSa, reason: str = "deleted") -> None:
         for qm in list(ike.quick_modes.values()):
             self._end_quick_mode(ike, qm)
         self._sas.remove_ike(ike)
+        if ike.profile is not None:
+            self._subscriber_gone(ike, reason, self._now)
+        self._clients.gone(ike)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
         self._touch(self._admission)
@@ -987,10 +1191,11 @@ class Engine:
             self._touch_tunnel(child.tunnel)  # it may have to move (module docstring)
         ike.flight = None
 
-    def _clear_tunnel_children(self, name: str, reason: str, now: float) -> int:
+    def _clear_tunnel_children(self, name: str, reason: str, now: float, *,
+                               notify_peer: bool = True) -> int:
         children = self._sas.children_of_tunnel(name)
         for child in children:
-            self._delete_child(child, reason, now, notify_peer=True)
+            self._delete_child(child, reason, now, notify_peer=notify_peer)
         for qm, ike in self._sas.quick_modes_of_tunnel(name):
             self._end_quick_mode(ike, qm)
         return len(children)
@@ -1141,6 +1346,10 @@ class Engine:
     def _needs_negotiation(self, runtime: TunnelRuntime) -> bool:
         if not runtime.initiates or self._sas.quick_mode_running(runtime.name):
             return False
+        if runtime.policy.remote_access is not None:
+            ike = self._sas.best_ike(runtime.peer_key)
+            if ike is not None and self._clients.address(ike) is None:
+                return False  # logging in: the Quick Mode waits for our address
         current = self._current_child(runtime.name)
         return runtime.rekey_of is not None or current is None or self._orphaned(current)
 
@@ -1203,7 +1412,7 @@ class Engine:
         if ike is not None:
             self._leave_queue(runtime)
             rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
-            self.initiate_quick_mode(ike, runtime.policy, now, rekey_of)
+            self.initiate_quick_mode(ike, self._client_policy(runtime, ike), now, rekey_of)
         elif not self._sas.phase1_in_progress(runtime.peer_key):
             if not admitted and self._admission.must_wait(self._sas):
                 if self._admission.join(runtime):
@@ -1242,6 +1451,8 @@ class Engine:
             ike.log.info("phase 1 with %s reaches its soft lifetime: rekeying", ike.remote[0])
             self.initiate_phase1(tunnels[0].policy, now, rekey=True)
             return
+        if ike.profile is not None:
+            return  # a subscriber's client logs in again itself: we never initiate to it
         stranded = [child for child in self._sas.children_of_ike(ike.cookies)
                     if not child.superseded and child.expires_at > (ike.expires_at or 0.0)
                     and (runtime := self._tunnels.get(child.tunnel)) is not None
@@ -1279,6 +1490,10 @@ class Engine:
             return item.next_attempt_at
         if isinstance(item, Admission):
             return self._now if item and item.slot_free(self._sas) else None
+        if isinstance(item, Subscriber):
+            return self._subscribers.deadline(item)
+        if isinstance(item, Login):
+            return self._clients.deadline(item)
         return self._dpd.due(item, self._now)
 
     def _ike_deadline(self, ike: IkeSa) -> float:
@@ -1304,6 +1519,12 @@ class Engine:
                 self._service_tunnel(item, now)
         elif isinstance(item, Admission):
             self._admit(now)
+        elif isinstance(item, Login):
+            if self._clients.live(item):
+                self._client_outcome(item, self._clients.fire(item, now), now)
+        elif isinstance(item, Subscriber):
+            if self._subscribers.live(item):
+                self._apply_to_ike(item.ike, self._subscribers.fire(item, now), now)
         elif self._dpd.probe(item, now):
             self._peer_dead(item, now)
 

@@ -7,6 +7,7 @@ state.  Addresses are `(ip, port)` tuples; cookies are the 16 octets CKY-I | CKY
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -143,6 +144,86 @@ class InvalidCookieSent:
     peer: Address
 
 
+# --- dynamic subscribers (isakmp/subscribers.py; /work/wt/SUBSCRIBERS-CONTRACT.md) ---
+
+
+@dataclass(frozen=True)
+class SubscriberAssignment:
+    """What the daemon gives a subscriber it accepted (an input, not an event:
+    `Engine.subscriber_login_result`).  `address` from RADIUS Framed-IP-Address
+    or the profile's pool; empty `dns`/`wins`/`domain`/`split_networks` fall
+    back to the profile's; `split_networks` () = all traffic."""
+
+    address: str
+    netmask: str = "255.255.255.255"
+    dns: tuple[str, ...] = ()
+    wins: tuple[str, ...] = ()
+    domain: str | None = None
+    split_networks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """ValueError for anything Mode Config cannot carry (IPv4 only)."""
+        for value in (self.address, self.netmask, *self.dns, *self.wins):
+            ipaddress.IPv4Address(value)
+        for network in self.split_networks:
+            ipaddress.IPv4Network(network, strict=False)
+
+
+@dataclass(frozen=True)
+class SubscriberLoginRequested:
+    """A subscriber's phase 1 is up (and it answered XAUTH): authenticate it and
+    call `Engine.subscriber_login_result`.  `username`/`password` are None
+    without XAUTH.  The password is a secret: never log it (repr hides it)."""
+
+    subscriber: int
+    profile: str
+    peer: Address
+    local: Address
+    identity: str
+    username: str | None
+    password: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SubscriberUp:
+    """A subscriber was accepted: its dynamic responder-only tunnel `tunnel`
+    ("PROFILE:N") exists for `address`/32; its IPsec SAs follow as
+    `IpsecSaEstablished` for that tunnel."""
+
+    subscriber: int
+    tunnel: str
+    profile: str
+    peer: Address
+    local: Address
+    identity: str
+    username: str | None
+    address: str
+
+
+@dataclass(frozen=True)
+class SubscriberDown:
+    """A subscriber that was up is gone (its phase 1 deleted, expired, dead,
+    cleared, or its login refused after SubscriberUp); its tunnel is gone too."""
+
+    subscriber: int
+    tunnel: str
+    profile: str
+    address: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class SubscriberLoginFailed:
+    """A subscriber never came up: wrong or missing credentials, refused by the
+    daemon, no XAUTH answer in time, or its phase 1 went first."""
+
+    subscriber: int
+    profile: str
+    peer: Address
+    username: str | None
+    reason: str
+
+
 Event = (
     Phase1Established
     | Phase1Failed
@@ -152,4 +233,8 @@ Event = (
     | PeerDead
     | InvalidCookieReceived
     | InvalidCookieSent
+    | SubscriberLoginRequested
+    | SubscriberUp
+    | SubscriberDown
+    | SubscriberLoginFailed
 )

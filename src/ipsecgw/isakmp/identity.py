@@ -14,7 +14,7 @@ from cryptography import x509
 from . import crypto
 from .codec import Identification
 from .constants import IdType
-from .policy import Identity
+from .policy import Identity, IdentityKind, IdentityPattern
 
 
 def identification(identity: Identity) -> Identification:
@@ -25,11 +25,19 @@ def identification(identity: Identity) -> Identification:
         return Identification.fqdn(identity.value)
     if identity.kind == "user-fqdn":
         return Identification.user_fqdn(identity.value)
+    if identity.kind == "key-id":
+        return Identification.key_id(identity.value.encode())
     return Identification.der_asn1_dn(x509.Name.from_rfc4514_string(identity.value).public_bytes())
 
 
-def identity_matches(identity: Identity, payload: Identification) -> bool:
-    """Whether a received ID payload is the configured identity."""
+def identity_matches(identity: Identity | IdentityPattern, payload: Identification) -> bool:
+    """Whether a received ID payload is the configured identity (or fits a
+    tunnel profile's pattern)."""
+    if isinstance(identity, IdentityPattern):
+        received = payload_identity(payload)
+        return received is not None and identity.matches(received)
+    if identity.kind == "key-id":
+        return payload.id_type == IdType.KEY_ID and payload.data == identity.value.encode()
     if identity.kind == "address":
         try:
             expected = Identification.address(identity.value)
@@ -48,9 +56,22 @@ def identity_matches(identity: Identity, payload: Identification) -> bool:
         return False
 
 
+_KINDS: dict[int, IdentityKind] = {
+    IdType.FQDN: "domain-name", IdType.USER_FQDN: "user-fqdn", IdType.DER_ASN1_DN: "asn1-dn",
+    IdType.KEY_ID: "key-id", IdType.IPV4_ADDR: "address", IdType.IPV6_ADDR: "address",
+}
+
+
+def payload_identity(payload: Identification) -> Identity | None:
+    """A received ID payload as a configured identity would state it (None for
+    the kinds a configuration cannot name: subnets, ranges, DER_ASN1_GN)."""
+    kind = _KINDS.get(payload.id_type)
+    return None if kind is None else Identity(kind, identity_string(payload))
+
+
 def identity_string(payload: Identification) -> str:
-    """A printable identity: an address, a name, or an RFC 4514 DN."""
-    if payload.id_type in (IdType.FQDN, IdType.USER_FQDN):
+    """A printable identity: an address, a name, a key-id, or an RFC 4514 DN."""
+    if payload.id_type in (IdType.FQDN, IdType.USER_FQDN, IdType.KEY_ID):
         return payload.data.decode("ascii", "replace")
     if payload.id_type == IdType.DER_ASN1_DN:
         try:

@@ -23,6 +23,9 @@ STATISTICS = (
     "dropped_hash_mismatch", "dropped_unexpected", "dropped_duplicate",
     "dropped_half_open_limit", "dropped_unknown_peer", "dropped_unprotected", "dropped_internal_error",
     "phase1_collisions", "phase2_collisions",
+    # dynamic subscribers (subscribers.py)
+    "xauth_succeeded", "xauth_failed", "subscribers_refused_max",
+    "subscribers_refused_identity",
 )
 
 

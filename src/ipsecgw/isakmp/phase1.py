@@ -46,7 +46,7 @@ from .constants import (
 )
 from .errors import AuthenticationFailed, InvalidIdInformation, NegotiationError, PayloadMissing
 from .identity import id_matches_certificate, identity_matches, identity_string
-from .policy import Address, EnginePolicy, Identity, IkeRule
+from .policy import Address, EnginePolicy, Identity, IdentityPattern, IkeRule
 from .proposals import (
     echo_ike,
     select_ike,
@@ -76,7 +76,7 @@ class Phase1Context(Protocol):
 
     def local_identity(self, ike: IkeSa) -> Identification: ...
 
-    def expected_peer_identity(self, ike: IkeSa) -> Identity | None: ...
+    def expected_peer_identity(self, ike: IkeSa) -> Identity | IdentityPattern | None: ...
 
     def credentials(self) -> Credentials | None: ...
 
@@ -258,7 +258,11 @@ def initial_contact_payloads(ike: IkeSa) -> list[Payload]:
 def responder_choose(ctx: Phase1Context, ike: IkeSa, sa: SecurityAssociation,
                       vendor_ids: list[VendorId]) -> SecurityAssociation:
     rules: tuple[IkeRule, ...] = ctx.policy.rules_by_priority()
-    suite, transform, _rule = select_ike(sa, rules, ike.exchange)
+    # XAUTH authentication methods only for a subscriber (a tunnel profile's
+    # client): a site-to-site peer proposing them would wait for an XAUTH
+    # exchange that never comes.
+    suite, transform, _rule = select_ike(sa, rules, ike.exchange,
+                                         xauth=ike.profile is not None)
     ike.suite = suite
     ike.sai_b = sa.encode_body()
     ike.capabilities = natt.peer_capabilities(vendor_ids, ctx.policy.nat_t)

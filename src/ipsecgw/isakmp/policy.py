@@ -28,6 +28,7 @@ the rules with the first rule's group and authentication method.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from typing import Any, Literal
 Address = tuple[str, int]
 
 AggressiveMode = Literal["accepted", "requested", "required", "none"]
-IdentityKind = Literal["address", "domain-name", "user-fqdn", "asn1-dn"]
+#: "key-id": ID_KEY_ID (RFC 2407 4.6.2.1 type 11), the group name vpnc sends.
+IdentityKind = Literal["address", "domain-name", "user-fqdn", "asn1-dn", "key-id"]
 
 ENCRYPTIONS = ("des", "3des", "aes128", "aes192", "aes256")
 HASHES = ("md5", "sha", "sha256", "sha384", "sha512")
@@ -50,12 +52,33 @@ AGGRESSIVE_MODES = ("accepted", "requested", "required", "none")
 class Identity:
     """An ISAKMP identity as the CLI names it (`tunnel local-identity ...`).
 
-    `value` is an IP address, a domain name, a user@domain, or an RFC 4514
-    distinguished name string ("CN=gw1,O=Example") for "asn1-dn".
+    `value` is an IP address, a domain name, a user@domain, an RFC 4514
+    distinguished name string ("CN=gw1,O=Example") for "asn1-dn", or the
+    opaque key identifier (a group name) for "key-id".
     """
 
     kind: IdentityKind
     value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+
+@dataclass(frozen=True)
+class IdentityPattern:
+    """A tunnel profile's `ike peer-identity`: an identity whose value may hold
+    `*` wildcards (fnmatch style).  Names compare case-insensitively; a key-id
+    is opaque and compares exactly (RFC 2407 4.6.2.1)."""
+
+    kind: IdentityKind
+    value: str
+
+    def matches(self, identity: Identity) -> bool:
+        if identity.kind != self.kind:
+            return False
+        if self.kind == "key-id":
+            return fnmatch.fnmatchcase(identity.value, self.value)
+        return fnmatch.fnmatchcase(identity.value.lower(), self.value.lower())
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value}"
@@ -137,6 +160,16 @@ class RetransmitPolicy:
 
 
 @dataclass(frozen=True)
+class RemoteAccess:
+    """A tunnel that is a remote-access client of a gateway's tunnel profile
+    (remote_access.py): it answers XAUTH with `username`/`password` (None:
+    the gateway does not ask) and takes its address from Mode Config."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class TunnelPolicy:
     """One `interface tunnel ipsec:NAME` as the engine needs it.
 
@@ -169,6 +202,9 @@ class TunnelPolicy:
     enabled: bool = True
     initiate: bool = True
     backup_address: str | None = None
+    #: Set: a remote-access client; its Quick Mode is for the address that
+    #: Mode Config gives it (/32), not `local_network` (remote_access.py).
+    remote_access: RemoteAccess | None = None
 
     def __post_init__(self) -> None:
         if self.backup_address == self.peer_address:
@@ -179,6 +215,52 @@ class TunnelPolicy:
         ipaddress.ip_network(self.remote_network, strict=False)
         if self.pfs_group is not None and self.pfs_group not in GROUPS:
             raise ValueError(f"tunnel {self.name}: unsupported PFS group {self.pfs_group}")
+
+
+@dataclass(frozen=True)
+class TunnelProfile:
+    """One `ipsec tunnel-profile NAME`: how dynamic subscribers are accepted.
+
+    A phase 1 from an address that no tunnel names is accepted on
+    `local_address` when the profile matches (isakmp/subscribers.py):
+    Aggressive Mode picks the profile by the peer's identity in its first
+    message, Main Mode with a pre-shared key only where exactly one profile
+    has that local address.  `psk` is the group key (None: certificates).
+    `local_networks` are announced as the split-tunnel networks; () means
+    all traffic.  `max_interfaces` 0 means no limit.
+    """
+
+    name: str
+    local_address: str
+    peer_identity: IdentityPattern | None = None
+    local_identity: Identity | None = None
+    psk: bytes | None = field(default=None, repr=False)
+    aggressive_mode: AggressiveMode = "accepted"
+    transforms: tuple[str, ...] = ("esp-aes256-hmac-sha",)
+    pfs_group: int | None = None
+    lifetime_seconds: int = 28800
+    lifetime_kilobytes: int = 102400
+    local_networks: tuple[str, ...] = ()
+    xauth: bool = True
+    max_interfaces: int = 0
+    dns: tuple[str, ...] = ()
+    wins: tuple[str, ...] = ()
+    domain_suffix: str | None = None
+    mtu: int = 1400
+
+    def __post_init__(self) -> None:
+        if not self.transforms or len(self.transforms) > 6:
+            raise ValueError(f"tunnel profile {self.name}: 1 to 6 transforms, "
+                             f"got {len(self.transforms)}")
+        for network in self.local_networks:
+            ipaddress.ip_network(network, strict=False)
+        if self.pfs_group is not None and self.pfs_group not in GROUPS:
+            raise ValueError(f"tunnel profile {self.name}: unsupported PFS group "
+                             f"{self.pfs_group}")
+        if self.max_interfaces < 0:
+            raise ValueError(f"tunnel profile {self.name}: max-interfaces must not be negative")
+        if self.aggressive_mode not in AGGRESSIVE_MODES:
+            raise ValueError(f"unknown aggressive-mode setting {self.aggressive_mode!r}")
 
 
 def _frozen_mapping(value: Mapping[str, bytes]) -> Mapping[str, bytes]:
@@ -203,6 +285,8 @@ class EnginePolicy:
     local_private_key: Any = field(default=None, repr=False)
     ca_certificates: tuple[Any, ...] = ()
     tunnels: tuple[TunnelPolicy, ...] = ()
+    #: `ipsec tunnel-profile`s: dynamic subscribers (isakmp/subscribers.py).
+    profiles: tuple[TunnelProfile, ...] = ()
     tx_invalid_cookie: bool = False
     nat_t: bool = True
     dpd: DpdPolicy = DpdPolicy()
@@ -251,6 +335,9 @@ class EnginePolicy:
         names = [tunnel.name for tunnel in self.tunnels]
         if len(names) != len(set(names)):
             raise ValueError("tunnel names must be unique")
+        profile_names = [profile.name for profile in self.profiles]
+        if len(profile_names) != len(set(profile_names)):
+            raise ValueError("tunnel profile names must be unique")
 
     def rules_by_priority(self) -> tuple[IkeRule, ...]:
         """The configured rules in priority order, or the default rule."""

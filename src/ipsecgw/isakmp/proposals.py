@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .codec import Attribute, Proposal, SecurityAssociation, Transform
@@ -59,6 +59,10 @@ _IKE_AUTH: dict[str, int] = {
     "pre-share": AuthMethod.PRE_SHARED_KEY,
     "rsa-sig": AuthMethod.RSA_SIGNATURES,
 }
+_XAUTH_AUTH: dict[str, int] = {
+    "pre-share": AuthMethod.XAUTH_INIT_PRESHARED,
+    "rsa-sig": AuthMethod.XAUTH_INIT_RSA,
+}
 #: RFC 2407 4.5 / RFC 2409 Appendix A: the lifetime when none is proposed.
 DEFAULT_LIFETIME_SECONDS = 28800
 
@@ -76,6 +80,9 @@ class IkeSuite:
     authentication: str
     group: int
     lifetime_seconds: int
+    #: The method is its XAUTH variant (draft-beaulieu-ike-xauth-02 7.2), which
+    #: authenticates phase 1 as `authentication` does; XAUTH follows it.
+    xauth: bool = False
 
     @property
     def prf(self) -> str:
@@ -107,7 +114,8 @@ def ike_transform(suite: IkeSuite, number: int) -> Transform:
         attributes.append(Attribute.make(IkeAttribute.KEY_LENGTH, key_bits))
     attributes += [
         Attribute.make(IkeAttribute.HASH_ALGORITHM, _IKE_HASHES[suite.hash][0]),
-        Attribute.make(IkeAttribute.AUTHENTICATION_METHOD, _IKE_AUTH[suite.authentication]),
+        Attribute.make(IkeAttribute.AUTHENTICATION_METHOD,
+                       (_XAUTH_AUTH if suite.xauth else _IKE_AUTH)[suite.authentication]),
         Attribute.make(IkeAttribute.GROUP_DESCRIPTION, suite.group),
         Attribute.make(IkeAttribute.LIFE_TYPE, LifeType.SECONDS),
         # A 4-octet TLV as strongSwan sends it, whatever the value.
@@ -152,10 +160,11 @@ def parse_ike_transform(transform: Transform) -> IkeSuite | None:
         (n for n, v in _IKE_HASHES.items() if v[0] == values.get(IkeAttribute.HASH_ALGORITHM)),
         None,
     )
-    authentication = next(
-        (n for n, v in _IKE_AUTH.items() if v == values.get(IkeAttribute.AUTHENTICATION_METHOD)),
-        None,
-    )
+    method = values.get(IkeAttribute.AUTHENTICATION_METHOD)
+    authentication = next((n for n, v in _IKE_AUTH.items() if v == method), None)
+    xauth = authentication is None
+    if xauth:
+        authentication = next((n for n, v in _XAUTH_AUTH.items() if v == method), None)
     group = values.get(IkeAttribute.GROUP_DESCRIPTION)
     if encryption is None or hash_name is None or authentication is None or group is None:
         return None
@@ -163,7 +172,7 @@ def parse_ike_transform(transform: Transform) -> IkeSuite | None:
         return None  # RFC 2409 Appendix A: private prfs and groups are not supported
     lifetimes = _lifetimes(transform.attributes, IkeAttribute.LIFE_TYPE, IkeAttribute.LIFE_DURATION)
     lifetime = lifetimes.get(LifeType.SECONDS, DEFAULT_LIFETIME_SECONDS)
-    return IkeSuite(encryption, hash_name, authentication, group, lifetime)
+    return IkeSuite(encryption, hash_name, authentication, group, lifetime, xauth)
 
 
 def only_proposal(sa: SecurityAssociation, protocol_id: int) -> Proposal:
@@ -176,24 +185,23 @@ def only_proposal(sa: SecurityAssociation, protocol_id: int) -> Proposal:
 
 
 def select_ike(
-    sa: SecurityAssociation, rules: Sequence[IkeRule], exchange: str
+    sa: SecurityAssociation, rules: Sequence[IkeRule], exchange: str, *, xauth: bool = False
 ) -> tuple[IkeSuite, Transform, IkeRule]:
     """Responder: the first of the initiator's transforms that one of our rules allows.
 
-    The lifetime is the lesser of the proposed one and the rule's.
+    The lifetime is the lesser of the proposed one and the rule's.  A transform
+    with an XAUTH method is chosen only when `xauth` allows it.
     """
     proposal = only_proposal(sa, ProtocolId.ISAKMP)
     for transform in proposal.transforms:
         suite = parse_ike_transform(transform)
-        if suite is None:
+        if suite is None or (suite.xauth and not xauth):
             continue
         for rule in rules:
             if not suite.matches(rule) or not exchange_allowed(rule, exchange):
                 continue
             lifetime = min(suite.lifetime_seconds, rule.lifetime_seconds)
-            chosen = IkeSuite(suite.encryption, suite.hash, suite.authentication, suite.group,
-                              lifetime)
-            return chosen, transform, rule
+            return replace(suite, lifetime_seconds=lifetime), transform, rule
     raise NoProposalChosen("no acceptable ISAKMP transform")
 
 

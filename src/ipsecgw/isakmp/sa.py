@@ -30,7 +30,7 @@ from .codec import (
 )
 from .constants import Flags
 from .natt import NatDetection, PeerCapabilities
-from .policy import Address
+from .policy import Address, TunnelProfile
 from .proposals import IkeSuite, Phase2Choice, Phase2Offer
 
 _LOG = logging.getLogger("ipsecgw.ike")
@@ -92,7 +92,9 @@ class IkeSa:
     local: Address
     remote: Address
     created_at: float
-    tunnel: str | None = None  # the tunnel we initiated it for
+    tunnel: str | None = None  # the tunnel we initiated it for, or a subscriber's tunnel
+    #: The tunnel profile whose subscriber this is (responder only; subscribers.py).
+    profile: TunnelProfile | None = None
     offered: tuple[IkeSuite, ...] = ()
     suite: IkeSuite | None = None
     sai_b: bytes = b""

@@ -83,7 +83,10 @@ def _tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, runtime: Tunnel
     policy = runtime.policy
     children = sas.children_of_tunnel(policy.name)
     live = [c for c in children if not c.superseded]
-    ikes = tuple(_ike_status(vr, ike, tunnels, now) for ike in sas.ike_of_peer(runtime.peer_key))
+    # A subscriber's phase 1 belongs to its own tunnel only (subscribers.py), not
+    # to the other subscribers' tunnels at the same address nor to configured ones.
+    ikes = tuple(_ike_status(vr, ike, tunnels, now) for ike in sas.ike_of_peer(runtime.peer_key)
+                 if ike.profile is None or ike.tunnel == policy.name)
     return TunnelStatus(
         name=policy.name, vr=vr, state=_state(sas, runtime, bool(live)),
         local=policy.local_address, peer=policy.peer_address,

@@ -19,9 +19,10 @@ from .codec import Identification
 from .errors import AuthenticationFailed, CryptoError
 from .identity import identification, identity_matches, identity_string
 from .phase1 import Credentials
-from .policy import EnginePolicy, Identity, TunnelPolicy
+from .policy import EnginePolicy, Identity, IdentityPattern, TunnelPolicy
 from .registry import ike_peer
 from .sa import IkeSa
+from .subscribers import Subscriber
 from .tunnel_table import TunnelRuntime, TunnelTable, network_contains
 
 _LOG = logging.getLogger("ipsecgw.ike")
@@ -29,9 +30,12 @@ _LOG = logging.getLogger("ipsecgw.ike")
 
 class StepContext:
     def __init__(self, policy: EnginePolicy, tunnels: TunnelTable, spis: set[bytes],
-                 rng: Callable[[int], bytes], clock: Callable[[], float]) -> None:
+                 rng: Callable[[int], bytes], clock: Callable[[], float],
+                 subscriber_of: Callable[[str], Subscriber | None]) -> None:
         self.policy = policy
         self._tunnels = tunnels
+        # The subscriber a dynamic tunnel belongs to (subscribers.py), if any.
+        self._subscriber_of = subscriber_of
         self._spis = spis
         self._rng = rng
         self._clock = clock  # the `now` of the engine's current input
@@ -48,6 +52,8 @@ class StepContext:
         return self._rng(size)
 
     def preshared_key(self, ike: IkeSa, peer_id: Identification | None) -> bytes | None:
+        if ike.profile is not None:
+            return ike.profile.psk  # the group key
         keys = self.policy.preshared_keys
         tunnel = self._tunnels.serving(ike)
         candidates: list[str] = []
@@ -64,7 +70,9 @@ class StepContext:
         return None
 
     def local_identity(self, ike: IkeSa) -> Identification:
-        tunnel = self._tunnels.serving(ike)
+        if ike.profile is not None and ike.profile.local_identity is not None:
+            return identification(ike.profile.local_identity)
+        tunnel = None if ike.profile is not None else self._tunnels.serving(ike)
         if tunnel is not None and tunnel.local_identity is not None:
             return identification(tunnel.local_identity)
         credentials = self.credentials()
@@ -72,7 +80,9 @@ class StepContext:
             return Identification.der_asn1_dn(crypto.subject_der(credentials.certificate))
         return Identification.address(ike.local[0])
 
-    def expected_peer_identity(self, ike: IkeSa) -> Identity | None:
+    def expected_peer_identity(self, ike: IkeSa) -> Identity | IdentityPattern | None:
+        if ike.profile is not None:
+            return ike.profile.peer_identity
         tunnel = self._tunnels.serving(ike)
         return tunnel.peer_identity if tunnel is not None else None
 
@@ -103,6 +113,9 @@ class StepContext:
         refused selects nothing until its back-off ends (`sa_install_failed`)."""
         def selects(runtime: TunnelRuntime) -> bool:
             tunnel = runtime.policy
+            owner = self._subscriber_of(tunnel.name)
+            if owner is not None and owner.ike.cookies != ike.cookies:
+                return False  # another subscriber's tunnel (behind the same NAT)
             return tunnel.enabled and runtime.refused_until <= self._clock() and \
                 network_contains(tunnel.remote_network, initiator_network) and \
                 network_contains(tunnel.local_network, responder_network)

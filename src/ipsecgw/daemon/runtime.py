@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli.gateway import SaSelector
+from ..cli.gateway import PoolUsage, SaSelector, SubscriberInfo
 from ..cli.loader import read_config_file
 from ..config.model import RunningConfig
 from ..config.render import render
@@ -41,6 +41,7 @@ from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .resolver import Resolver
 from .savekeys import SaveKeys
+from .subscribers import Grant, Refusal, SubscriberManager
 from .translate import engine_policies, tunnel_specs
 
 log = logging.getLogger("ipsecgw.daemon")
@@ -101,6 +102,7 @@ class GatewayRuntime:
         self._next_endpoint_retry_at = 0.0
         self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
+        self.subscriber_manager = SubscriberManager(self.dataplane, self._deliver_login)
 
     # -- construction -----------------------------------------------------
 
@@ -142,6 +144,7 @@ class GatewayRuntime:
         # After the retired engines' Deletes have left through the old sockets.
         self.endpoints.sync(self.loop, _endpoints_of(policies))
         self._sync_tunnels(tunnel_specs(config))
+        self.subscriber_manager.configure(config)
         self._config = config
         self._report_all_traffic = True
         self._service()
@@ -185,6 +188,19 @@ class GatewayRuntime:
     def write_memory(self) -> str:
         save_atomic(self.config_path, render(self._config))
         return str(self.config_path)
+
+    # -- remote-access subscribers (daemon/subscribers.py) ---------------------
+
+    def _deliver_login(self, vr: str, subscriber: int, answer: Grant | Refusal) -> None:
+        """A login decided: the answer goes to the engine of `vr`."""
+        log.error("subscriber %d in VR %s: this engine takes no login answers (%s)",
+                  subscriber, vr, answer)
+
+    def subscribers(self) -> list[SubscriberInfo]:
+        return self.subscriber_manager.subscribers()
+
+    def pool_usage(self) -> list[PoolUsage]:
+        return self.subscriber_manager.pool_usage()
 
     # -- operations ---------------------------------------------------------
 
@@ -264,6 +280,8 @@ class GatewayRuntime:
         for reason, count in self.dataplane.drop_counters().items():
             unattributed["esp_" + str(reason)] += count
         for vr, totals in esp.items():
+            counters.setdefault(vr, {}).update(totals)
+        for vr, totals in self.subscriber_manager.statistics().items():
             counters.setdefault(vr, {}).update(totals)
         return [VrStatistics(vr=vr, counters=c) for vr, c in sorted(counters.items())]
 
@@ -493,6 +511,8 @@ def run_daemon(
                 await _serve(runtime, control)
             finally:
                 runtime.close()
+                # The Accounting-Stops of the subscribers the close logged out.
+                await runtime.subscriber_manager.finish_accounting()
         finally:
             control.close()
 

@@ -7,12 +7,19 @@ are local, or a RADIUS client whose answers the test gives."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
-from ipsecgw.aaa.radius import AuthReply, RadiusClient, RadiusServer
+from ipsecgw.aaa.radius import AccountingRecord, AuthReply, RadiusClient, RadiusServer
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session
-from ipsecgw.daemon.subscribers import Grant, Refusal, SubscriberManager, interface_name
+from ipsecgw.daemon.subscribers import (
+    INTERIM_SECONDS,
+    Grant,
+    Refusal,
+    SubscriberManager,
+    interface_name,
+)
 from ipsecgw.dataplane.memory import MemoryDataPlane
 
 Address = tuple[str, int]
@@ -170,5 +177,35 @@ def test_a_subscriber_that_goes_during_its_login_holds_nothing() -> None:
         await asyncio.sleep(0)
         assert h.answers == [] and h.manager.subscribers() == []
         assert [p.in_use for p in h.manager.pool_usage()] == [0]
+
+    asyncio.run(run())
+
+
+class RecordingRadius(RadiusClient):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[AccountingRecord] = []
+
+    async def account(self, servers: tuple[RadiusServer, ...], record: AccountingRecord) -> str:
+        self.records.append(record)
+        return servers[0].address
+
+
+def test_interim_updates_and_the_stops_of_a_daemon_that_stops() -> None:
+    async def run() -> None:
+        radius = RecordingRadius()
+        h = Harness(config("radius accounting server 10.0.0.5", "key k", "exit"), radius)
+        await h.login(1, "alice", "pw")
+        h.manager.up("default", Up(1, "remote:1", "remote", PEER, ("10.99.0.1", 4500),
+                                   "vpngroup", "alice", "10.200.0.1"))
+        now = time.monotonic()
+        h.manager.send_interims(now)  # just started: not yet
+        h.manager.send_interims(now + INTERIM_SECONDS + 1)
+        h.manager.stopping()
+        h.manager.down("default", Down(1, "remote:1", "remote", "10.200.0.1", "cleared"))
+        await h.manager.finish_accounting()
+        assert [(r.status, r.terminate_cause) for r in radius.records] == [
+            ("start", None), ("interim", None), ("stop", "nas-reboot")]
+        assert len({r.session_id for r in radius.records}) == 1
 
     asyncio.run(run())

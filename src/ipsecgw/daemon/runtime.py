@@ -427,6 +427,7 @@ class GatewayRuntime:
         """
         now = self.now()
         self._send_keepalives(now)
+        self.subscriber_manager.send_interims(now)
         if now >= self._next_endpoint_retry_at:
             self._next_endpoint_retry_at = now + ENDPOINT_RETRY_SECONDS
             self.endpoints.retry(self.loop)
@@ -470,6 +471,7 @@ class GatewayRuntime:
 
     def close(self) -> None:
         now = self.now()
+        self.subscriber_manager.stopping()
         # Tell peers we are going (Delete payloads) before the sockets close,
         # without renegotiating: no tunnels, then every phase 1 cleared.
         for vr, engine in self.engines.items():

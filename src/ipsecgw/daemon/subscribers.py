@@ -40,6 +40,9 @@ from ..dataplane.base import DataPlane, TunnelSpec
 
 log = logging.getLogger("ipsecgw.subscribers")
 
+#: Interim-Update (RFC 2866 5.1, RFC 2869 2.1) of every subscriber this often.
+INTERIM_SECONDS = 600.0
+
 Address = tuple[str, int]
 
 #: Counters of `show ipsec statistics`, per transport VR.
@@ -141,6 +144,7 @@ class _Session:
     since: float = 0.0  # wall clock, once up
     started: float = 0.0  # monotonic, once up
     session_id: str = ""
+    accounted: float = 0.0  # monotonic time of the last Start or Interim-Update
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -172,6 +176,7 @@ class SubscriberManager:
         self._sessions: dict[tuple[str, int], _Session] = {}
         self._accounting: set[asyncio.Task[None]] = set()
         self._counters: dict[str, dict[str, int]] = {}
+        self._stopping = False  # the daemon is stopping: subscribers go with NAS-Reboot
         # Acct-Session-Id must be unique across restarts (RFC 2866 5.5).
         self._boot = f"{int(time.time()) & 0xFFFFFFFF:08x}"
 
@@ -297,18 +302,31 @@ class SubscriberManager:
     def down(self, vr: str, event: SubscriberDownEvent) -> None:
         session = self._sessions.get((vr, event.subscriber))
         if session is not None and session.tunnel is not None:
-            try:
-                counters = self.dataplane.counters(session.tunnel)
-            except KeyError:
-                counters = None
+            counts = self._counts(session.tunnel)
             self.dataplane.remove_tunnel(session.tunnel)
             self._count(vr, "subscribers_up", -1)
-            self._account(session, "stop", _terminate_cause(event.reason),
-                          (counters.inbound_bytes, counters.outbound_bytes,
-                           counters.inbound_packets, counters.outbound_packets)
-                          if counters is not None else (0, 0, 0, 0))
+            cause = "nas-reboot" if self._stopping else _terminate_cause(event.reason)
+            self._account(session, "stop", cause, counts)
         log.info("subscriber %d down (%s)", event.subscriber, event.reason)
         self._drop(vr, event.subscriber)
+
+    def _counts(self, tunnel: str) -> tuple[int, int, int, int]:
+        """Octets and packets in and out of a subscriber's interface."""
+        try:
+            c = self.dataplane.counters(tunnel)
+        except KeyError:
+            return (0, 0, 0, 0)
+        return (c.inbound_bytes, c.outbound_bytes, c.inbound_packets, c.outbound_packets)
+
+    def stopping(self) -> None:
+        """The daemon stops: the subscribers it logs out are accounted as NAS-Reboot."""
+        self._stopping = True
+
+    def send_interims(self, now: float) -> None:
+        """Interim-Update for each subscriber last accounted INTERIM_SECONDS ago (monotonic)."""
+        for session in self._sessions.values():
+            if session.tunnel is not None and now - session.accounted >= INTERIM_SECONDS:
+                self._account(session, "interim", counts=self._counts(session.tunnel))
 
     def _drop(self, vr: str, subscriber: int) -> None:
         """Forget a subscriber: its pending login, its address."""
@@ -324,9 +342,10 @@ class SubscriberManager:
 
     # -- accounting (RFC 2866) -----------------------------------------------------
 
-    def _account(self, session: _Session, status: Literal["start", "stop"],
+    def _account(self, session: _Session, status: Literal["start", "interim", "stop"],
                  cause: str | None = None, counts: tuple[int, int, int, int] = (0, 0, 0, 0)
                  ) -> None:
+        session.accounted = time.monotonic()
         servers = self._servers("accounting")
         if not servers:
             return

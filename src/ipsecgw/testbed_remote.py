@@ -186,6 +186,7 @@ class Vpnc(PeerDaemon):
         workdir: str | Path | None = None,
     ) -> None:
         super().__init__(workdir, "igw-vpnc-")
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.netns = netns
         self.log_path = self.dir / "vpnc.log"
         self.env_file = self.dir / "modecfg"

@@ -27,41 +27,8 @@ from gwlab import IpsecgwProcess, ping_ok, wait_until
 
 from ipsecgw import testbed as tb
 from ipsecgw import testbed_remote as tr
-
-RADIUS_SECRET = "radius-s3cret"
-GROUP, GROUP_KEY = "vpngroup", "group-k3y"
-DNS = "10.98.1.53"
-USERS = [tr.RadiusUser("alice", "wonderland", "10.200.0.77"),
-         tr.RadiusUser("bob", "builder"), tr.RadiusUser("carol", "c4rol")]
-
-GATEWAY_CONFIG = f"""\
-hostname rasgw
-ipsec ike-policy-rule 1
- encryption aes256
- hash sha
- group 2
- exit
-ip local pool rapool 10.200.0.10 10.200.0.20
-radius authentication server 127.0.0.1
- key {RADIUS_SECRET}
- timeout 1
- retransmit 1
- exit
-radius accounting server 127.0.0.1
- key {RADIUS_SECRET}
- exit
-aaa authentication xauth radius
-ipsec tunnel-profile remote
- local-endpoint {tb.SITE_A_OUTER} transport-virtual-router default
- ike peer-identity key-id {GROUP}
- pre-share {GROUP_KEY}
- transform esp-aes256-hmac-sha esp-aes128-hmac-sha esp-3des-hmac-sha esp-3des-hmac-md5
- local-network {tb.SITE_A_NET}
- ip pool rapool
- dns primary {DNS}
- domain-suffix example.net
- exit
-"""
+from ipsecgw.daemon import lab_remote
+from ipsecgw.daemon.lab_remote import DNS, GROUP, GROUP_KEY, RADIUS_SECRET
 
 
 @dataclass
@@ -76,11 +43,11 @@ class Lab:
 def lab(tmp_path: Path) -> Iterator[Lab]:
     require_interop(("ip", tr.FREERADIUS, tr.VPNC, "swanctl", tb.CHARON))
     with tb.TwoSites("igwra") as sites, tr.FreeRadius(
-        sites.a, clients={"127.0.0.1": RADIUS_SECRET}, users=USERS,
+        sites.a, clients={"127.0.0.1": RADIUS_SECRET}, users=lab_remote.USERS,
         workdir=tmp_path / "radius",
     ) as radius:
         radius.start()
-        with IpsecgwProcess(sites.a, tmp_path / "gw", GATEWAY_CONFIG) as gateway:
+        with IpsecgwProcess(sites.a, tmp_path / "gw", lab_remote.gateway_config()) as gateway:
             yield Lab(sites, radius, gateway, tmp_path)
 
 

@@ -37,6 +37,7 @@ from ..status import (
     TunnelStatus,
     VrStatistics,
 )
+from . import subscriber_engine
 from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .resolver import Resolver
@@ -155,7 +156,7 @@ class GatewayRuntime:
 
     def _retire(self, vr: str, engine: Engine, now: float) -> None:
         """Delete every SA of an engine that goes (Delete payloads), without renegotiating."""
-        engine.update_policy(replace(engine.policy, tunnels=()), now)
+        engine.update_policy(replace(engine.policy, tunnels=(), profiles=()), now)
         engine.clear_sa(None, 1, now)
         self._drain(vr, engine, now)
 
@@ -192,9 +193,12 @@ class GatewayRuntime:
     # -- remote-access subscribers (daemon/subscribers.py) ---------------------
 
     def _deliver_login(self, vr: str, subscriber: int, answer: Grant | Refusal) -> None:
-        """A login decided: the answer goes to the engine of `vr`."""
-        log.error("subscriber %d in VR %s: this engine takes no login answers (%s)",
-                  subscriber, vr, answer)
+        """A login decided (in a task of the manager): the answer goes to the engine."""
+        engine = self.engines.get(vr)
+        if engine is None:
+            return  # the VR went meanwhile, and its subscribers with it
+        subscriber_engine.deliver(engine, subscriber, answer, self.now())
+        self._service()
 
     def subscribers(self) -> list[SubscriberInfo]:
         return self.subscriber_manager.subscribers()
@@ -380,6 +384,10 @@ class GatewayRuntime:
                                                    (event.peer[0], event.remote_port))
         elif isinstance(event, ev.Phase1Deleted):
             self._keepalives.pop(event.cookies, None)
+        elif subscriber_engine.dispatch(self.subscriber_manager, vr, event):
+            if isinstance(event, ev.SubscriberDown):  # the engine forgot its tunnel
+                self._installed.pop(event.tunnel, None)
+                self._tunnel_engine.pop(event.tunnel, None)
 
     def _arm_timer(self) -> None:
         deadlines = [t for e in self.engines.values() if (t := e.get_timer()) is not None]

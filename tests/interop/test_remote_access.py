@@ -204,3 +204,19 @@ def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
         assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
         swan.terminate("rw")
     assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+
+
+def test_clear_and_daemon_stop_log_subscribers_out_with_accounting(lab: Lab) -> None:
+    with vpnc(lab, lab.sites.b, "alice", "wonderland", "alice") as client:
+        client.start()
+        client.wait_connected()
+        assert ping_ok(lab.sites.b, "10.200.0.77", tb.SITE_A_INNER)
+        lab.gateway.cli("ipsec clear sa all")
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "alice")] == [None, "Admin-Reset"], timeout=20), lab.radius.detail_records()
+    with vpnc(lab, lab.sites.b, "bob", "builder", "bob") as client:
+        client.start()
+        client.wait_connected()
+        lab.gateway.stop()
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "bob")] == [None, "NAS-Reboot"], timeout=20), lab.radius.detail_records()

@@ -106,6 +106,7 @@ def test_login_accounting_start_and_stop_with_counters(
             await asyncio.sleep(0.05)
         manager.up("default", Up(1, "remote:1", "remote", PEER, local, "vpngroup", "alice",
                                  "10.200.0.77"))
+        await manager.finish_accounting()  # Start answered before Stop goes (as in life)
         manager.down("default", Down(1, "remote:1", "remote", "10.200.0.77", "peer dead (DPD)"))
         await manager.finish_accounting()
         return answers

@@ -369,6 +369,10 @@ class GatewayRuntime:
                     event.outbound.encryption_key, event.outbound.integrity,
                     event.outbound.integrity_key)
         elif isinstance(event, ev.IpsecSaDeleted):
+            if event.tunnel not in self._installed:
+                # Nothing of it is installed: a subscriber's tunnel went with its
+                # SAs at SubscriberDown, which the engine may emit first.
+                return
             self.dataplane.remove_sa(event.tunnel, event.inbound_spi, event.outbound_spi)
             pairs = self._installed.get(event.tunnel, set())
             pairs.discard((event.inbound_spi, event.outbound_spi))

@@ -65,8 +65,9 @@ def _cli(argv: list[str]) -> int:
 
 def _lab(argv: list[str]) -> int:
     from .daemon.lab import main_lab
+    from .daemon.lab_remote import run_remote_access_lab
 
-    return main_lab(argv)
+    return main_lab(argv, run_remote_access_lab)
 
 
 COMMANDS = {"daemon": _daemon, "cli": _cli, "lab": _lab}
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             "usage: ipsecgw {daemon,cli,lab} ...\n"
             "  daemon --config FILE [--control SOCKET]   run the gateway\n"
             "  cli [--control SOCKET] [-c COMMAND]...   JUNOSe-style command line\n"
-            "  lab                                      two-site lab against strongSwan",
+            "  lab [--remote-access]                    two-site lab against strongSwan\n"
+            "                                           (or a vpnc subscriber and FreeRADIUS)",
             file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
         )
         return 0 if argv and argv[0] in ("-h", "--help") else 2

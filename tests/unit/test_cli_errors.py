@@ -115,7 +115,7 @@ def test_unknown_first_word() -> None:
 
 def test_ambiguous_first_word_lists_the_candidates() -> None:
     result = config_session().execute("i")
-    assert result.error.splitlines() == ['% Ambiguous command: "i"', "% Could be: interface, ipsec"]
+    assert result.error.splitlines() == ['% Ambiguous command: "i"', "% Could be: interface, ip, ipsec"]
 
 
 def test_trailing_garbage_after_a_complete_command() -> None:

@@ -35,7 +35,8 @@ def test_question_mark_lists_next_words() -> None:
         "virtual-router",
         "write",
     ]
-    assert words(s, "show ") == ["configuration", "ipsec", "running-configuration", "version"]
+    assert words(s, "show ") == [
+        "configuration", "ip", "ipsec", "running-configuration", "subscribers", "version"]
     assert words(s, "show ipsec ") == [
         "ike-policy-rule",
         "ike-sa",
@@ -58,7 +59,7 @@ def test_question_mark_after_a_partial_word_lists_its_completions() -> None:
     assert words(s, "sh") == ["show"]
     assert words(s, "show ipsec i") == ["ike-policy-rule", "ike-sa"]
     assert words(s, "show ipsec tunnel ") == [
-        "detail", "state", "summary", "ipsec:NAME", "|", "<cr>"
+        "detail", "profile", "state", "summary", "ipsec:NAME", "|", "<cr>"
     ]
 
 
@@ -111,6 +112,7 @@ def test_tab_completion() -> None:
     assert [w for w, _ in s.complete("show ipsec ")][:2] == ["ike-policy-rule", "ike-sa"]
     assert s.complete("show ipsec tunnel ") == [
         ("detail", "Detailed information"),
+        ("profile", "Remote-access tunnel profiles"),
         ("state", "Only tunnels in a state"),
         ("summary", "How many tunnels are in each state"),
     ], "no placeholders"

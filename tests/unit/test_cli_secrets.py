@@ -68,7 +68,8 @@ def leaks(secret: str, text: str) -> bool:
 
 def test_the_secret_keywords_come_from_the_tree() -> None:
     assert secret_keywords() == {"key", "masked-key", "encryption-key", "authentication-key",
-                                 "masked-encryption-key", "masked-authentication-key"}
+                                 "masked-encryption-key", "masked-authentication-key",
+                                 "pre-share", "password", "masked-password"}
 
 
 def test_redact_hides_everything_after_a_secret_keyword() -> None:

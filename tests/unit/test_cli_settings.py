@@ -17,6 +17,7 @@ from ipsecgw.cli.session import Session
 from ipsecgw.cli.settings import TABLE, Setting, optional_prefixes
 from ipsecgw.cli.tree import Mode
 from ipsecgw.config.model import IkePolicyRule, RunningConfig, TunnelInterface
+from ipsecgw.config.remote_access import RadiusServerConfig, TunnelProfile
 
 #: For each setting: the value words of a set form, and other words for a refused `no`.
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -30,7 +31,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "tunnel peer-identity": ('asn1-dn "C=US, CN=b"', 'asn1-dn "C=US, CN=c"'),
     "tunnel local-network": ("10.1.0.0/24", "10.1.0.0/25"),
     "tunnel remote-network": ("10.2.0.0/24", "10.3.0.0/24"),
-    "tunnel mtu": ("1400", "1300"),
+    "tunnel mtu": ("1300", "1400"),  # interface and tunnel profile (whose default is 1400)
     "ip address": ("10.0.0.1 255.255.255.252", "10.0.0.1/31"),
     "tunnel responder-only": ("", ""),
     "description": ('"Link to Ottawa" office', "Link to Boston"),
@@ -40,7 +41,26 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "hash": ("sha", "md5"),
     "group": ("5", "2"),
     "lifetime": ("seconds 600", "seconds 601"),
-    "aggressive-mode": ("required", "none"),
+    "aggressive-mode": ("required", "none"),  # IKE policy rule and tunnel profile
+    # RADIUS server mode (issue 16)
+    "udp-port": ("1645", "1646"),
+    "timeout": ("5", "6"),
+    "retransmit": ("1", "2"),
+    # Tunnel profile mode (issue 16)
+    "ike peer-identity": ("key-id vpn*", "key-id vpn"),
+    "ike local-identity": ("ip address 10.99.0.1", "domain-name gw.example.com"),
+    "transform": ("esp-3des-hmac-md5 esp-aes128-hmac-sha", "esp-3des-hmac-md5"),
+    "pfs group": ("2", "5"),
+    "lifetime seconds": ("3600", "3601"),
+    "lifetime kilobytes": ("1000", "1001"),
+    "ip pool": ("pool1", "pool2"),
+    "dns primary": ("10.98.1.53", "10.98.1.54"),
+    "dns secondary": ("10.98.1.53", "10.98.1.54"),
+    "wins primary": ("10.98.1.53", "10.98.1.54"),
+    "wins secondary": ("10.98.1.53", "10.98.1.54"),
+    "domain-suffix": ("example.net", "example.org"),
+    "xauth": ("none", "required"),
+    "max-interfaces": ("10", "11"),
 }
 
 #: Settings whose value starts with a keyword: `no` may stop after it.
@@ -52,6 +72,10 @@ SETUP = {
 }
 SETUP[Mode.CONFIG_IF] = [*SETUP[Mode.CONFIG], "interface tunnel ipsec:t1"]
 SETUP[Mode.CONFIG_IKE_POLICY] = [*SETUP[Mode.CONFIG], "ipsec ike-policy-rule 1"]
+SETUP[Mode.CONFIG_TUNNEL_PROFILE] = [*SETUP[Mode.CONFIG], "ip local pool pool1 10.0.0.1 10.0.0.9",
+                                     "ip local pool pool2 10.0.1.1 10.0.1.9",
+                                     "ipsec tunnel-profile p1"]
+SETUP[Mode.CONFIG_RADIUS] = [*SETUP[Mode.CONFIG], "radius authentication server 10.0.0.5"]
 
 
 def session_in(mode: Mode) -> Session:
@@ -66,7 +90,7 @@ def rows() -> list[tuple[Mode, Setting]]:
 
 
 def test_every_setting_has_an_example() -> None:
-    assert sorted(row.words for _, row in rows()) == sorted(EXAMPLES)
+    assert {row.words for _, row in rows()} == set(EXAMPLES)
 
 
 def test_the_table_defaults_are_the_model_defaults() -> None:
@@ -75,6 +99,8 @@ def test_the_table_defaults_are_the_model_defaults() -> None:
             Mode.CONFIG: RunningConfig(),
             Mode.CONFIG_IF: TunnelInterface("t"),
             Mode.CONFIG_IKE_POLICY: IkePolicyRule(1),
+            Mode.CONFIG_TUNNEL_PROFILE: TunnelProfile("p"),
+            Mode.CONFIG_RADIUS: RadiusServerConfig("authentication", "10.0.0.5"),
         }[mode]
         assert getattr(model, row.field) == row.default, row.words
 
@@ -85,6 +111,8 @@ def field_value(session: Session, mode: Mode, name: str) -> object:
         Mode.CONFIG: config,
         Mode.CONFIG_IF: config.tunnel("t1"),
         Mode.CONFIG_IKE_POLICY: config.ike_policy_rule(1),
+        Mode.CONFIG_TUNNEL_PROFILE: config.remote_access.profile("p1"),
+        Mode.CONFIG_RADIUS: config.remote_access.radius_server("authentication", "10.0.0.5"),
     }[mode]
     return getattr(holder, name)
 

@@ -10,7 +10,8 @@ other context, which sees only the SAs whose transport VR it is.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import ipaddress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -28,6 +29,38 @@ from ..status import (
 from .show import config_status
 
 SaSelector = Literal["all"] | tuple[Literal["tunnel"], str] | tuple[Literal["state"], TunnelState]
+
+
+@dataclass(frozen=True)
+class SubscriberInfo:
+    """One remote-access subscriber as `show subscribers` lists it (issue 16)."""
+
+    subscriber: int
+    profile: str
+    vr: str  # the profile's transport VR
+    username: str | None
+    peer: str  # the client's address:port
+    address: str | None  # the address lent to it
+    interface: str  # its dynamic tunnel interface, "ipsec:PROFILE:N"
+    since: float  # wall-clock time it logged in
+    inbound_bytes: int = 0
+    outbound_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """One address pool as `show ip local pool` lists it."""
+
+    name: str
+    first: str
+    last: str
+    size: int
+    in_use: int
+
+
+def pool_usage(name: str, first: str, last: str, in_use: int) -> PoolUsage:
+    size = int(ipaddress.IPv4Address(last)) - int(ipaddress.IPv4Address(first)) + 1
+    return PoolUsage(name, first, last, size, in_use)
 
 
 class GatewayError(Exception):
@@ -78,6 +111,14 @@ class Gateway(Protocol):
         """Save `render(config)` atomically to the startup file; return its path."""
         ...
 
+    def subscribers(self) -> list[SubscriberInfo]:
+        """The remote-access subscribers logged in now."""
+        ...
+
+    def pool_usage(self) -> list[PoolUsage]:
+        """Each configured address pool with how many of its addresses are lent."""
+        ...
+
 
 class FakeGateway:
     """A gateway with no engine: configuration in memory, status set by tests.
@@ -97,6 +138,8 @@ class FakeGateway:
         #: (VR, address) -> why that endpoint is down; the others are up.
         self.endpoints_down: dict[tuple[str, str], str] = {}
         self.applied = 0
+        self.subscriber_list: list[SubscriberInfo] = []  # what subscribers() reports
+        self.pools_in_use: dict[str, int] = {}  # pool name -> addresses lent
 
     @property
     def config(self) -> RunningConfig:
@@ -155,6 +198,13 @@ class FakeGateway:
                     ipsec_sas=tuple(sa for sa in status.ipsec_sas if sa not in ipsec),
                 )
         return cleared
+
+    def subscribers(self) -> list[SubscriberInfo]:
+        return list(self.subscriber_list)
+
+    def pool_usage(self) -> list[PoolUsage]:
+        return [pool_usage(p.name, p.first, p.last, self.pools_in_use.get(p.name, 0))
+                for p in self._config.remote_access.pools]
 
     def write_memory(self) -> str:
         if self.startup_path is None:

@@ -17,7 +17,9 @@ from . import (  # noqa: F401  (the commands must be registered before the tree 
     commands_config,
     commands_exec,
     commands_ike,
+    commands_remote,
     commands_show,
+    commands_show_remote,
     commands_tunnel,
 )
 from .tree import TREE

@@ -57,9 +57,12 @@ class Mode(enum.Enum):
     CONFIG_IF = "(config-if)#"
     CONFIG_IKE_POLICY = "(config-ike-policy)#"
     CONFIG_MANUAL_KEY = "(config-manual-key)#"
+    CONFIG_TUNNEL_PROFILE = "(config-tunnel-profile)#"
+    CONFIG_RADIUS = "(config-radius)#"
 
 
-SUB_MODES = frozenset({Mode.CONFIG_IF, Mode.CONFIG_IKE_POLICY, Mode.CONFIG_MANUAL_KEY})
+SUB_MODES = frozenset({Mode.CONFIG_IF, Mode.CONFIG_IKE_POLICY, Mode.CONFIG_MANUAL_KEY,
+                       Mode.CONFIG_TUNNEL_PROFILE, Mode.CONFIG_RADIUS})
 CONFIG_MODES = SUB_MODES | {Mode.CONFIG}
 EXEC_MODES = frozenset({Mode.USER_EXEC, Mode.PRIV_EXEC})
 ALL_MODES = CONFIG_MODES | EXEC_MODES
@@ -245,8 +248,11 @@ class CommandTree:
         return [_Reading(c, c.automaton.start, ()) for c in commands]
 
     @staticmethod
-    def _advance(readings: list[_Reading], token: Token) -> tuple[list[_Reading], list[str]]:
-        """Readings that accept `token` next, and why the others did not."""
+    def _advance(
+        readings: list[_Reading], token: Token
+    ) -> tuple[list[_Reading], list[_Reading], list[str]]:
+        """Readings that accept `token` next: those taking it as a whole keyword,
+        those taking it as a prefix or an argument, and why the others did not."""
         exact: list[_Reading] = []
         loose: list[_Reading] = []
         errors: list[str] = []
@@ -273,23 +279,48 @@ class CommandTree:
                 target.append(
                     _Reading(reading.command, nxt, (*reading.steps, Step(token, terminal, value)))
                 )
-        chosen = exact or loose
-        unique = {r.key(): r for r in chosen}
-        return list(unique.values()), errors
+        return _unique(exact), _unique(loose), errors
 
     def _walk(
         self, commands: Sequence[Command], tokens: Sequence[Token]
     ) -> tuple[list[_Reading], Failure | None]:
-        readings = self._start(commands)
-        for index, token in enumerate(tokens):
-            following, errors = self._advance(readings, token)
-            if not following:
+        readings, failure, _ = self._walk_from(self._start(commands), tokens, 0)
+        return readings, failure
+
+    def _walk_from(
+        self, readings: list[_Reading], tokens: Sequence[Token], index: int
+    ) -> tuple[list[_Reading], Failure | None, list[_Reading]]:
+        """The readings of `tokens[index:]`, and those a whole keyword hid.
+
+        A word typed in full wins over longer keywords (`group 1` is not
+        14); but when that reading dies later in the line, the prefix
+        readings it hid are followed instead (`ip cl sa` is `ipsec clear
+        sa`, although `ip local pool` exists). The hidden readings that
+        reach the end of the line are returned too, for `?` and Tab.
+        """
+        hidden: list[tuple[int, list[_Reading]]] = []
+        while index < len(tokens):
+            token = tokens[index]
+            exact, loose, errors = self._advance(readings, token)
+            if exact and loose:
+                hidden.append((index + 1, loose))
+            if not (exact or loose):
                 why = self._first_word_hint(token) if index == 0 else ()
-                return [], Failure(
+                failure = Failure(
                     "invalid", index, token.start, why or self._why(readings, token, errors)
                 )
-            readings = following
-        return readings, None
+                for at, alternative in reversed(hidden):
+                    found, later, _ = self._walk_from(alternative, tokens, at)
+                    if later is None:
+                        return found, None, []
+                return [], failure, []
+            readings = exact or loose
+            index += 1
+        alternatives = [
+            r for at, alternative in hidden
+            for r in self._walk_from(alternative, tokens, at)[0]
+        ]
+        return readings, None, alternatives
 
     @staticmethod
     def _first_word_hint(token: Token) -> tuple[str, ...]:
@@ -383,9 +414,21 @@ class CommandTree:
         word may complete to. `subcommands` gives the commands a rest-of-line
         argument (`do ...`) continues with.
         """
-        readings, failure = self._walk(commands, tokens)
+        readings, failure, alternatives = self._walk_from(self._start(commands), tokens, 0)
         if failure is not None:
             return failure
+        found = self._suggestions(readings, partial, config, subcommands)
+        if not found:  # `sh ip tu`: nothing after `ip`, but `ipsec` has `tunnel`
+            found = self._suggestions(alternatives, partial, config, subcommands)
+        return sorted(found.values(), key=suggestion_order)
+
+    def _suggestions(
+        self,
+        readings: list[_Reading],
+        partial: str,
+        config: RunningConfig,
+        subcommands: Callable[[], Sequence[Command]],
+    ) -> dict[str, Suggestion]:
         found: dict[str, Suggestion] = {}
         lower = partial.lower()
         for reading in readings:
@@ -401,7 +444,7 @@ class CommandTree:
                     terminal, reading, partial, lower, config, subcommands
                 ):
                     found.setdefault(suggestion.word, suggestion)
-        return sorted(found.values(), key=suggestion_order)
+        return found
 
     def _offer(
         self,
@@ -433,6 +476,10 @@ class CommandTree:
         except ArgError:
             return offers
         return [*offers, Suggestion(terminal.type.placeholder, help_text, is_word=False)]
+
+
+def _unique(readings: list[_Reading]) -> list[_Reading]:
+    return list({r.key(): r for r in readings}.values())
 
 
 #: The registry every `commands_*` module adds to.

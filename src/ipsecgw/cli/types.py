@@ -191,6 +191,22 @@ class VrName(Name):
         return names if DEFAULT_VR in names else [DEFAULT_VR, *names]
 
 
+class ProfileName(Name):
+    def __init__(self) -> None:
+        super().__init__("tunnel profile")
+
+    def candidates(self, config: RunningConfig) -> list[str]:
+        return [p.name for p in config.remote_access.profiles]
+
+
+class PoolName(Name):
+    def __init__(self) -> None:
+        super().__init__("pool")
+
+    def candidates(self, config: RunningConfig) -> list[str]:
+        return [p.name for p in config.remote_access.pools]
+
+
 class Hostname(ArgType):
     placeholder = "NAME"
     help = "Host name (shown in the prompt)"
@@ -333,4 +349,11 @@ TYPES: dict[str, ArgType] = {
     "HEXKEY": HexKey(),
     "MASKEDHEX": MaskedHexKey(),
     "LINE": Line(),
+    # Remote access (issue 16)
+    "PROFILE": ProfileName(),
+    "POOL": PoolName(),
+    "USERNAME": Text("NAME", "User name", 64),
+    "PATTERN": Text("PATTERN", "Identity; '*' matches any characters", 255),
+    "IDTEXT": Text("NAME", "Identity", 255),
+    "PASSWORD": Text("PASSWORD", "Password (quote it if it has blanks)", 128, secret=True),
 }

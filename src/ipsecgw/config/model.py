@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from ..netns import DEFAULT_VR as DEFAULT_VR  # the namespace the daemon runs in
 from .manual import ManualKeys
+from .remote_access import RemoteAccess
 
 DEFAULT_HOSTNAME = "host1"
 ANY_NETWORK = "0.0.0.0/0"
@@ -242,6 +243,7 @@ class RunningConfig:
     virtual_routers: tuple[VirtualRouter, ...] = (VirtualRouter(DEFAULT_VR),)
     tunnels: tuple[TunnelInterface, ...] = ()
     certificates: Certificates = Certificates()
+    remote_access: RemoteAccess = RemoteAccess()  # tunnel profiles, pools, users, AAA
 
     # -- virtual routers ------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .model import (
     TunnelInterface,
     VirtualRouter,
 )
+from .render_remote import remote_access_sections
 from .tokens import quote
 
 
@@ -48,6 +49,7 @@ def render(config: RunningConfig) -> str:
         sections.append([line for key in config.pre_shared_keys for line in _manual_key(key)])
     if config.certificates != Certificates():
         sections.append(_certificates(config.certificates))
+    sections.extend(remote_access_sections(config.remote_access))
     for vr in config.virtual_routers:
         lines = [] if vr.name == DEFAULT_VR else [f"virtual-router {vr.name}"]
         lines += _vr_lines(vr)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import testbed as tb
@@ -158,7 +159,10 @@ class IpsecgwProcess:
         self.stop()
 
 
-def main_lab(argv: list[str]) -> int:
+def main_lab(argv: list[str],
+             remote_access_lab: Callable[[int, bool], int] | None = None) -> int:
+    """`ipsecgw lab`; `remote_access_lab(pings, keep)` runs `--remote-access`
+    (`lab_remote`, which builds on this module)."""
     parser = argparse.ArgumentParser(
         prog="ipsecgw lab",
         description="Two sites in network namespaces, a tunnel between them, a ping through it.",
@@ -168,10 +172,14 @@ def main_lab(argv: list[str]) -> int:
     parser.add_argument("--pings", type=int, default=3)
     parser.add_argument("--keep", action="store_true",
                         help="keep the lab running until Ctrl-C (then clean up)")
+    parser.add_argument("--remote-access", action="store_true",
+                        help="instead: a tunnel profile, FreeRADIUS and a vpnc subscriber")
     args = parser.parse_args(argv)
     if not tb.is_root():
         print("ipsecgw lab: needs root (network namespaces)", file=sys.stderr)
         return 2
+    if args.remote_access and remote_access_lab is not None:
+        return remote_access_lab(args.pings, args.keep)
     missing = tb.missing_tools(("ip", "ping") + (("swanctl", tb.CHARON)
                                                   if args.peer == "strongswan" else ()))
     if missing:

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli.gateway import SaSelector
+from ..cli.gateway import PoolUsage, SaSelector, SubscriberInfo
 from ..cli.loader import read_config_file
 from ..config.model import RunningConfig
 from ..config.render import render
@@ -39,11 +39,13 @@ from ..status import (
     TunnelStatus,
     VrStatistics,
 )
+from . import subscriber_engine
 from .control import ControlSocket, ControlSocketBusy
 from .endpoints import NATT_KEEPALIVE, Address, Endpoints
 from .manual import ManualSas
 from .resolver import Resolver
 from .savekeys import SaveKeys
+from .subscribers import Grant, Refusal, SubscriberManager
 from .translate import engine_policies, manual_sas, tunnel_specs
 
 log = logging.getLogger("ipsecgw.daemon")
@@ -105,6 +107,7 @@ class GatewayRuntime:
         self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
         self.manual = ManualSas(self.dataplane)
+        self.subscriber_manager = SubscriberManager(self.dataplane, self._deliver_login)
 
     # -- construction -----------------------------------------------------
 
@@ -150,6 +153,7 @@ class GatewayRuntime:
         self.endpoints.sync(self.loop, _endpoints_of(policies))
         recreated = self._sync_tunnels(tunnel_specs(config))
         self.manual.sync(manual_sas(config, self.resolver.address), recreated)
+        self.subscriber_manager.configure(config)
         self._config = config
         self._report_all_traffic = True
         self._service()
@@ -160,7 +164,7 @@ class GatewayRuntime:
 
     def _retire(self, vr: str, engine: Engine, now: float) -> None:
         """Delete every SA of an engine that goes (Delete payloads), without renegotiating."""
-        engine.update_policy(replace(engine.policy, tunnels=()), now)
+        engine.update_policy(replace(engine.policy, tunnels=(), profiles=()), now)
         engine.clear_sa(None, 1, now)
         self._drain(vr, engine, now)
 
@@ -197,6 +201,22 @@ class GatewayRuntime:
     def write_memory(self) -> str:
         save_atomic(self.config_path, render(self._config))
         return str(self.config_path)
+
+    # -- remote-access subscribers (daemon/subscribers.py) ---------------------
+
+    def _deliver_login(self, vr: str, subscriber: int, answer: Grant | Refusal) -> None:
+        """A login decided (in a task of the manager): the answer goes to the engine."""
+        engine = self.engines.get(vr)
+        if engine is None:
+            return  # the VR went meanwhile, and its subscribers with it
+        subscriber_engine.deliver(engine, subscriber, answer, self.now())
+        self._service()
+
+    def subscribers(self) -> list[SubscriberInfo]:
+        return self.subscriber_manager.subscribers()
+
+    def pool_usage(self) -> list[PoolUsage]:
+        return self.subscriber_manager.pool_usage()
 
     # -- operations ---------------------------------------------------------
 
@@ -280,6 +300,8 @@ class GatewayRuntime:
             unattributed["esp_" + str(reason)] += count
         for vr, totals in esp.items():
             counters.setdefault(vr, {}).update(totals)
+        for vr, totals in self.subscriber_manager.statistics().items():
+            counters.setdefault(vr, {}).update(totals)
         return [VrStatistics(vr=vr, counters=c) for vr, c in sorted(counters.items())]
 
     # -- I/O ----------------------------------------------------------------
@@ -362,6 +384,10 @@ class GatewayRuntime:
                     event.outbound.encryption_key, event.outbound.integrity,
                     event.outbound.integrity_key)
         elif isinstance(event, ev.IpsecSaDeleted):
+            if event.tunnel not in self._installed:
+                # Nothing of it is installed: a subscriber's tunnel went with its
+                # SAs at SubscriberDown, which the engine may emit first.
+                return
             self.dataplane.remove_sa(event.tunnel, event.inbound_spi, event.outbound_spi)
             pairs = self._installed.get(event.tunnel, set())
             pairs.discard((event.inbound_spi, event.outbound_spi))
@@ -377,6 +403,10 @@ class GatewayRuntime:
                                                    (event.peer[0], event.remote_port))
         elif isinstance(event, ev.Phase1Deleted):
             self._keepalives.pop(event.cookies, None)
+        elif subscriber_engine.dispatch(self.subscriber_manager, vr, event):
+            if isinstance(event, ev.SubscriberDown):  # the engine forgot its tunnel
+                self._installed.pop(event.tunnel, None)
+                self._tunnel_engine.pop(event.tunnel, None)
 
     def _arm_timer(self) -> None:
         deadlines = [t for e in self.engines.values() if (t := e.get_timer()) is not None]
@@ -424,6 +454,7 @@ class GatewayRuntime:
         """
         now = self.now()
         self._send_keepalives(now)
+        self.subscriber_manager.send_interims(now)
         if now >= self._next_endpoint_retry_at:
             self._next_endpoint_retry_at = now + ENDPOINT_RETRY_SECONDS
             self.endpoints.retry(self.loop)
@@ -467,6 +498,7 @@ class GatewayRuntime:
 
     def close(self) -> None:
         now = self.now()
+        self.subscriber_manager.stopping()
         # Tell peers we are going (Delete payloads) before the sockets close,
         # without renegotiating: no tunnels, then every phase 1 cleared.
         for vr, engine in self.engines.items():
@@ -508,6 +540,8 @@ def run_daemon(
                 await _serve(runtime, control)
             finally:
                 runtime.close()
+                # The Accounting-Stops of the subscribers the close logged out.
+                await runtime.subscriber_manager.finish_accounting()
         finally:
             control.close()
 

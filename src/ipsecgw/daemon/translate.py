@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable
 
 from ..config.manual import ManualKeys
-from ..config.model import ANY_NETWORK, RunningConfig, TunnelInterface
+from ..config.model import ANY_NETWORK, DEFAULT_VR, RunningConfig, TunnelInterface
 from ..dataplane.base import DEFAULT_MTU, TunnelSpec
 from ..isakmp.events import SaKeys
 from ..isakmp.policy import DpdPolicy, EnginePolicy, Identity, IkeRule, TunnelPolicy
 from ..isakmp.proposals import Phase2Suite, phase2_suite
 from .manual import ManualSa
+from .subscriber_engine import engine_profiles
 
 log = logging.getLogger("ipsecgw.daemon")
 
@@ -105,9 +106,12 @@ def engine_policies(config: RunningConfig, resolve: Resolve) -> dict[str, Engine
     keys = {k.peer: k.secret.encode() for k in config.pre_shared_keys if k.secret is not None}
     certificate, private_key, cas = _credentials(config)
     policies: dict[str, EnginePolicy] = {}
-    for vr in config.transport_vrs():
+    vrs = sorted({*config.transport_vrs(), *config.remote_access.transport_vrs()},
+                 key=lambda n: (n != DEFAULT_VR, n))
+    for vr in vrs:
         tunnels = []
-        addresses = set(config.local_endpoints_in(vr))
+        profiles = engine_profiles(config, vr)
+        addresses = set(config.local_endpoints_in(vr)) | {p.local_address for p in profiles}
         for tunnel in config.tunnels:
             if tunnel.transport_vr != vr:
                 continue
@@ -125,6 +129,7 @@ def engine_policies(config: RunningConfig, resolve: Resolve) -> dict[str, Engine
             local_private_key=private_key,
             ca_certificates=cas,
             tunnels=tuple(tunnels),
+            profiles=profiles,
             tx_invalid_cookie=options.tx_invalid_cookie,
             nat_t=options.nat_t,
             dpd=DpdPolicy(

@@ -1,0 +1,222 @@
+"""Dynamic IPSec subscribers end to end (issue 16): real remote-access clients log
+in through XAUTH against a real FreeRADIUS, get their address and DNS by Mode
+Config, pass traffic to a host behind the gateway, are listed by `show
+subscribers`, are accounted in RADIUS and leave nothing behind.
+
+The gateway (site A, 10.99.0.1, with 10.98.1.1 behind it on lo) runs ipsecgw
+and FreeRADIUS (on 127.0.0.1, in the same namespace: RADIUS leaves from the
+router's own VR). Clients: vpnc (Aggressive Mode, group name and key, XAUTH,
+its own ESP over TUN) and strongSwan as an IKEv1 XAUTH road warrior.
+
+Needs the engine's side of issue 16 (branch subs-engine: profiles, XAUTH,
+Mode Config) as well as this branch's daemon side.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_interop
+from gwlab import IpsecgwProcess, ping_ok, wait_until
+
+from ipsecgw import testbed as tb
+from ipsecgw import testbed_remote as tr
+from ipsecgw.daemon import lab_remote
+from ipsecgw.daemon.lab_remote import DNS, GROUP, GROUP_KEY, RADIUS_SECRET
+
+
+@dataclass
+class Lab:
+    sites: tb.TwoSites
+    radius: tr.FreeRadius
+    gateway: IpsecgwProcess
+    workdir: Path
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    require_interop(("ip", tr.FREERADIUS, tr.VPNC, "swanctl", tb.CHARON))
+    with tb.TwoSites("igwra") as sites, tr.FreeRadius(
+        sites.a, clients={"127.0.0.1": RADIUS_SECRET}, users=lab_remote.USERS,
+        workdir=tmp_path / "radius",
+    ) as radius:
+        radius.start()
+        with IpsecgwProcess(sites.a, tmp_path / "gw", lab_remote.gateway_config()) as gateway:
+            yield Lab(sites, radius, gateway, tmp_path)
+
+
+def subscribers(gateway: IpsecgwProcess) -> dict[str, list[str]]:
+    """`show subscribers` rows by user name."""
+    rows = gateway.cli("show subscribers").splitlines()[2:]
+    return {row.split()[0]: row.split() for row in rows if row.strip()}
+
+
+def counter(gateway: IpsecgwProcess, label: str) -> int:
+    """A counter of `show ipsec statistics` (default VR), e.g. "Xauth failures"."""
+    for line in gateway.cli("show ipsec statistics").splitlines():
+        if line.strip().startswith(label + "  "):
+            return int(line.split()[-1])
+    raise AssertionError(f"no counter {label!r}")
+
+
+def accounting(lab: Lab, user: str) -> list[dict[str, str]]:
+    return [r for r in lab.radius.detail_records() if r.get("User-Name") == user]
+
+
+def vpnc(lab: Lab, netns: tb.Netns, user: str, password: str, name: str) -> tr.Vpnc:
+    return tr.Vpnc(netns, gateway=tb.SITE_A_OUTER, group=GROUP, group_key=GROUP_KEY,
+                   username=user, password=password, workdir=lab.workdir / name)
+
+
+def test_vpnc_logs_in_gets_its_address_and_dns_pings_and_is_accounted(lab: Lab) -> None:
+    with vpnc(lab, lab.sites.b, "alice", "wonderland", "alice") as client:
+        client.start()
+        given = client.wait_connected()
+        # RADIUS's Framed-IP-Address, not the pool's.
+        assert given["INTERNAL_IP4_ADDRESS"] == "10.200.0.77"
+        assert DNS in given["INTERNAL_IP4_DNS"].split()
+        assert given.get("CISCO_DEF_DOMAIN") == "example.net"
+        assert given.get("CISCO_SPLIT_INC_0_ADDR") == "10.98.1.0"
+        assert ping_ok(lab.sites.b, "10.200.0.77", tb.SITE_A_INNER), client.log()
+        row = subscribers(lab.gateway)["alice"]
+        assert row[1:4] == ["remote", row[2], "10.200.0.77"] and row[2].startswith(
+            tb.SITE_B_OUTER + ":")
+        assert row[4].startswith("ipsec:remote:")
+        assert "Subscribers: 1" in lab.gateway.cli("show ipsec tunnel profile remote")
+        # A wrong password: refused, and the first subscriber is undisturbed.
+        with vpnc(lab, lab.sites.b, "bob", "not-the-builder", "bob") as wrong:
+            wrong.start()
+            assert wrong.wait_exit(40) != 0
+            assert "bob" not in subscribers(lab.gateway)
+        assert ping_ok(lab.sites.b, "10.200.0.77", tb.SITE_A_INNER)
+        assert counter(lab.gateway, "Xauth failures") == 1
+        assert counter(lab.gateway, "Xauth successes") == 1
+    # vpnc said goodbye (Delete): the subscriber, its interface and address are gone.
+    assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+    assert wait_until(lambda: [r["Acct-Status-Type"] for r in accounting(lab, "alice")]
+                      == ["Start", "Stop"], timeout=20), lab.radius.detail_records()
+    records = accounting(lab, "alice")
+    start, stop = records[0], records[-1]
+    assert start["Acct-Status-Type"] == "Start" and stop["Acct-Status-Type"] == "Stop"
+    assert start["Acct-Session-Id"] == stop["Acct-Session-Id"]
+    assert stop["Framed-IP-Address"] == "10.200.0.77"
+    assert int(stop["Acct-Input-Octets"]) > 0 and int(stop["Acct-Output-Octets"]) > 0
+    assert int(stop["Acct-Input-Packets"]) >= 6
+    interfaces = lab.sites.a.run("ip", "-o", "link", "show")
+    assert "ipss" not in interfaces
+
+
+def test_a_pool_address_when_radius_gives_none_and_local_fallback_when_radius_is_down(
+        lab: Lab) -> None:
+    with vpnc(lab, lab.sites.b, "bob", "builder", "bob") as client:
+        client.start()
+        assert client.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.10"
+        pool = lab.gateway.cli("show ip local pool").splitlines()[2].split()
+        assert pool == ["rapool", "10.200.0.10", "10.200.0.20", "11", "1", "10"]
+    assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+    lab.radius.stop()
+    lab.gateway.cli("configure terminal", "username dave password d4ve",
+                    "aaa authentication xauth radius local")
+    with vpnc(lab, lab.sites.b, "dave", "d4ve", "dave") as client:
+        client.start()
+        assert client.wait_connected(60)["INTERNAL_IP4_ADDRESS"] == "10.200.0.10"
+        assert ping_ok(lab.sites.b, "10.200.0.10", tb.SITE_A_INNER)
+    lab.gateway.cli("configure terminal", "aaa authentication xauth radius")
+    with vpnc(lab, lab.sites.b, "dave", "d4ve", "dave2") as client:
+        client.start()
+        assert client.wait_exit(60) != 0  # RADIUS silent and no fallback: refused
+    assert counter(lab.gateway, "Radius timeouts") >= 2
+
+
+def test_vpnc_through_a_masquerading_nat(lab: Lab) -> None:
+    """Client 10.97.0.2 behind site B, which masquerades it as 10.99.0.2 (NAT-T)."""
+    nat = lab.sites.b
+    with tb.Netns.create("igwrc") as home:
+        tb.run(["ip", "-n", nat.name, "link", "add", "veth-c", "type", "veth",
+                "peer", "name", "veth-h", "netns", home.name])
+        nat.ip("addr", "add", "10.97.0.1/24", "dev", "veth-c")
+        nat.ip("link", "set", "veth-c", "up")
+        home.ip("addr", "add", "10.97.0.2/24", "dev", "veth-h")
+        home.ip("link", "set", "veth-h", "up")
+        home.ip("route", "add", "default", "via", "10.97.0.1")
+        nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        rules = textwrap.dedent("""\
+            table ip igwnat {
+              chain post { type nat hook postrouting priority 100; oifname "veth-b" masquerade; }
+            }""")
+        subprocess.run([*nat.exec_prefix(), "nft", "-f", "-"], input=rules, text=True,
+                       check=True)
+        with vpnc(lab, home, "alice", "wonderland", "natted") as client:
+            client.start()
+            assert client.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.77"
+            assert ping_ok(home, "10.200.0.77", tb.SITE_A_INNER), client.log()
+            row = subscribers(lab.gateway)["alice"]
+            # Seen from the gateway: the NAT's address, on the NAT-T port it mapped.
+            assert row[2].startswith(tb.SITE_B_OUTER + ":")
+
+
+STRONGSWAN_RW = f"""\
+connections {{
+  rw {{
+    version = 1
+    aggressive = yes
+    local_addrs = {tb.SITE_B_OUTER}
+    remote_addrs = {tb.SITE_A_OUTER}
+    proposals = aes256-sha1-modp1024
+    vips = 0.0.0.0
+    local-1 {{ auth = psk
+              id = keyid:{GROUP} }}
+    local-2 {{ auth = xauth
+              xauth_id = carol }}
+    remote-1 {{ auth = psk
+               id = %any }}
+    children {{
+      rw {{ remote_ts = {tb.SITE_A_NET}
+           esp_proposals = aes128-sha1 }} }}
+  }}
+}}
+secrets {{
+  ike-1 {{ id = keyid:{GROUP}
+          secret = "{GROUP_KEY}" }}
+  xauth-1 {{ id = carol
+            secret = "c4rol" }}
+}}
+"""
+
+
+def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
+    extra = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
+    with tb.StrongSwan(lab.sites.b, STRONGSWAN_RW, charon_extra=extra,
+                       workdir=lab.workdir / "swan") as swan:
+        swan.start()
+        out = swan.initiate("rw", "rw", timeout=30)
+        assert "completed successfully" in out, swan.log()[-4000:]
+        sas = swan.list_sas()
+        assert "10.200.0.10" in sas, sas  # the virtual IP from the pool (RADIUS gave none)
+        time.sleep(0.5)
+        assert ping_ok(lab.sites.b, "10.200.0.10", tb.SITE_A_INNER), swan.log()[-4000:]
+        assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
+        swan.terminate("rw")
+    assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+
+
+def test_clear_and_daemon_stop_log_subscribers_out_with_accounting(lab: Lab) -> None:
+    with vpnc(lab, lab.sites.b, "alice", "wonderland", "alice") as client:
+        client.start()
+        client.wait_connected()
+        assert ping_ok(lab.sites.b, "10.200.0.77", tb.SITE_A_INNER)
+        lab.gateway.cli("ipsec clear sa all")
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "alice")] == [None, "Admin-Reset"], timeout=20), lab.radius.detail_records()
+    with vpnc(lab, lab.sites.b, "bob", "builder", "bob") as client:
+        client.start()
+        client.wait_connected()
+        lab.gateway.stop()
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "bob")] == [None, "NAS-Reboot"], timeout=20), lab.radius.detail_records()

@@ -28,7 +28,7 @@ from typing import Any
 import bench_common as bc
 from bench_common import Context, Row
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 NAME = "clear-all"
 SUITE = "aes128-sha1-modp2048"

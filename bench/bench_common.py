@@ -27,8 +27,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 SRC = REPO / "src"
 
-from ipsecgw import testbed as tb  # noqa: E402  (bench/run puts src/ on sys.path first)
-from ipsecgw.daemon.lab import IpsecgwProcess  # noqa: E402
+from ipsecgw.tools import testbed as tb  # noqa: E402  (bench/run puts src/ on sys.path first)
+from ipsecgw.tools.lab import IpsecgwProcess  # noqa: E402
 
 PSK = "bench-psk-not-secret"
 

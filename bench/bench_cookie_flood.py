@@ -134,8 +134,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["flood"]:
 import bench_common as bc  # noqa: E402
 from bench_common import Context, Row  # noqa: E402
 
-from ipsecgw import testbed as tb  # noqa: E402
 from ipsecgw.isakmp.policy import EnginePolicy  # noqa: E402
+from ipsecgw.tools import testbed as tb  # noqa: E402
 
 
 def _sites_with_flooders(sites: tb.TwoSites) -> None:

@@ -1,6 +1,6 @@
 """setup-rate: tunnels (Main Mode PSK + Quick Mode) per second with the gateway as responder.
 
-The same load, ipsecgw's own load generator (`python -m ipsecgw.loadgen`) in
+The same load, ipsecgw's own load generator (`python -m ipsecgw.tools.loadgen`) in
 site A, is aimed once at ipsecgw and once at charon in site B, one at a time,
 each target freshly started. Every tunnel has its own identity
 (``load<n>@loadgen.test``) and proposes its own /32 as local network. The
@@ -28,7 +28,7 @@ from typing import Any
 import bench_common as bc
 from bench_common import Context, Row
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 NAME = "setup-rate"
 LOAD_NETWORK = "10.100.0.0/16"  # the generator's /32s come from here
@@ -69,7 +69,7 @@ def loadgen_args(suite: str, tunnels: int, concurrency: int, *extra: str) -> lis
     proposal, _, transform, pfs = bc.SUITES[suite]
     return [
         "env", f"PYTHONPATH={bc.python_env()['PYTHONPATH']}", bc.python(), "-m",
-        "ipsecgw.loadgen", "--target", tb.SITE_B_OUTER, "--tunnels", str(tunnels),
+        "ipsecgw.tools.loadgen", "--target", tb.SITE_B_OUTER, "--tunnels", str(tunnels),
         "--concurrency", str(concurrency), "--proposal", proposal, "--esp", transform,
         *(["--pfs", str(pfs)] if pfs else []), "--psk", bc.PSK, "--json",
         "--remote-network", tb.SITE_B_NET, *extra,
@@ -174,7 +174,7 @@ def run(ctx: Context) -> list[Row]:
                 errors[side] = bc.error_text(exc)
                 ctx.log(f"  FAILED: {errors[side]}")
         common = {"tunnels": tunnels, "concurrency": concurrency,
-                  "initiator": "python -m ipsecgw.loadgen (site A)"}
+                  "initiator": "python -m ipsecgw.tools.loadgen (site A)"}
         details = {**common, **{f"{side}_detail": r for side, r in results.items()},
                    **{f"{side}_error": e for side, e in errors.items()}}
         rows.append(Row(

@@ -28,11 +28,11 @@ import resource
 import time
 from dataclasses import dataclass
 
-from ipsecgw import testbed as tb
 from ipsecgw.dataplane import TunnelSpec
 from ipsecgw.dataplane.tun import entered
 from ipsecgw.dataplane.xfrm import XfrmDataPlane
 from ipsecgw.isakmp.events import SaKeys
+from ipsecgw.tools import testbed as tb
 
 
 @dataclass(frozen=True)

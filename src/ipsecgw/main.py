@@ -64,8 +64,8 @@ def _cli(argv: list[str]) -> int:
 
 
 def _lab(argv: list[str]) -> int:
-    from .daemon.lab import main_lab
-    from .daemon.lab_remote import run_remote_access_lab
+    from .tools.lab import main_lab
+    from .tools.lab_remote import run_remote_access_lab
 
     return main_lab(argv, run_remote_access_lab)
 

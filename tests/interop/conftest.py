@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from ipsecgw import testbed
+from ipsecgw.tools import testbed
 
 
 def require_interop(

@@ -16,7 +16,7 @@ from typing import Literal
 
 from gwlab import IpsecgwProcess, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 # A UDP stream from one inner address to another, sent at a fixed rate until
 # stdin closes or the time is up; prints one JSON line: datagrams sent and

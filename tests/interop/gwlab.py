@@ -8,8 +8,8 @@ import textwrap
 import time
 from dataclasses import dataclass
 
-from ipsecgw import testbed as tb
-from ipsecgw.daemon.lab import IpsecgwProcess
+from ipsecgw.tools import testbed as tb
+from ipsecgw.tools.lab import IpsecgwProcess
 
 PSK = "s3cr3t-test-psk"
 

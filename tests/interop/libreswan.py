@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 CACHE_DIR = Path(os.environ.get("IPSECGW_LIBRESWAN_CACHE", "/var/cache/ipsecgw-test/libreswan"))
 PACKAGE = "libreswan"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 DPD_FAST = "ipsec option dpd idle 2 silence 2 retry 1 retries 2"
 

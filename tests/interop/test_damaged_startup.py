@@ -19,8 +19,8 @@ from pathlib import Path
 
 from gwlab import PSK, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
 from ipsecgw.cli.loader import MAX_FILE_SIZE
+from ipsecgw.tools import testbed as tb
 
 DAMAGE = b"\n".join(
     [

@@ -20,7 +20,7 @@ import pytest
 from conftest import require_interop
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 PRIMARY = tb.SITE_B_OUTER
 BACKUP = "10.99.0.3"

@@ -29,7 +29,7 @@ from faultlab import (
 )
 from gwlab import IpsecgwProcess, ping, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 # Without faults the tunnel is up in well under a second; duplicates must
 # not slow it down.

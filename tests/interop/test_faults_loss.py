@@ -22,7 +22,7 @@ from pathlib import Path
 from faultlab import Pinger, both_ends, gw_and_swan, settled, swan_conf_b
 from gwlab import ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 # Short lifetimes: several renewals within the loss period.
 PHASE1_SECONDS = 15

@@ -20,7 +20,7 @@ from pathlib import Path
 from faultlab import Pinger, both_ends, gw_and_swan, settled
 from gwlab import IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 TRAFFIC_BOUND = 10.0
 # Both ends tidy (one ISAKMP/IKE SA, one IPsec SA pair, the same) within

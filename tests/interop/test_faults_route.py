@@ -17,7 +17,7 @@ from pathlib import Path
 from faultlab import UdpStream, gw_and_swan, settled, statistic
 from gwlab import ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def test_rekey_after_hard_expiry_never_unroutes(two_sites: tb.TwoSites, tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from conftest import require_interop
 from gwlab import PSK, IpsecgwProcess, site_config, wait_until
 
-from ipsecgw import testbed as tb
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
+from ipsecgw.tools import testbed as tb
 
 FLOOD_IP = "10.99.0.3"
 RATE = 250  # first messages per second: 1,250 in the 5 s before the peer starts

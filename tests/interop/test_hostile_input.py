@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 _FLOOD = r"""
 import os, random, socket, sys

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import require_interop
 from gwlab import IpsecgwProcess, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 # aes128 (7, key length 14=128), sha1 (2), pre-shared key (3=1), group 14 (4=14)
 ACCEPTABLE = "--trans=(1=7,14=128,2=2,3=1,4=14)"

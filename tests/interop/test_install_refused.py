@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import require_interop
 from gwlab import PSK, IpsecgwProcess, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def test_refused_sa_leaves_the_tunnel_down_with_the_reason_and_the_peer_without_sa(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gwlab import IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def spi_pairs(gw: IpsecgwProcess) -> set[tuple[str, str]]:

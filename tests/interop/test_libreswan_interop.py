@@ -31,7 +31,7 @@ import pytest
 from conftest import require_interop
 from gwlab import PSK, IpsecgwProcess, Suite, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 SITE_A_FQDN = "sitea.example.net"
 SITE_B_FQDN = "siteb.example.net"

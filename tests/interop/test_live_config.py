@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def strongswan_b() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gwlab import IpsecgwProcess, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 ADDRESS = "10.96.0.1"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gwlab import IpsecgwProcess, ping_ok
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 KEY_AB = ("000102030405060708090a0b0c0d0e0f", "101112131415161718191a1b1c1d1e1f20212223")
 KEY_BA = ("a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3")

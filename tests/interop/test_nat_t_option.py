@@ -17,12 +17,12 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, ping, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
 from ipsecgw.isakmp.constants import (
     VENDOR_ID_NAT_T_DRAFT_02_N,
     VENDOR_ID_NAT_T_DRAFT_03,
     VENDOR_ID_NAT_T_RFC3947,
 )
+from ipsecgw.tools import testbed as tb
 
 NAT_T_IDS = {v.hex() for v in (VENDOR_ID_NAT_T_RFC3947, VENDOR_ID_NAT_T_DRAFT_03,
                                VENDOR_ID_NAT_T_DRAFT_02_N)}

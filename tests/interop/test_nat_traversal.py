@@ -17,7 +17,7 @@ import pytest
 from conftest import require_interop
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 PRIVATE_A = "10.96.0.2"
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import require_interop
 
-from ipsecgw import testbed as tb
-from ipsecgw import testbed_remote as tr
 from ipsecgw.aaa.authenticator import AuthSettings, authenticate
 from ipsecgw.aaa.radius import AccountingRecord, RadiusClient, RadiusServer, RadiusTimeout
+from ipsecgw.tools import testbed as tb
+from ipsecgw.tools import testbed_remote as tr
 
 SECRET = "s3cret-radius"
 USERS = [tr.RadiusUser("alice", "wonderland", "10.200.0.77"), tr.RadiusUser("bob", "builder")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def ping_under_rekeys(sites: tb.TwoSites, tmp_path: Path, config: str,

@@ -25,10 +25,10 @@ import pytest
 from conftest import require_interop
 from gwlab import IpsecgwProcess, ping_ok, wait_until
 
-from ipsecgw import testbed as tb
-from ipsecgw import testbed_remote as tr
-from ipsecgw.daemon import lab_remote
-from ipsecgw.daemon.lab_remote import DNS, GROUP, GROUP_KEY, RADIUS_SECRET
+from ipsecgw.tools import lab_remote
+from ipsecgw.tools import testbed as tb
+from ipsecgw.tools import testbed_remote as tr
+from ipsecgw.tools.lab_remote import DNS, GROUP, GROUP_KEY, RADIUS_SECRET
 
 
 @dataclass

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from gwlab import IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def _name(cn: str) -> x509.Name:

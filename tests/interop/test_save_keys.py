@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def tshark(pcap: Path, keys: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from gwlab import IpsecgwProcess, ping_ok, site_config
 from test_clear_cookie_dpd import strongswan_b, swan_state
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def _second_daemon(sites: tb.TwoSites, gw: IpsecgwProcess,

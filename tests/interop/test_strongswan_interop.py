@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gwlab import PSK, IpsecgwProcess, Suite, ping_ok, site_config, tcp_transfer, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 SUITES = [
     Suite("aes128-sha1-modp2048", "aes128", "sha", 14, "esp-aes128-hmac-sha", 14,

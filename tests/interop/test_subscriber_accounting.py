@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import pytest
 from conftest import require_interop
 
-from ipsecgw import testbed as tb
-from ipsecgw import testbed_remote as tr
 from ipsecgw.aaa.radius import RadiusClient
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session
 from ipsecgw.daemon.subscribers import Grant, Refusal, SubscriberManager
 from ipsecgw.dataplane.base import TunnelCounters
 from ipsecgw.dataplane.memory import MemoryDataPlane
+from ipsecgw.tools import testbed as tb
+from ipsecgw.tools import testbed_remote as tr
 
 SECRET = "acct-s3cret"
 PEER = ("192.0.2.9", 4500)

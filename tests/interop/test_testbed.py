@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gwlab import wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def test_strongswan_pair_passes_ping(two_sites: tb.TwoSites) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 
 def test_two_tunnels_share_one_phase1(two_sites: tb.TwoSites, tmp_path: Path) -> None:

@@ -25,13 +25,13 @@ from conftest import require_interop  # tests/interop is on sys.path (rootdir co
 from gwlab import IpsecgwProcess, ping_ok, site_config
 from test_userspace_esp import eventually, ipv4_udp, run_in, tshark_fields
 
-from ipsecgw import testbed as tb
 from ipsecgw.dataplane import TunnelSpec
 from ipsecgw.dataplane.ah import InboundAh, OutboundAh
 from ipsecgw.dataplane.esp import INTEGRITIES
 from ipsecgw.dataplane.userspace import UserspaceDataPlane
 from ipsecgw.isakmp.events import IntegrityName, IpsecSaEstablished, SaKeys
 from ipsecgw.netns import in_vr
+from ipsecgw.tools import testbed as tb
 
 A_TO_B_SPI, B_TO_A_SPI = b"\xb5\x00\x00\x01", b"\xa5\x00\x00\x01"
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from conftest import require_interop  # tests/interop is on sys.path (rootdir conftest)
 
-from ipsecgw import testbed as tb
 from ipsecgw.dataplane import DataPlane, TunnelSpec
 from ipsecgw.dataplane.esp import ENCRYPTIONS, INTEGRITIES, InboundSa, OutboundSa
 from ipsecgw.dataplane.userspace import UserspaceDataPlane
 from ipsecgw.isakmp.constants import NAT_T_PORT as NATT_PORT
 from ipsecgw.isakmp.events import EncryptionName, IntegrityName, IpsecSaEstablished, SaKeys
 from ipsecgw.netns import in_vr
+from ipsecgw.tools import testbed as tb
 
 # Wireshark's names (epan/dissectors/packet-ipsec.c) for its esp_sa table.
 WIRESHARK_ENCRYPTION = {

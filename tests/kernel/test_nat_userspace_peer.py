@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gwlab import IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
 PRIVATE_A = "10.96.0.2"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
 
-from ipsecgw import testbed as tb
+from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
 # Python starts slowly on the VM's emulated CPU (the imports alone take seconds).

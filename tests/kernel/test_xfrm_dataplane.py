@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ipsecgw import testbed as tb
 from ipsecgw.dataplane import DataPlaneError, TunnelSpec
 from ipsecgw.dataplane.xfrm import IF_ID_FIRST, XfrmDataPlane
 from ipsecgw.dataplane.xfrm_netlink import Encap, StateSpec, XfrmSocket, algorithms
 from ipsecgw.isakmp.events import SaKeys
 from ipsecgw.netns import in_vr
+from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
 

@@ -1,4 +1,4 @@
-"""The daemon's seam with the engine's subscriber classes (SUBSCRIBERS-CONTRACT.md):
+"""The daemon's seam with the engine's subscriber classes (docs/INTERNALS.md, "Subscribers"):
 profiles reach the engine policy, events reach the manager, answers reach
 the engine. Needs the engine's side of issue 16 (branch subs-engine)."""
 

@@ -1,7 +1,7 @@
 """The daemon's side of dynamic subscribers (issue 16, daemon/subscribers.py).
 
 The engine's events are stood in for by dataclasses with the contract's
-fields (SUBSCRIBERS-CONTRACT.md); the data plane is the memory one; users
+fields (docs/INTERNALS.md, "Subscribers"); the data plane is the memory one; users
 are local, or a RADIUS client whose answers the test gives."""
 
 from __future__ import annotations

@@ -134,3 +134,22 @@ def test_the_daemon_imports_at_module_top() -> None:
                            if isinstance(node, ast.ImportFrom)
                            and (node.level or str(node.module).startswith("ipsecgw"))]
     assert hidden == []
+
+
+def test_the_product_never_imports_the_tools() -> None:
+    """Test bed, load generator and lab live in `ipsecgw.tools` (issue 12 item
+    6): the daemon, engine, data plane, CLI and configuration never reach
+    them, so the gateway's import graph is the gateway's alone.  The one
+    door is `ipsecgw lab` in main.py, which loads the lab on demand."""
+    entry = {"ipsecgw.main", "ipsecgw.__main__"}  # the `ipsecgw` command itself
+
+    def reach(module: str, seen: set[str]) -> set[str]:
+        for target in GRAPH[module] - seen - entry:
+            seen.add(target)
+            reach(target, seen)
+        return seen
+
+    wrong = {(m, t) for m in GRAPH if not _in(m, "ipsecgw.tools") and m not in entry
+             for t in reach(m, set()) if _in(t, "ipsecgw.tools")}
+    assert wrong == set()
+    assert not any(_in(t, "ipsecgw.tools") for t in reach("ipsecgw.daemon.runtime", set()))

@@ -11,7 +11,7 @@ import pytest
 
 from ipsecgw.isakmp.engine import Engine
 from ipsecgw.isakmp.policy import EnginePolicy, IkeRule, TunnelPolicy
-from ipsecgw.loadgen import LoadGenerator, LoadSpec, default_transform, parse_proposal
+from ipsecgw.tools.loadgen import LoadGenerator, LoadSpec, default_transform, parse_proposal
 
 PSK = b"loadgen-test-psk"
 

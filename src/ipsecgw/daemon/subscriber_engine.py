@@ -1,4 +1,4 @@
-"""Where the daemon meets the engine's subscriber classes (SUBSCRIBERS-CONTRACT.md).
+"""Where the daemon meets the engine's subscriber classes (docs/INTERNALS.md, "Subscribers").
 
 `translate` builds the engine's `TunnelProfile`s from the configuration here,
 and the runtime hands the engine's subscriber events to `SubscriberManager`

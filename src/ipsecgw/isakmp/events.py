@@ -144,7 +144,7 @@ class InvalidCookieSent:
     peer: Address
 
 
-# --- dynamic subscribers (isakmp/subscribers.py; /work/wt/SUBSCRIBERS-CONTRACT.md) ---
+# --- dynamic subscribers (isakmp/subscribers.py; docs/INTERNALS.md "Subscribers") ---
 
 
 @dataclass(frozen=True)

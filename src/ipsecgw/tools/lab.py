@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import testbed as tb
 from ..cli.protocol import ControlClient, ControlError
+from . import testbed as tb
 
 PSK = "lab-psk-change-me"
 

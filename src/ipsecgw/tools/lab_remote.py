@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import testbed as tb
-from .. import testbed_remote as tr
+from . import testbed as tb
+from . import testbed_remote as tr
 from .lab import IpsecgwProcess
 
 RADIUS_SECRET = "radius-s3cret"

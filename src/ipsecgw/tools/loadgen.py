@@ -1,6 +1,6 @@
 """Load-generating IKEv1 initiator: many tunnels with distinct identities at one gateway.
 
-    python -m ipsecgw.loadgen --target 10.99.0.2 --tunnels 1000 --concurrency 50 \\
+    python -m ipsecgw.tools.loadgen --target 10.99.0.2 --tunnels 1000 --concurrency 50 \\
         --proposal aes128-sha1-modp2048 [--pfs 14] --psk SECRET
 
 Each tunnel is driven by its own `ipsecgw.isakmp.Engine` with a single
@@ -45,10 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .isakmp import events as ev
-from .isakmp.constants import IKE_PORT, NAT_T_PORT, NON_ESP_MARKER
-from .isakmp.engine import Engine
-from .isakmp.policy import (
+from ..isakmp import events as ev
+from ..isakmp.constants import IKE_PORT, NAT_T_PORT, NON_ESP_MARKER
+from ..isakmp.engine import Engine
+from ..isakmp.policy import (
     DpdPolicy,
     EnginePolicy,
     Identity,
@@ -469,7 +469,7 @@ def _percentiles(values: list[float]) -> dict[str, float] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ipsecgw.loadgen",
+        prog="python -m ipsecgw.tools.loadgen",
         description="Load-generating IKEv1 initiator: N tunnels (phase 1 + Quick Mode), "
                     "each with its own identity, C at a time, at one gateway; prints tunnels/s.")
     parser.add_argument("--target", required=True, help="the gateway's IKE address")

@@ -100,6 +100,9 @@ def test_ipsecgw_responder_carries_traffic(two_sites: tb.TwoSites, tmp_path: Pat
             swan.initiate()
             assert gw.wait_tunnel_up("siteB"), gw.log()
             check_traffic(two_sites, swan)
+            # This kernel has no ESP: `--dataplane auto` (the default) must
+            # have said so and fallen back to ESP over TUN.
+            assert "Data plane: userspace (the kernel " in gw.cli("show version")
         finally:
             gw.stop()
 

@@ -53,6 +53,7 @@ def check_tunnel(sites: tb.TwoSites, gw: IpsecgwProcess, swan: tb.StrongSwan,
                  expected: list[str]) -> None:
     assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + swan.log()[-3000:]
     assert "data plane xfrm" in gw.log(), gw.log()[:3000]
+    assert "Data plane: xfrm (the kernel carries ESP" in gw.cli("show version")
     assert ping_ok(sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER), gw.log()[-3000:]
     assert ping_ok(sites.b, tb.SITE_B_INNER, tb.SITE_A_INNER)
     states = sites.a.ip("xfrm", "state")

@@ -95,6 +95,13 @@ def test_show_version() -> None:
     assert out(session(), "show version").startswith(f"ipsecgw {__version__}")
 
 
+def test_show_version_says_where_esp_runs_and_why() -> None:
+    gateway = FakeGateway()
+    gateway.data_plane = "userspace (the kernel cannot create an XFRM interface; ESP over TUN)"
+    text = out(Session(gateway), "show version")
+    assert "Data plane: userspace (the kernel cannot create an XFRM interface" in text
+
+
 # -- output filters ------------------------------------------------------------------------
 
 

@@ -181,4 +181,5 @@ def show_configuration(ctx: Context, args: Args) -> None:
 @_show("version", help={"version": "Software version"})
 def show_version(ctx: Context, args: Args) -> None:
     """The ipsecgw version and the router's name."""
-    ctx.print(f"ipsecgw {__version__}, IKEv1/IPsec gateway\nHostname: {ctx.config.hostname}")
+    ctx.print(f"ipsecgw {__version__}, IKEv1/IPsec gateway\nHostname: {ctx.config.hostname}\n"
+              f"Data plane: {ctx.gateway.data_plane}")

@@ -73,6 +73,9 @@ class Gateway(Protocol):
         """The running configuration."""
         ...
 
+    #: Where ESP runs and why, e.g. "userspace (the kernel cannot ...)".
+    data_plane: str
+
     def apply(self, new_config: RunningConfig) -> None:
         """Make `new_config` the running configuration, or raise GatewayError."""
         ...
@@ -140,6 +143,7 @@ class FakeGateway:
         self.applied = 0
         self.subscriber_list: list[SubscriberInfo] = []  # what subscribers() reports
         self.pools_in_use: dict[str, int] = {}  # pool name -> addresses lent
+        self.data_plane = "memory (no daemon)"
 
     @property
     def config(self) -> RunningConfig:

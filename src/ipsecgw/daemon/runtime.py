@@ -112,7 +112,10 @@ class GatewayRuntime:
     # -- construction -----------------------------------------------------
 
     def _make_dataplane(self, kind: str) -> DataPlane:
-        kind = self.dataplane_kind = resolve(kind)
+        kind, why = resolve(kind)
+        self.dataplane_kind = kind
+        #: `show version`: which data plane runs and why (dataplane/select.py).
+        self.data_plane = f"{kind} ({why})"
         if kind == "memory":
             return MemoryDataPlane()
         if kind == "xfrm":

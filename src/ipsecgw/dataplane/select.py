@@ -54,16 +54,20 @@ def probe_xfrm() -> str | None:
     return None
 
 
-def resolve(kind: str) -> str:
-    """The data plane to run for `--dataplane kind`, logging the choice and why."""
+def resolve(kind: str) -> tuple[str, str]:
+    """The data plane to run for `--dataplane kind` and why, logging both.
+
+    The reason is what `show version` prints next to the choice, so that an
+    operator sees where ESP runs without reading the daemon's log."""
     if kind not in KINDS:
         raise ValueError(f"unknown data plane {kind!r} (one of {', '.join(KINDS)})")
     if kind != "auto":
-        log.info("data plane %s (chosen on the command line)", kind)
-        return kind
-    problem = probe_xfrm()
-    if problem is None:
-        log.info("data plane xfrm: the kernel carries ESP on XFRM interfaces")
-        return "xfrm"
-    log.info("data plane userspace: %s; ESP runs in this process over TUN", problem)
-    return "userspace"
+        why = "chosen on the command line"
+    else:
+        problem = probe_xfrm()
+        if problem is None:
+            kind, why = "xfrm", "the kernel carries ESP on XFRM interfaces"
+        else:
+            kind, why = "userspace", f"{problem}; ESP runs in this process over TUN"
+    log.info("data plane %s: %s", kind, why)
+    return kind, why

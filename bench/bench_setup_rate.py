@@ -65,15 +65,22 @@ def ipsecgw_responder_config(suite: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def loadgen_args(suite: str, tunnels: int, concurrency: int, *extra: str) -> list[str]:
-    proposal, _, transform, pfs = bc.SUITES[suite]
+def loadgen_command(tunnels: int, concurrency: int, *extra: str) -> list[str]:
+    """The load generator aimed at site B, reporting in JSON and holding its
+    tunnels until stopped (so that the target's CPU is measured up to the report)."""
     return [
         "env", f"PYTHONPATH={bc.python_env()['PYTHONPATH']}", bc.python(), "-m",
         "ipsecgw.tools.loadgen", "--target", tb.SITE_B_OUTER, "--tunnels", str(tunnels),
-        "--concurrency", str(concurrency), "--proposal", proposal, "--esp", transform,
-        *(["--pfs", str(pfs)] if pfs else []), "--psk", bc.PSK, "--json",
-        "--remote-network", tb.SITE_B_NET, *extra,
+        "--concurrency", str(concurrency), "--json", "--hold", "inf", *extra,
     ]
+
+
+def loadgen_args(suite: str, tunnels: int, concurrency: int) -> list[str]:
+    proposal, _, transform, pfs = bc.SUITES[suite]
+    return loadgen_command(
+        tunnels, concurrency, "--proposal", proposal, "--esp", transform,
+        *(["--pfs", str(pfs)] if pfs else []), "--psk", bc.PSK,
+        "--remote-network", tb.SITE_B_NET)
 
 
 class Loadgen:
@@ -114,11 +121,12 @@ class Loadgen:
             self.proc.wait()
 
 
-def measure(ctx: Context, sites: tb.TwoSites, suite: str, target_pid: int, tunnels: int,
-            concurrency: int) -> dict[str, Any]:
+def measure(ctx: Context, sites: tb.TwoSites, target_pid: int, args: list[str],
+            tunnels: int) -> dict[str, Any]:
+    """Run the load generator (`loadgen_command`) for `tunnels` and measure the target."""
     rss_before = bc.rss_kib(target_pid)
     meter = bc.CpuMeter(target_pid).start()
-    load = Loadgen(ctx, sites, loadgen_args(suite, tunnels, concurrency, "--hold", "inf"))
+    load = Loadgen(ctx, sites, args)
     try:
         report = load.wait_for("report", timeout=tunnels / 5 + 120)
         meter.stop()
@@ -144,13 +152,15 @@ def strongswan_target(ctx: Context, suite: str, tunnels: int,
         with swan:
             bc.quiet_strongswan(swan)
             swan.start()
-            return measure(ctx, sites, suite, bc.charon_pid(swan), tunnels, concurrency)
+            return measure(ctx, sites, bc.charon_pid(swan),
+                           loadgen_args(suite, tunnels, concurrency), tunnels)
 
 
 def ipsecgw_target(ctx: Context, suite: str, tunnels: int, concurrency: int) -> dict[str, Any]:
     with bc.two_sites() as sites, bc.Ipsecgw(sites.b, ctx.subdir("ipsecgw"),
                                              ipsecgw_responder_config(suite)) as gw:
-        result = measure(ctx, sites, suite, gw.pid, tunnels, concurrency)
+        result = measure(ctx, sites, gw.pid, loadgen_args(suite, tunnels, concurrency),
+                         tunnels)
         result["statistics"] = gw.cli("show ipsec statistics", check=False)[-2000:]
         return result
 

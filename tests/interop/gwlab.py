@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ipsecgw.tools import testbed as tb
@@ -94,6 +96,32 @@ def site_config(
         lines.append(" shutdown")
     lines.append(" exit")
     return "\n".join(lines) + "\n"
+
+
+#: The home network behind `behind_nat`'s masquerading site B.
+HOME_ADDRESS, HOME_GATEWAY = "10.97.0.2", "10.97.0.1"
+
+
+@contextmanager
+def behind_nat(nat: tb.Netns, prefix: str) -> Iterator[tb.Netns]:
+    """A new namespace (HOME_ADDRESS) whose traffic `nat` (site B) masquerades
+    as its own outer address 10.99.0.2: clients there reach site A through a NAT."""
+    with tb.Netns.create(prefix) as home:
+        tb.run(["ip", "-n", nat.name, "link", "add", "veth-c", "type", "veth",
+                "peer", "name", "veth-h", "netns", home.name])
+        nat.ip("addr", "add", f"{HOME_GATEWAY}/24", "dev", "veth-c")
+        nat.ip("link", "set", "veth-c", "up")
+        home.ip("addr", "add", f"{HOME_ADDRESS}/24", "dev", "veth-h")
+        home.ip("link", "set", "veth-h", "up")
+        home.ip("route", "add", "default", "via", HOME_GATEWAY)
+        nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        rules = textwrap.dedent("""\
+            table ip igwnat {
+              chain post { type nat hook postrouting priority 100; oifname "veth-b" masquerade; }
+            }""")
+        subprocess.run([*nat.exec_prefix(), "nft", "-f", "-"], input=rules, text=True,
+                       check=True)
+        yield home
 
 
 def ping(netns: tb.Netns, source: str, target: str, count: int = 3) -> str:

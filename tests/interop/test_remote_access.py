@@ -14,8 +14,6 @@ Mode Config) as well as this branch's daemon side.
 
 from __future__ import annotations
 
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_interop
-from gwlab import IpsecgwProcess, ping_ok, wait_until
+from gwlab import IpsecgwProcess, behind_nat, ping_ok, wait_until
 
 from ipsecgw.tools import lab_remote
 from ipsecgw.tools import testbed as tb
@@ -136,22 +134,7 @@ def test_a_pool_address_when_radius_gives_none_and_local_fallback_when_radius_is
 
 def test_vpnc_through_a_masquerading_nat(lab: Lab) -> None:
     """Client 10.97.0.2 behind site B, which masquerades it as 10.99.0.2 (NAT-T)."""
-    nat = lab.sites.b
-    with tb.Netns.create("igwrc") as home:
-        tb.run(["ip", "-n", nat.name, "link", "add", "veth-c", "type", "veth",
-                "peer", "name", "veth-h", "netns", home.name])
-        nat.ip("addr", "add", "10.97.0.1/24", "dev", "veth-c")
-        nat.ip("link", "set", "veth-c", "up")
-        home.ip("addr", "add", "10.97.0.2/24", "dev", "veth-h")
-        home.ip("link", "set", "veth-h", "up")
-        home.ip("route", "add", "default", "via", "10.97.0.1")
-        nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-        rules = textwrap.dedent("""\
-            table ip igwnat {
-              chain post { type nat hook postrouting priority 100; oifname "veth-b" masquerade; }
-            }""")
-        subprocess.run([*nat.exec_prefix(), "nft", "-f", "-"], input=rules, text=True,
-                       check=True)
+    with behind_nat(lab.sites.b, "igwrc") as home:
         with vpnc(lab, home, "alice", "wonderland", "natted") as client:
             client.start()
             assert client.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.77"

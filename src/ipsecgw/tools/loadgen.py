@@ -24,6 +24,17 @@ bring every tunnel back after ``clear sa``). Without ``--hold`` (or when a
 hold ends) the tunnels are deleted with Delete payloads before exit unless
 ``--no-delete``.
 
+As a subscriber (``--group NAME --group-key KEY [--remote-access USER:PASSWORD]``)
+each tunnel is a remote-access client of a gateway's tunnel profile, like
+vpnc: Aggressive Mode with the group name as its key-id identity and the
+group key, XAUTH with USER (``{n}`` = the tunnel's number) and PASSWORD
+(without ``--remote-access``: no XAUTH expected), a Mode Config pull for its
+address, then Quick Mode for that address/32 <-> ``--remote-network``. The
+engine's client role does all of it (`TunnelPolicy.remote_access`,
+isakmp/remote_access.py); the report then counts logins (``logins_per_s``)
+and the distinct addresses the gateway gave out. A refused login is counted
+under its reason and retried after the tunnel's back-off until ``--timeout``.
+
 Output: one human line on stderr and, with ``--json``, JSON objects on stdout
 (``{"report": ...}`` once, ``{"status": ...}`` while holding, ``{"final": ...}``).
 """
@@ -54,6 +65,7 @@ from ..isakmp.policy import (
     Identity,
     IdentityKind,
     IkeRule,
+    RemoteAccess,
     TunnelPolicy,
 )
 
@@ -111,12 +123,31 @@ class LoadSpec:
     dpd: bool = False
     timeout: float = 60.0
     first_tunnel: int = 0
+    # Subscribers: the group (key-id) of a tunnel profile, `psk` its group key.
+    group: str | None = None
+    username_format: str | None = None  # XAUTH user, {n} = tunnel number
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def subscriber(self) -> bool:
+        return self.group is not None
 
     def identity(self, n: int) -> Identity:
+        if self.group is not None:
+            return Identity("key-id", self.group)  # the group name, as vpnc sends it
         return Identity(self.identity_kind, self.identity_format.format(n=n))
 
     def local_network(self, n: int) -> str:
+        if self.subscriber:
+            return "0.0.0.0/32"  # replaced by the Mode Config address (remote_access.py)
         return f"{ipaddress.IPv4Address(self.local_network_base) + n}/32"
+
+    def credentials(self, n: int) -> RemoteAccess | None:
+        if self.group is None:
+            return None
+        if self.username_format is None:
+            return RemoteAccess()
+        return RemoteAccess(self.username_format.format(n=n), self.password)
 
 
 @dataclass
@@ -132,6 +163,7 @@ class Tunnel:
     sas: int = 0
     renewed: bool = False
     abandoned: bool = False
+    address: str | None = None  # a subscriber's, from its first IPsec SA
 
 
 class _Socket:
@@ -237,7 +269,7 @@ class LoadGenerator:
             name=f"load{n}", local_address=self.local_address, peer_address=spec.target,
             transforms=(spec.transform,), pfs_group=spec.pfs_group,
             local_identity=spec.identity(n), local_network=spec.local_network(n),
-            remote_network=spec.remote_network)
+            remote_network=spec.remote_network, remote_access=spec.credentials(n))
         return replace(self._base_policy, tunnels=(tunnel,))
 
     def _start_tunnel(self, now: float) -> None:
@@ -277,6 +309,7 @@ class LoadGenerator:
                 self.up_count += 1
             if tunnel.established_at is None and not tunnel.abandoned:
                 tunnel.established_at = now
+                tunnel.address = event.local_network.split("/")[0]
                 self.established_count += 1
                 self.last_at = now
                 self.negotiating -= 1
@@ -296,10 +329,16 @@ class LoadGenerator:
             if tunnel.phase1_at is None:
                 tunnel.phase1_at = now
         elif isinstance(event, ev.Phase1Failed):
-            reason = event.reason.split(":")[0][:80]
-            self.failures[reason] = self.failures.get(reason, 0) + 1
+            self._failed(event.reason)
+        elif isinstance(event, ev.Phase1Deleted):
+            if tunnel.established_at is None and not tunnel.abandoned:
+                self._failed(event.reason)  # e.g. a refused login (XAUTH STATUS=0)
         elif isinstance(event, ev.PeerDead):
             self.peers_dead += 1
+
+    def _failed(self, reason: str) -> None:
+        reason = reason.split(":")[0][:80]
+        self.failures[reason] = self.failures.get(reason, 0) + 1
 
     def _abandon_late(self, now: float) -> None:
         for tunnel in self.tunnels:
@@ -307,7 +346,7 @@ class LoadGenerator:
                     now - tunnel.started > self.spec.timeout:
                 tunnel.abandoned = True
                 self.negotiating -= 1
-                self.failures["timeout"] = self.failures.get("timeout", 0) + 1
+                self._failed("timeout")
                 # Stop it: no more retransmissions from a tunnel we gave up on.
                 tunnel.engine.update_policy(replace(self._base_policy, tunnels=()), now)
                 self._poke(tunnel, now)
@@ -368,6 +407,12 @@ class LoadGenerator:
                         if t.phase1_at is not None)
         established = len(times)
         elapsed = (self.last_at - self.first_at) if self.last_at and self.first_at else 0.0
+        rate = round(established / elapsed, 2) if elapsed > 0 else None
+        subscriber = {
+            "group": self.spec.group,
+            "logins_per_s": rate,
+            "addresses": len({t.address for t in self.tunnels if t.address is not None}),
+        } if self.spec.subscriber else {}
         return {
             "target": self.spec.target,
             "proposal": _proposal_name(self.spec.rule),
@@ -379,10 +424,11 @@ class LoadGenerator:
             "failed": self.spec.tunnels - established,
             "failures": dict(self.failures),
             "elapsed_s": round(elapsed, 4),
-            "tunnels_per_s": round(established / elapsed, 2) if elapsed > 0 else None,
+            "tunnels_per_s": rate,
             "setup_ms": _percentiles(times),
             "phase1_ms": _percentiles(phase1),
             "loadgen_cpu_s": round(cpu_seconds, 3),
+            **subscriber,
         }
 
     def status(self) -> dict[str, Any]:
@@ -498,6 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="tunnel n proposes BASE+n/32 as its local network")
     parser.add_argument("--remote-network", default="0.0.0.0/0",
                         help="remote network every tunnel proposes (0.0.0.0/0)")
+    parser.add_argument("--group", metavar="NAME",
+                        help="be subscribers of a tunnel profile: Aggressive Mode with key-id "
+                             "NAME, Mode Config pull, Quick Mode for the address given")
+    parser.add_argument("--group-key", metavar="KEY",
+                        help="the group's pre-shared key (or --psk / IPSECGW_LOADGEN_PSK)")
+    parser.add_argument("--remote-access", metavar="USER[:PASSWORD]",
+                        help="with --group: answer XAUTH as USER ({n} = tunnel number) with "
+                             "PASSWORD (or env IPSECGW_LOADGEN_PASSWORD)")
     parser.add_argument("--no-nat-t", action="store_true", help="do not offer NAT traversal")
     parser.add_argument("--dpd", action="store_true", help="send our own DPD probes")
     parser.add_argument("--timeout", type=float, default=60.0,
@@ -515,9 +569,14 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
     rule = parse_proposal(args.proposal)
     if args.aggressive:
         rule = replace(rule, aggressive_mode="required")
-    psk = args.psk or os.environ.get("IPSECGW_LOADGEN_PSK")
+    psk = args.group_key or args.psk or os.environ.get("IPSECGW_LOADGEN_PSK")
     if not psk:
-        raise ValueError("a pre-shared key is needed: --psk or IPSECGW_LOADGEN_PSK")
+        raise ValueError("a pre-shared key is needed: --psk, --group-key or IPSECGW_LOADGEN_PSK")
+    username, password = _credentials(args)
+    if args.group is not None:
+        # A group name is a key-id, which only Aggressive Mode carries before
+        # the key is chosen (RFC 2409 5.4).
+        rule = replace(rule, aggressive_mode="required")
     id_format = args.id_format or {"user-fqdn": "load{n}@loadgen.test",
                                    "domain-name": "load{n}.loadgen.test",
                                    "address": "10.101.{hi}.{lo}"}[args.id_type]
@@ -532,7 +591,27 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         local_address=args.local, source_port=args.source_port, target_port=args.target_port,
         identity_kind=args.id_type, identity_format=id_format,
         local_network_base=args.local_network_base, remote_network=args.remote_network,
-        nat_t=not args.no_nat_t, dpd=args.dpd, timeout=args.timeout, first_tunnel=args.first)
+        nat_t=not args.no_nat_t, dpd=args.dpd, timeout=args.timeout, first_tunnel=args.first,
+        group=args.group, username_format=username, password=password)
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """`--remote-access USER[:PASSWORD]` checked against `--group`."""
+    if args.remote_access is None:
+        return None, None
+    if args.group is None:
+        raise ValueError("--remote-access needs --group (the tunnel profile's group name)")
+    username, _, password = args.remote_access.partition(":")
+    password = password or os.environ.get("IPSECGW_LOADGEN_PASSWORD", "")
+    if not username or not password:
+        raise ValueError("--remote-access USER:PASSWORD (or USER and "
+                         "IPSECGW_LOADGEN_PASSWORD): both are needed")
+    try:
+        username.format(n=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"--remote-access user {username!r}: only {{n}} may be "
+                         f"substituted ({exc})") from None
+    return username, password
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,8 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = generator.establish()
         rate = report["tunnels_per_s"]
-        print(f"loadgen: {report['established']}/{spec.tunnels} tunnels to {spec.target} in "
-              f"{report['elapsed_s']:.2f} s: {rate if rate is not None else 0:.1f} tunnels/s "
+        what = "subscriber logins" if spec.subscriber else "tunnels"
+        print(f"loadgen: {report['established']}/{spec.tunnels} {what} to {spec.target} in "
+              f"{report['elapsed_s']:.2f} s: {rate if rate is not None else 0:.1f} {what}/s "
               f"(setup ms {report['setup_ms']}, failures {report['failures'] or 'none'}, "
               f"loadgen CPU {report['loadgen_cpu_s']:.1f} s)", file=sys.stderr, flush=True)
         emit("report", report)

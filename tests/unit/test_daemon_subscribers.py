@@ -116,7 +116,7 @@ def test_a_local_user_gets_a_pool_address_an_interface_and_gives_both_back() -> 
         h.manager.down("default", Down(1, "remote:1", "remote", "10.200.0.1", "deleted by peer"))
         assert "remote:1" not in h.dataplane.tunnels
         assert h.manager.subscribers() == [] and [p.in_use for p in h.manager.pool_usage()] == [0]
-        assert h.manager.statistics()["default"]["xauth_successes"] == 1
+        assert h.manager.statistics()["default"]["aaa_logins_accepted"] == 1
 
     asyncio.run(run())
 
@@ -134,7 +134,7 @@ def test_refusals_wrong_password_no_credentials_and_exhausted_pool() -> None:
                            2: "no XAUTH user name or password",
                            5: "pool p exhausted (2 addresses in use)"}
         stats = h.manager.statistics()["default"]
-        assert (stats["xauth_failures"], stats["xauth_successes"],
+        assert (stats["aaa_logins_refused"], stats["aaa_logins_accepted"],
                 stats["subscriber_logins_refused"]) == (2, 3, 3)
 
     asyncio.run(run())

@@ -45,8 +45,11 @@ INTERIM_SECONDS = 600.0
 
 Address = tuple[str, int]
 
-#: Counters of `show ipsec statistics`, per transport VR.
-STATISTICS = ("xauth_successes", "xauth_failures", "radius_timeouts",
+#: Counters of `show ipsec statistics`, per transport VR.  The AAA verdicts
+#: (RADIUS or local users) are counted here; the engine counts the XAUTH
+#: exchanges' outcomes (`xauth_succeeded` / `xauth_failed`), which also end
+#: in failure when a client never answers.
+STATISTICS = ("aaa_logins_accepted", "aaa_logins_refused", "radius_timeouts",
               "subscriber_logins_refused", "subscribers_up")
 
 
@@ -230,9 +233,9 @@ class SubscriberManager:
             outcome = await self._authenticate(session, event)
             self._count(session.vr, "radius_timeouts", self.radius.timeouts - timeouts)
             if not outcome.accepted:
-                self._count(session.vr, "xauth_failures")
+                self._count(session.vr, "aaa_logins_refused")
                 return Refusal(outcome.reason)
-            self._count(session.vr, "xauth_successes")
+            self._count(session.vr, "aaa_logins_accepted")
             session.authentic = outcome.method or "local"
             session.class_ = outcome.class_
             framed = outcome.framed_address

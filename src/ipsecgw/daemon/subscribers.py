@@ -175,6 +175,7 @@ class SubscriberManager:
         self.deliver = deliver
         self.radius = radius if radius is not None else RadiusClient()
         self._config = RemoteAccess()
+        self._local_users: dict[str, str] = {}
         self._pools: dict[str, AddressPool] = {}
         self._sessions: dict[tuple[str, int], _Session] = {}
         self._accounting: set[asyncio.Task[None]] = set()
@@ -188,6 +189,9 @@ class SubscriberManager:
     def configure(self, config: RunningConfig) -> None:
         """Pools follow the configuration, keeping what they lent in range."""
         self._config = config.remote_access
+        # Looked up once per login: built once per configuration change, not
+        # per login (thousands of local users would make each login O(users)).
+        self._local_users = {u.name: u.password for u in self._config.users}
         pools = {}
         for pool in self._config.pools:
             old = self._pools.get(pool.name)
@@ -245,7 +249,7 @@ class SubscriberManager:
         if event.username is None or event.password is None:
             return Outcome(False, None, "no XAUTH user name or password")
         settings = AuthSettings(self._config.xauth_methods, self._servers("authentication"),
-                                {u.name: u.password for u in self._config.users})
+                                self._local_users)
         return await authenticate(self.radius, settings, event.username, event.password,
                                   calling_station=f"{session.peer[0]}:{session.peer[1]}")
 

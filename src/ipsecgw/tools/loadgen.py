@@ -1,5 +1,9 @@
 """Load-generating IKEv1 initiator: many tunnels with distinct identities at one gateway.
 
+Why this module is a little over 600 lines: it is one command (options, the
+engines, one socket, the report, `--hold`'s status and marks), read top to
+bottom by whoever runs a benchmark; its pieces serve nothing else.
+
     python -m ipsecgw.tools.loadgen --target 10.99.0.2 --tunnels 1000 --concurrency 50 \\
         --proposal aes128-sha1-modp2048 [--pfs 14] --psk SECRET
 

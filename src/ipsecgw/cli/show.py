@@ -55,6 +55,16 @@ COUNTER_LABELS: dict[str, str] = {
     "esp_policy": "ESP dropped, outside the selectors",
     "esp_no_sa": "ESP not sent, no SA",
     "esp_io_errors": "ESP I/O errors",
+    "dropped_unknown_peer": "Dropped, no tunnel or profile accepts the peer",
+    "xauth_succeeded": "XAUTH exchanges succeeded",
+    "xauth_failed": "XAUTH exchanges failed",
+    "subscribers_refused_max": "Subscribers refused, max-interfaces",
+    "subscribers_refused_identity": "Subscribers refused, no profile for the identity",
+    "aaa_logins_accepted": "AAA logins accepted",
+    "aaa_logins_refused": "AAA logins refused",
+    "radius_timeouts": "RADIUS timeouts",
+    "subscriber_logins_refused": "Subscriber logins refused",
+    "subscribers_up": "Subscribers up",
 }
 
 

@@ -575,7 +575,7 @@ class Engine:
         peer by identity (its address is not known in advance), or a tunnel
         profile there (any address may be a subscriber)."""
         key = (local_ip, remote_ip)
-        return any(runtime.policy.enabled for runtime in self._tunnels.of_peer(key)) or \
+        return self._tunnels.configured_for(key) or \
             local_ip in self._tunnels.by_identity_on() or \
             any(profile.local_address == local_ip for profile in self.policy.profiles)
 
@@ -591,8 +591,7 @@ class Engine:
         one profile there allows Main Mode.  Raises InvalidIdInformation when
         profiles exist there but none fits and no tunnel knows peers by identity.
         """
-        if any(runtime.policy.enabled and self._subscribers.owner(runtime.name) is None
-               for runtime in self._tunnels.of_peer((local_ip, remote_ip))):
+        if self._tunnels.configured_for((local_ip, remote_ip)):
             return None  # a configured tunnel's peer (subscribers' tunnels do not count)
         profiles = [p for p in self.policy.profiles if p.local_address == local_ip]
         if not profiles:
@@ -895,7 +894,7 @@ class Engine:
             self._send(reply, ike.local, ike.remote)
             self._replies.remember(request, (Datagram(reply, ike.local, ike.remote),), now)
         if outcome.tunnel is not None:
-            self._add_tunnel(TunnelRuntime(outcome.tunnel))
+            self._add_tunnel(TunnelRuntime(outcome.tunnel, subscriber=True))
         if outcome.delete_phase1 is not None and self._sas.ike.get(ike.cookies) is ike:
             self._delete_ike(ike, outcome.delete_phase1, now, notify_peer=True)
 

@@ -121,8 +121,10 @@ class StepContext:
                 network_contains(tunnel.local_network, responder_network)
 
         key = ike_peer(ike)
+        # A subscriber's tunnel is not among `of_peer`'s: its phase 1 names it.
+        own = self._tunnels.get(ike.tunnel)
         for runtime in self._tunnels.selecting(key, initiator_network, responder_network) + \
-                self._tunnels.of_peer(key):
+                self._tunnels.of_peer(key) + ([own] if own is not None and own.subscriber else []):
             if selects(runtime):
                 return runtime.policy
         if ike.peer_id is None:

@@ -3,7 +3,10 @@
 The SAs live in the `Registry` (registry.py); the tunnels live here, keyed by
 name and indexed by peer (local address, peer address) and by the exact
 selectors a peer's Quick Mode usually proposes, so that neither a message nor
-a timer scans thousands of tunnels.  Only this class changes the tables, so
+a timer scans thousands of tunnels.  A dynamic subscriber's tunnel is
+responder-only and belongs to one phase 1, so it stays out of the by-peer
+index: thousands of subscribers behind one NAT address would otherwise make
+every per-peer walk (re-arming, back-off, profile choice) visit them all.  Only this class changes the tables, so
 the indexes cannot drift from them.
 """
 
@@ -24,6 +27,7 @@ class TunnelRuntime:
     """What the engine tracks per tunnel beyond its configuration."""
 
     policy: TunnelPolicy
+    subscriber: bool = False  # a dynamic subscriber's tunnel (not in `TunnelTable.of_peer`)
     failures: int = 0
     next_attempt_at: float = 0.0
     last_failure: str = ""  # cleared once the tunnel is up again
@@ -107,7 +111,8 @@ class TunnelTable:
     def add(self, runtime: TunnelRuntime) -> None:
         name = runtime.name
         self._by_name[name] = runtime
-        self._by_peer.setdefault(runtime.peer_key, {})[name] = runtime
+        if not runtime.subscriber:
+            self._by_peer.setdefault(runtime.peer_key, {})[name] = runtime
         self._by_selectors.setdefault((runtime.peer_key, *runtime.selectors), {})[name] = runtime
         if runtime.policy.enabled and runtime.policy.peer_identity is not None:
             self._by_identity.setdefault(runtime.policy.local_address, {})[name] = runtime
@@ -120,7 +125,13 @@ class TunnelTable:
         unindex(self._by_identity, runtime.policy.local_address, name)
 
     def of_peer(self, key: PeerKey) -> list[TunnelRuntime]:
+        """The configured tunnels for the peer (subscribers' tunnels are not)."""
         return list(self._by_peer.get(key, {}).values())
+
+    def configured_for(self, key: PeerKey) -> bool:
+        """Whether an enabled configured tunnel names the peer (subscribers'
+        tunnels at its address are not looked at)."""
+        return any(runtime.policy.enabled for runtime in self._by_peer.get(key, {}).values())
 
     def selecting(self, key: PeerKey, remote_network: str,
                   local_network: str) -> list[TunnelRuntime]:

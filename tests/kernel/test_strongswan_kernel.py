@@ -113,3 +113,25 @@ def test_ipsecgw_responds_to_kernel_strongswan_gcm_pfs_and_survives_kill_9(
             gw.stop()
         nothing_left(sites.a)
 
+
+def test_phase2_rekeys_under_a_ping_lose_nothing(tmp_path: Path) -> None:
+    """15 s IPsec SA lifetime: ipsecgw rekeys phase 2 twice (make before break)
+    while a ping runs through the kernel's SAs, and no echo goes unanswered."""
+    config = site_config(pfs=14, extra_tunnel="tunnel lifetime seconds 15")
+    with tb.TwoSites("igwk") as sites, kernel_strongswan(
+            sites.b, tmp_path / "swan", esp="aes128-sha1-modp2048") as swan:
+        swan.start()
+        with Gateway(sites.a, tmp_path / "gw", config) as gw:
+            assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + swan.log()[-3000:]
+            first = set(kernel_bytes(sites.a))
+            out = sites.a.run("ping", "-c", "170", "-i", "0.2", "-W", "2", "-I",
+                              tb.SITE_A_INNER, tb.SITE_B_INNER, check=False, timeout=120)
+            assert "170 received" in out, out[-400:] + gw.log()[-3000:]
+            assert swan.log().count("detected rekeying of CHILD_SA") >= 2, swan.log()[-3000:]
+            # each new outbound SA waited for the peer (xfrm.py: deferred)
+            assert gw.log().count("outbound traffic moves to SPI") >= 2, gw.log()[-3000:]
+            # the kernel holds the newest pair only: the old SAs were deleted
+            assert wait_until(lambda: len(kernel_bytes(sites.a)) == 2, 10), (
+                sites.a.ip("xfrm", "state"))
+            assert not set(kernel_bytes(sites.a)) & first
+        nothing_left(sites.a)

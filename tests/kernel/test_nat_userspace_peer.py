@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gwlab import IpsecgwProcess, ping_ok, site_config, wait_until
+from gwlab import ping_ok, site_config, wait_until
+from vmgw import Gateway
 
 from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
 PRIVATE_A = "10.96.0.2"
-START_TIMEOUT = 90  # Python starts slowly on the VM's emulated CPU
 
 
 @dataclass
@@ -56,7 +56,7 @@ def nat_sites() -> Iterator[NatSites]:
             ns.close()
 
 
-def diagnostics(sites: NatSites, a: IpsecgwProcess, b: IpsecgwProcess) -> str:
+def diagnostics(sites: NatSites, a: Gateway, b: Gateway) -> str:
     return "\n".join([
         sites.a.ip("-s", "xfrm", "state"), sites.a.ip("xfrm", "policy"),
         sites.a.ip("route"), sites.a.run("cat", "/proc/net/xfrm_stat"),
@@ -67,13 +67,13 @@ def diagnostics(sites: NatSites, a: IpsecgwProcess, b: IpsecgwProcess) -> str:
 
 def test_kernel_plane_behind_nat_against_the_userspace_plane(nat_sites: NatSites,
                                                              tmp_path: Path) -> None:
-    a = IpsecgwProcess(nat_sites.a, tmp_path / "a", site_config(local=PRIVATE_A),
-                       dataplane="xfrm", start_timeout=START_TIMEOUT)
-    b = IpsecgwProcess(nat_sites.b, tmp_path / "b", site_config(
+    a = Gateway(nat_sites.a, tmp_path / "a", site_config(local=PRIVATE_A),
+                       dataplane="xfrm")
+    b = Gateway(nat_sites.b, tmp_path / "b", site_config(
         hostname="siteB", local=tb.SITE_B_OUTER, peer=tb.SITE_A_OUTER,
         local_net=tb.SITE_B_NET, remote_net=tb.SITE_A_NET, tunnel="siteA",
         peer_identity=f"address {PRIVATE_A}", responder_only=True),
-        dataplane="userspace", start_timeout=START_TIMEOUT)
+        dataplane="userspace")
     try:
         assert a.wait_tunnel_up("siteB", timeout=60), a.log()[-4000:] + b.log()[-3000:]
         assert b.wait_tunnel_up("siteA", timeout=30), b.log()[-3000:]

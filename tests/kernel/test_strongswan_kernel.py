@@ -13,19 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
-from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
+from gwlab import PSK, ping_ok, site_config, wait_until
+from vmgw import Gateway
 
 from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
-# Python starts slowly on the VM's emulated CPU (the imports alone take seconds).
-START_TIMEOUT = 90
-
-
-def start_gw(netns: tb.Netns, workdir: Path, config: str) -> IpsecgwProcess:
-    return IpsecgwProcess(netns, workdir, config, start_timeout=START_TIMEOUT)
-
-
 def kernel_strongswan(netns: tb.Netns, workdir: Path, *, esp: str) -> tb.StrongSwan:
     """charon with its kernel backend only: ESP in the kernel, raw (no NAT)."""
     swan = tb.StrongSwan(netns, tb.swanctl_conf(
@@ -49,7 +42,7 @@ def kernel_bytes(netns: tb.Netns) -> dict[str, int]:
     return found
 
 
-def check_tunnel(sites: tb.TwoSites, gw: IpsecgwProcess, swan: tb.StrongSwan,
+def check_tunnel(sites: tb.TwoSites, gw: Gateway, swan: tb.StrongSwan,
                  expected: list[str]) -> None:
     assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + swan.log()[-3000:]
     assert "data plane xfrm" in gw.log(), gw.log()[:3000]
@@ -83,7 +76,7 @@ def test_ipsecgw_initiates_to_kernel_strongswan_raw_esp(tmp_path: Path) -> None:
     with tb.TwoSites("igwk") as sites, kernel_strongswan(
             sites.b, tmp_path / "swan", esp="aes128-sha1-modp2048") as swan:
         swan.start()
-        gw = start_gw(sites.a, tmp_path / "gw", site_config(pfs=14))
+        gw = Gateway(sites.a, tmp_path / "gw", site_config(pfs=14))
         try:
             check_tunnel(sites, gw, swan, ["enc cbc(aes)", "auth-trunc hmac(sha1)"])
         finally:
@@ -97,7 +90,7 @@ def test_ipsecgw_responds_to_kernel_strongswan_gcm_pfs_and_survives_kill_9(
     with tb.TwoSites("igwk") as sites, kernel_strongswan(
             sites.b, tmp_path / "swan", esp="aes256gcm16-modp2048") as swan:
         swan.start()
-        gw = start_gw(sites.a, tmp_path / "gw", config)
+        gw = Gateway(sites.a, tmp_path / "gw", config)
         try:
             swan.initiate()
             check_tunnel(sites, gw, swan, ["aead rfc4106(gcm(aes))"])
@@ -108,7 +101,7 @@ def test_ipsecgw_responds_to_kernel_strongswan_gcm_pfs_and_survives_kill_9(
         # The restarted daemon first removes the old run's SAs, policies and
         # interface, then answers strongSwan's new negotiation.
         swan.terminate()
-        gw = start_gw(sites.a, tmp_path / "gw2", config)
+        gw = Gateway(sites.a, tmp_path / "gw2", config)
         try:
             assert wait_until(lambda: "removed what an earlier ipsecgw left" in gw.log(), 20), (
                 gw.log())
@@ -118,4 +111,27 @@ def test_ipsecgw_responds_to_kernel_strongswan_gcm_pfs_and_survives_kill_9(
             assert sites.a.ip("xfrm", "state").count("if_id 0x495") == 2
         finally:
             gw.stop()
+        nothing_left(sites.a)
+
+
+def test_phase2_rekeys_under_a_ping_lose_nothing(tmp_path: Path) -> None:
+    """15 s IPsec SA lifetime: ipsecgw rekeys phase 2 twice (make before break)
+    while a ping runs through the kernel's SAs, and no echo goes unanswered."""
+    config = site_config(pfs=14, extra_tunnel="tunnel lifetime seconds 15")
+    with tb.TwoSites("igwk") as sites, kernel_strongswan(
+            sites.b, tmp_path / "swan", esp="aes128-sha1-modp2048") as swan:
+        swan.start()
+        with Gateway(sites.a, tmp_path / "gw", config) as gw:
+            assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + swan.log()[-3000:]
+            first = set(kernel_bytes(sites.a))
+            out = sites.a.run("ping", "-c", "170", "-i", "0.2", "-W", "2", "-I",
+                              tb.SITE_A_INNER, tb.SITE_B_INNER, check=False, timeout=120)
+            assert "170 received" in out, out[-400:] + gw.log()[-3000:]
+            assert swan.log().count("detected rekeying of CHILD_SA") >= 2, swan.log()[-3000:]
+            # each new outbound SA waited for the peer (xfrm.py: deferred)
+            assert gw.log().count("outbound traffic moves to SPI") >= 2, gw.log()[-3000:]
+            # the kernel holds the newest pair only: the old SAs were deleted
+            assert wait_until(lambda: len(kernel_bytes(sites.a)) == 2, 10), (
+                sites.a.ip("xfrm", "state"))
+            assert not set(kernel_bytes(sites.a)) & first
         nothing_left(sites.a)

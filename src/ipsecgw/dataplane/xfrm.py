@@ -44,6 +44,7 @@ from ipsecgw.dataplane.base import (
 )
 from ipsecgw.dataplane.common import DEFAULT_REPLAY_WINDOW, DropReason
 from ipsecgw.dataplane.rtnl import Rtnl
+from ipsecgw.dataplane.sadb import SWITCH_DELAY
 from ipsecgw.dataplane.tun import default_ifname
 from ipsecgw.dataplane.xfrm_netlink import (
     UDP_ENCAP_ESPINUDP,
@@ -137,6 +138,10 @@ class _Pair:
     seen: tuple[int, int] = (0, 0)  # (inbound, outbound) bytes
     last_inbound_at: float | None = None
     last_outbound_at: float | None = None
+    # A rekey's outbound SA, held back until `outbound_due` or until the peer
+    # sends on the new inbound SA (`XfrmDataPlane._switch_outbound`).
+    pending_outbound: bytes | None = None
+    outbound_due: float = 0.0
 
     def observe(self, inbound_bytes: int, outbound_bytes: int, now: float) -> None:
         if inbound_bytes != self.seen[0]:
@@ -352,8 +357,15 @@ class XfrmDataPlane:
         selectors = (sa.local_network, sa.remote_network)
         template = (local, peer, sa.protocol)
         users, installed = tunnel.policies.get(selectors, (0, None))
-        requests = [(XFRM_MSG_NEWSA, encode_state(inbound)),
-                    (XFRM_MSG_NEWSA, encode_state(outbound))]
+        # The kernel sends on the newest SA of a template at once. A rekey's
+        # outbound SA sent on before the peer has processed Quick Mode's
+        # HASH(3) and installed it as its inbound SA would lose packets, so
+        # it waits as in the user-space plane (sadb.SWITCH_DELAY).
+        deferred = users > 0 and installed == template
+        requests = [(XFRM_MSG_NEWSA, encode_state(inbound))]
+        if not deferred:
+            requests.append((XFRM_MSG_NEWSA, encode_state(outbound)))
+        states = len(requests)
         if installed != template:
             # UPDPOLICY: also replaces the template of a rekey towards a
             # peer that moved (NAT); a rekey to the same peer sends nothing.
@@ -363,20 +375,24 @@ class XfrmDataPlane:
         if any(errors):
             if errors[0] is None:
                 self._delete_state(namespace, local, sa.inbound.spi, sa.protocol)
-            if errors[1] is None:
+            if states == 2 and errors[1] is None:
                 self._delete_state(namespace, peer, sa.outbound.spi, sa.protocol)
-            if users == 0 and not all(errors[2:]):
+            if users == 0 and not all(errors[states:]):
                 self._delete_policies(namespace, tunnel, selectors, template)
             failed = next(i for i, e in enumerate(errors) if e is not None)
             refused = errors[failed]
-            what = ("inbound SA", "outbound SA")[failed] if failed < 2 else "policies"
+            what = ("inbound SA", "outbound SA")[failed] if failed < states else "policies"
             raise DataPlaneError(
                 f"tunnel {sa.tunnel}: the kernel refused the {what} ({sa.protocol.upper()} "
                 f"{transform}, {sa.local_network} <-> {sa.remote_network}): {refused}"
             ) from refused
         tunnel.policies[selectors] = (users + 1, template)
-        tunnel.pairs[sa.inbound.spi] = _Pair(local, peer, sa.inbound.spi, sa.outbound.spi,
-                                             sa.protocol, selectors, self._clock())
+        pair = _Pair(local, peer, sa.inbound.spi, sa.outbound.spi, sa.protocol, selectors,
+                     self._clock())
+        if deferred:
+            pair.pending_outbound = encode_state(outbound)
+            pair.outbound_due = pair.installed_at + SWITCH_DELAY
+        tunnel.pairs[sa.inbound.spi] = pair
         self._by_inbound_spi[sa.inbound.spi] = sa.tunnel
         log.info(
             "tunnel %s: kernel SA installed, SPI in %s out %s, %s %s %s, %s -> %s",
@@ -422,21 +438,37 @@ class XfrmDataPlane:
         except XfrmError as error:
             log.warning("cannot delete SA %s to %s: %s", spi.hex(), destination, error)
 
+    def _switch_outbound(self, namespace: _Namespace, tunnel: str, pair: _Pair) -> None:
+        """Install a rekey's held-back outbound SA: the kernel sends on it from now."""
+        if pair.pending_outbound is None:
+            return
+        request, pair.pending_outbound = pair.pending_outbound, None
+        for error in filter(None, namespace.xfrm.batch([(XFRM_MSG_NEWSA, request)])):
+            log.error("tunnel %s: the kernel refused the outbound SA %s: %s", tunnel,
+                      pair.outbound_spi.hex(), error)
+            return
+        log.info("tunnel %s: outbound traffic moves to SPI %s", tunnel,
+                 pair.outbound_spi.hex())
+
     def remove_sa(self, tunnel: str, inbound_spi: bytes, outbound_spi: bytes) -> None:
         state = self._tunnels.get(tunnel)
         pair = state.pairs.get(inbound_spi) if state is not None else None
         if state is None or pair is None or pair.outbound_spi != outbound_spi:
             return
         namespace = self._namespace(state.spec.outer_vr)
+        for other in state.pairs.values():
+            if other is not pair:  # the rekeyed SA goes: its successor sends now
+                self._switch_outbound(namespace, tunnel, other)
         state.retired = _add(state.retired, self._read_pair(namespace, pair).totals())
         state.last_inbound_at = _latest(state.last_inbound_at, pair.last_inbound_at)
         state.last_outbound_at = _latest(state.last_outbound_at, pair.last_outbound_at)
         del state.pairs[inbound_spi]
         del self._by_inbound_spi[inbound_spi]
         requests = [
-            (XFRM_MSG_DELSA, encode_state_id(pair.local, pair.inbound_spi, pair.protocol)),
-            (XFRM_MSG_DELSA, encode_state_id(pair.peer, pair.outbound_spi, pair.protocol)),
-        ]
+            (XFRM_MSG_DELSA, encode_state_id(pair.local, pair.inbound_spi, pair.protocol))]
+        if pair.pending_outbound is None:
+            requests.append(
+                (XFRM_MSG_DELSA, encode_state_id(pair.peer, pair.outbound_spi, pair.protocol)))
         users, template = state.policies[pair.selectors]
         if users > 1:
             state.policies[pair.selectors] = (users - 1, template)
@@ -535,6 +567,9 @@ class XfrmDataPlane:
                 i = states.get((pair.local, pair.inbound_spi))
                 o = states.get((pair.peer, pair.outbound_spi))
                 pair.observe(i.bytes if i else 0, o.bytes if o else 0, now)
+                if pair.pending_outbound is not None and (
+                        now >= pair.outbound_due or pair.seen[0] > 0):
+                    self._switch_outbound(self._namespace(vr), name, pair)
                 inbound += pair.seen[0]
                 outbound += pair.seen[1]
             if (inbound, outbound) != state.reported:

@@ -1,0 +1,90 @@
+"""ipsecgw on the kernel's XFRM against Libreswan 4.10's pluto with kernel ESP,
+in the VM: whole tunnels, phase 2 included, which the host's kernel (no ESP)
+cannot carry (tests/interop/test_libreswan_interop.py stops at phase 1).
+
+Pluto comes unpacked from Debian's .deb (tests/interop/libreswan.py); the
+launcher fetched it on the host and shares it with the guest. Its conn has
+`leftupdown=/bin/true` (the machine's _updown is strongSwan's, TESTBED.md),
+so the route to site A's network is added here: pluto's policies then carry
+site B's replies. Each case checks both kernels' SAs, pluto's own word that
+the IPsec SA is established, and pings both ways."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import libreswan
+import pytest
+from gwlab import PSK, ping_ok, site_config, wait_until
+from vmgw import Gateway
+
+from ipsecgw.tools import testbed as tb
+
+pytestmark = pytest.mark.kernel
+SITE_A_FQDN = "sitea.example.net"
+SITE_B_FQDN = "siteb.example.net"
+
+
+@pytest.fixture(scope="module")
+def swan() -> libreswan.Install:
+    try:
+        return libreswan.install()
+    except libreswan.Unavailable as e:
+        if os.environ.get("IPSECGW_REQUIRE_INTEROP") == "1" or os.environ.get("CI") == "true":
+            pytest.fail(f"Libreswan unavailable in the VM: {e}", pytrace=False)
+        pytest.skip(f"Libreswan unavailable in the VM: {e}")
+
+
+@pytest.fixture
+def sites() -> Iterator[tb.TwoSites]:
+    with tb.TwoSites("igwl") as two:
+        # pluto's updown is off: site B's route to site A's network, by hand
+        two.b.ip("route", "add", tb.SITE_A_NET, "via", tb.SITE_A_OUTER, "src", tb.SITE_B_INNER)
+        yield two
+
+
+def check_tunnel(sites: tb.TwoSites, gw: Gateway, pluto: libreswan.Pluto) -> None:
+    assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + pluto.output()
+    assert wait_until(lambda: "IPsec SA established" in pluto.log(), 20), pluto.output()
+    assert ping_ok(sites.a, tb.SITE_A_INNER, tb.SITE_B_INNER), (
+        gw.log()[-3000:] + sites.b.ip("-s", "xfrm", "state") + pluto.output())
+    assert ping_ok(sites.b, tb.SITE_B_INNER, tb.SITE_A_INNER)
+    for ns in (sites.a, sites.b):
+        states = ns.ip("xfrm", "state")
+        assert states.count("enc cbc(aes)") == 2, states  # both directions, each end
+    assert sites.a.ip("xfrm", "state").count("if_id 0x495") == 2
+    # the same SPIs at both ends: ipsecgw's inbound is pluto's outbound
+    row = next(line.split() for line in gw.cli("show ipsec sa").splitlines()
+               if line.startswith("ipsec:siteB"))
+    pluto_states = sites.b.ip("xfrm", "state")
+    assert f"spi {row[1]}" in pluto_states and f"spi {row[2]}" in pluto_states, (
+        row, pluto_states)
+
+
+def test_ipsecgw_initiates_main_mode_psk_to_pluto(swan: libreswan.Install, sites: tb.TwoSites,
+                                                  tmp_path: Path) -> None:
+    conf = libreswan.ipsec_conf(extra="leftupdown=/bin/true")
+    with libreswan.Pluto(sites.b, conf, f'{tb.SITE_B_OUTER} {tb.SITE_A_OUTER} : PSK "{PSK}"\n',
+                         unpacked=swan, workdir=tmp_path / "pluto") as pluto:
+        pluto.start()
+        with Gateway(sites.a, tmp_path / "gw", site_config(pfs=14), dataplane="xfrm") as gw:
+            check_tunnel(sites, gw, pluto)
+            assert "Main Mode" in pluto.log(), pluto.output()
+
+
+def test_ipsecgw_responds_to_pluto_aggressive_mode(swan: libreswan.Install, sites: tb.TwoSites,
+                                                   tmp_path: Path) -> None:
+    conf = libreswan.ipsec_conf(aggressive=True, leftid=f"@{SITE_B_FQDN}",
+                                rightid=f"@{SITE_A_FQDN}", extra="leftupdown=/bin/true")
+    with libreswan.Pluto(sites.b, conf, f'@{SITE_B_FQDN} @{SITE_A_FQDN} : PSK "{PSK}"\n',
+                         unpacked=swan, workdir=tmp_path / "pluto") as pluto:
+        pluto.start()
+        with Gateway(sites.a, tmp_path / "gw", site_config(
+                pfs=14, aggressive="accepted", local_identity=f"domain-name {SITE_A_FQDN}",
+                peer_identity=f"domain-name {SITE_B_FQDN}", psk_peer=SITE_B_FQDN,
+                responder_only=True), dataplane="xfrm") as gw:
+            pluto.initiate()
+            check_tunnel(sites, gw, pluto)
+            assert "Aggressive Mode" in pluto.log(), pluto.output()

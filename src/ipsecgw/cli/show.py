@@ -55,7 +55,7 @@ COUNTER_LABELS: dict[str, str] = {
     "esp_policy": "ESP dropped, outside the selectors",
     "esp_no_sa": "ESP not sent, no SA",
     "esp_io_errors": "ESP I/O errors",
-    "dropped_unknown_peer": "Dropped, no tunnel or profile accepts the peer",
+    "dropped_unknown_peer": "Dropped, unknown peer (no tunnel or profile)",
     "xauth_succeeded": "XAUTH exchanges succeeded",
     "xauth_failed": "XAUTH exchanges failed",
     "subscribers_refused_max": "Subscribers refused, max-interfaces",

@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import itertools
-import os
 import socket
 import struct
-from collections.abc import Iterator
 
-_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_RTATTR = struct.Struct("=HH")  # length, type
+from ipsecgw.dataplane.netlink import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NetlinkSocket,
+    attribute,
+    attributes,
+)
+
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, device type, index, flags, change
 _IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
 _RTMSG = struct.Struct(
     "=BBBBBBBBI"
 )  # family, dst len, src len, tos, table, protocol, scope, type, flags
 
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
@@ -38,12 +42,6 @@ RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
-NLM_F_REPLACE = 0x100
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
 
 IFF_UP = 0x1
 IFLA_IFNAME = 3
@@ -70,21 +68,6 @@ RT_SCOPE_LINK = 253
 RTN_UNICAST = 1
 
 
-def _attribute(kind: int, value: bytes) -> bytes:
-    length = _RTATTR.size + len(value)
-    return _RTATTR.pack(length, kind) + value + bytes(-length % 4)
-
-
-def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + _RTATTR.size <= len(data):
-        length, kind = _RTATTR.unpack_from(data, offset)
-        if length < _RTATTR.size:
-            return
-        yield kind, data[offset + _RTATTR.size : offset + length]
-        offset += (length + 3) & ~3
-
-
 def _family(version: int) -> int:
     return socket.AF_INET6 if version == 6 else socket.AF_INET
 
@@ -93,61 +76,35 @@ class Rtnl:
     """A NETLINK_ROUTE socket in the current network namespace."""
 
     def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        self._socket.bind((0, 0))
-        self._sequence = itertools.count(1)
+        self._netlink = NetlinkSocket(socket.NETLINK_ROUTE)
 
     def close(self) -> None:
-        self._socket.close()
+        self._netlink.close()
 
     def _request(self, kind: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
         """Send one request; return the (type, body) of the answers, raise OSError on NACK."""
-        sequence = next(self._sequence)
-        header = _NLMSG_HEADER.pack(
-            _NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0
-        )
-        self._socket.send(header + body)
-        answers: list[tuple[int, bytes]] = []
-        while True:
-            data = self._socket.recv(65536)
-            offset = 0
-            while offset + _NLMSG_HEADER.size <= len(data):
-                length, answer, _, answer_sequence, _ = _NLMSG_HEADER.unpack_from(data, offset)
-                if length < _NLMSG_HEADER.size:
-                    raise OSError(errno.EPROTO, "truncated netlink message")
-                payload = data[offset + _NLMSG_HEADER.size : offset + length]
-                offset += (length + 3) & ~3
-                if answer_sequence != sequence:
-                    continue  # a late answer to an earlier request
-                if answer == NLMSG_DONE:
-                    return answers
-                if answer == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return answers
-                answers.append((answer, payload))
+        return self._netlink.request(kind, flags, body)
 
     def set_link(self, index: int, *, mtu: int, up: bool, tx_queue_length: int | None = None) -> None:
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
-        body += _attribute(IFLA_MTU, struct.pack("=I", mtu))
+        body += attribute(IFLA_MTU, struct.pack("=I", mtu))
         if tx_queue_length is not None:
-            body += _attribute(IFLA_TXQLEN, struct.pack("=I", tx_queue_length))
+            body += attribute(IFLA_TXQLEN, struct.pack("=I", tx_queue_length))
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
 
     def add_xfrm_link(self, name: str, if_id: int) -> int:
         """Create XFRM interface `name` bound to `if_id` (down); its index.
         EEXIST if the name is taken."""
-        data = _attribute(IFLA_XFRM_IF_ID, struct.pack("=I", if_id))
-        info = _attribute(IFLA_INFO_KIND, b"xfrm\0") + _attribute(IFLA_INFO_DATA, data)
+        data = attribute(IFLA_XFRM_IF_ID, struct.pack("=I", if_id))
+        info = attribute(IFLA_INFO_KIND, b"xfrm\0") + attribute(IFLA_INFO_DATA, data)
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        body += _attribute(IFLA_IFNAME, name.encode() + b"\0") + _attribute(IFLA_LINKINFO, info)
+        body += attribute(IFLA_IFNAME, name.encode() + b"\0") + attribute(IFLA_LINKINFO, info)
         self._request(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
         return self.link_index(name)
 
     def link_index(self, name: str) -> int:
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        body += _attribute(IFLA_IFNAME, name.encode() + b"\0")
+        body += attribute(IFLA_IFNAME, name.encode() + b"\0")
         for _, payload in self._request(RTM_GETLINK, NLM_F_ACK, body):
             return int(_IFINFOMSG.unpack_from(payload)[2])
         raise OSError(errno.ENODEV, f"no device {name}")
@@ -155,7 +112,7 @@ class Rtnl:
     def move_link(self, index: int, netns_fd: int) -> None:
         """Move the device into the namespace of `netns_fd`."""
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
-        body += _attribute(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
+        body += attribute(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
 
     def delete_link(self, index: int) -> None:
@@ -167,13 +124,13 @@ class Rtnl:
         request = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
         for _, payload in self._request(RTM_GETLINK, NLM_F_DUMP, request):
             index = _IFINFOMSG.unpack_from(payload)[2]
-            attributes = dict(_attributes(payload[_IFINFOMSG.size :]))
-            info = dict(_attributes(attributes.get(IFLA_LINKINFO, b"")))
+            link = dict(attributes(payload[_IFINFOMSG.size :]))
+            info = dict(attributes(link.get(IFLA_LINKINFO, b"")))
             if info.get(IFLA_INFO_KIND, b"").rstrip(b"\0") != b"xfrm":
                 continue
-            data = dict(_attributes(info.get(IFLA_INFO_DATA, b"")))
+            data = dict(attributes(info.get(IFLA_INFO_DATA, b"")))
             if_id = data.get(IFLA_XFRM_IF_ID)
-            name = attributes.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
+            name = link.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
             if if_id is not None and len(if_id) >= 4:
                 found.append((index, name, struct.unpack_from("=I", if_id)[0]))
         return found
@@ -181,8 +138,8 @@ class Rtnl:
     def disable_link_local(self, index: int) -> None:
         """No IPv6 link-local address, hence no router solicitations or MLD
         reports that the host would route into the device.  Must precede `up`."""
-        mode = _attribute(IFLA_INET6_ADDR_GEN_MODE, bytes((IN6_ADDR_GEN_MODE_NONE,)))
-        spec = _attribute(IFLA_AF_SPEC, _attribute(socket.AF_INET6, mode))
+        mode = attribute(IFLA_INET6_ADDR_GEN_MODE, bytes((IN6_ADDR_GEN_MODE_NONE,)))
+        spec = attribute(IFLA_AF_SPEC, attribute(socket.AF_INET6, mode))
         body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0) + spec
         self._request(RTM_NEWLINK, NLM_F_ACK, body)
 
@@ -197,7 +154,7 @@ class Rtnl:
             RT_SCOPE_UNIVERSE,
             index,
         )
-        body += _attribute(IFA_LOCAL, packed) + _attribute(IFA_ADDRESS, packed)
+        body += attribute(IFA_LOCAL, packed) + attribute(IFA_ADDRESS, packed)
         self._request(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body)
 
     def addresses(self) -> list[str]:
@@ -205,10 +162,10 @@ class Rtnl:
         found: list[str] = []
         for _, payload in self._request(RTM_GETADDR, NLM_F_DUMP, _IFADDRMSG.pack(0, 0, 0, 0, 0)):
             family = payload[0]
-            attributes = dict(_attributes(payload[_IFADDRMSG.size :]))
+            address = dict(attributes(payload[_IFADDRMSG.size :]))
             # IPv4 keeps the local address in IFA_LOCAL (IFA_ADDRESS is the
             # peer on point-to-point links); IPv6 has only IFA_ADDRESS.
-            value = attributes.get(IFA_LOCAL) or attributes.get(IFA_ADDRESS)
+            value = address.get(IFA_LOCAL) or address.get(IFA_ADDRESS)
             if value is not None and family in (socket.AF_INET, socket.AF_INET6):
                 found.append(str(ipaddress.ip_address(value)))
         return found
@@ -227,10 +184,10 @@ class Rtnl:
             RTN_UNICAST,
             0,
         )
-        body += _attribute(RTA_DST, destination.network_address.packed)
-        body += _attribute(RTA_OIF, struct.pack("=I", index))
+        body += attribute(RTA_DST, destination.network_address.packed)
+        body += attribute(RTA_OIF, struct.pack("=I", index))
         if source is not None:
-            body += _attribute(RTA_PREFSRC, ipaddress.ip_address(source).packed)
+            body += attribute(RTA_PREFSRC, ipaddress.ip_address(source).packed)
         if add:
             self._request(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body)
         else:

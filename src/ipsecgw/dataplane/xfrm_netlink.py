@@ -14,24 +14,15 @@ negative acknowledgement into `XfrmError` carrying the kernel's reason.
 
 from __future__ import annotations
 
-import errno
 import functools
 import ipaddress
-import itertools
-import os
 import socket
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ipsecgw.dataplane.netlink import NLM_F_ACK, NLM_F_DUMP, NetlinkSocket, attribute, attributes
+
 NETLINK_XFRM = 6
-_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_NLATTR = struct.Struct("=HH")  # length, type
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
 
 # Message types (XFRM_MSG_BASE = 0x10)
 XFRM_MSG_NEWSA = 0x10
@@ -115,21 +106,6 @@ class XfrmError(OSError):
     """The kernel refused a request; `str()` carries its reason."""
 
 
-def _attribute(kind: int, value: bytes) -> bytes:
-    length = _NLATTR.size + len(value)
-    return _NLATTR.pack(length, kind) + value + bytes(-length % 4)
-
-
-def attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + _NLATTR.size <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size:
-            return
-        yield kind & 0x3FFF, data[offset + _NLATTR.size : offset + length]
-        offset += (length + 3) & ~3
-
-
 # inet_pton, not `ipaddress`: parsing addresses with `ipaddress` was most of
 # the CPU of installing a tunnel (the engine hands canonical addresses).
 def _family(address: str) -> int:
@@ -176,8 +152,8 @@ class Algorithm:
         name = self.name.encode().ljust(_ALGO_NAME, b"\0")
         length = struct.pack("=I", len(self.key) * 8)
         if self.attribute == XFRMA_ALG_CRYPT:
-            return _attribute(self.attribute, name + length + self.key)
-        return _attribute(self.attribute, name + length + struct.pack("=I", self.bits) + self.key)
+            return attribute(self.attribute, name + length + self.key)
+        return attribute(self.attribute, name + length + struct.pack("=I", self.bits) + self.key)
 
 
 def algorithms(encryption: str, encryption_key: bytes, integrity: str | None,
@@ -214,7 +190,7 @@ class Encap:
     destination_port: int
 
     def encode(self) -> bytes:
-        return _attribute(XFRMA_ENCAP, _ENCAP_TMPL.pack(
+        return attribute(XFRMA_ENCAP, _ENCAP_TMPL.pack(
             UDP_ENCAP_ESPINUDP,
             socket.htons(self.source_port),
             socket.htons(self.destination_port),
@@ -264,11 +240,11 @@ def encode_state(state: StateSpec) -> bytes:
         body += state.encap.encode()
     if state.replay_window > 32:
         words = (state.replay_window + 31) // 32
-        body += _attribute(
+        body += attribute(
             XFRMA_REPLAY_ESN_VAL,
             _REPLAY_ESN.pack(words, 0, 0, 0, 0, state.replay_window) + bytes(4 * words),
         )
-    body += _attribute(XFRMA_IF_ID, struct.pack("=I", state.if_id))
+    body += attribute(XFRMA_IF_ID, struct.pack("=I", state.if_id))
     return body
 
 
@@ -342,14 +318,14 @@ def encode_policy(policy: PolicySpec) -> bytes:
         0, 0,
         0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF,  # any algorithm: the SA fixes them
     )
-    body += _attribute(XFRMA_TMPL, template)
-    body += _attribute(XFRMA_IF_ID, struct.pack("=I", policy.if_id))
+    body += attribute(XFRMA_TMPL, template)
+    body += attribute(XFRMA_IF_ID, struct.pack("=I", policy.if_id))
     return body
 
 
 def encode_policy_id(selector: bytes, direction: int, if_id: int) -> bytes:
     """The body of XFRM_MSG_DELPOLICY (by encoded selector, direction and if_id)."""
-    return _USERPOLICY_ID.pack(selector, 0, direction) + _attribute(
+    return _USERPOLICY_ID.pack(selector, 0, direction) + attribute(
         XFRMA_IF_ID, struct.pack("=I", if_id)
     )
 
@@ -380,72 +356,20 @@ class XfrmSocket:
     """
 
     def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM)
-        try:
-            self._socket.bind((0, 0))
-        except OSError:
-            self._socket.close()
-            raise
-        self._sequence = itertools.count(1)
+        self._netlink = NetlinkSocket(NETLINK_XFRM, XfrmError)
 
     def close(self) -> None:
-        self._socket.close()
+        self._netlink.close()
 
     def request(self, kind: int, body: bytes, *, dump: bool = False) -> list[bytes]:
         """Send one request; the answers' bodies; XfrmError on a NACK."""
-        sequence = next(self._sequence)
-        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
-        self._socket.send(_NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(body), kind, flags,
-                                             sequence, 0) + body)
-        answers: list[bytes] = []
-        while True:
-            data = self._socket.recv(1 << 20)
-            offset = 0
-            while offset + _NLMSG_HEADER.size <= len(data):
-                length, answer, _, answer_sequence, _ = _NLMSG_HEADER.unpack_from(data, offset)
-                if length < _NLMSG_HEADER.size:
-                    raise XfrmError(errno.EPROTO, "truncated netlink message")
-                payload = data[offset + _NLMSG_HEADER.size : offset + length]
-                offset += (length + 3) & ~3
-                if answer_sequence != sequence:
-                    continue  # a late answer to an earlier request
-                if answer == NLMSG_DONE:
-                    return answers
-                if answer == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code:
-                        raise XfrmError(-code, os.strerror(-code))
-                    return answers
-                answers.append(payload)
+        return [payload for _, payload in
+                self._netlink.request(kind, NLM_F_DUMP if dump else NLM_F_ACK, body)]
 
-    def batch(self, requests: list[tuple[int, bytes]]) -> list[XfrmError | None]:
-        """Send several requests in one datagram (the kernel handles them in
-        order and acknowledges each); each one's error, None where it worked.
-        One system call each way instead of one per request: installing a
-        tunnel's SAs and policies is dominated by these round trips."""
-        first = next(self._sequence)
-        for _ in requests[1:]:
-            next(self._sequence)
-        data = b"".join(
-            _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_ACK,
-                               first + i, 0) + body
-            for i, (kind, body) in enumerate(requests)
-        )
-        self._socket.send(data)
-        results: dict[int, XfrmError | None] = {}
-        while len(results) < len(requests):
-            data = self._socket.recv(1 << 20)
-            offset = 0
-            while offset + _NLMSG_HEADER.size <= len(data):
-                length, answer, _, sequence, _ = _NLMSG_HEADER.unpack_from(data, offset)
-                if length < _NLMSG_HEADER.size:
-                    raise XfrmError(errno.EPROTO, "truncated netlink message")
-                if answer == NLMSG_ERROR and 0 <= sequence - first < len(requests):
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
-                    results[sequence - first] = (
-                        XfrmError(-code, os.strerror(-code)) if code else None)
-                offset += (length + 3) & ~3
-        return [results[i] for i in range(len(requests))]
+    def batch(self, requests: list[tuple[int, bytes]]) -> list[OSError | None]:
+        """Several requests in one datagram (`NetlinkSocket.batch`): installing
+        a tunnel's SAs and policies is dominated by the round trips."""
+        return self._netlink.batch(requests)
 
     def add_state(self, state: StateSpec, *, update: bool = False) -> None:
         self.request(XFRM_MSG_UPDSA if update else XFRM_MSG_NEWSA, encode_state(state))

@@ -10,6 +10,7 @@ removes everything it created on the way out, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -187,62 +188,76 @@ def main_lab(argv: list[str],
               file=sys.stderr)
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="ipsecgw-lab-"))
-    sites = tb.TwoSites("lab")
-    site_a: IpsecgwProcess | None = None
-    peer_gw: IpsecgwProcess | None = None
+    return run_lab("lab", lambda workdir, sites, stack: _site_to_site(args, workdir, sites, stack))
+
+
+def _site_to_site(args: argparse.Namespace, workdir: Path, sites: tb.TwoSites,
+                  stack: contextlib.ExitStack) -> int:
     swan: tb.StrongSwan | None = None
-    try:
-        print(f"site A: namespace {sites.a.name}, ipsecgw, {tb.SITE_A_OUTER}, inner {tb.SITE_A_NET}")
-        if args.peer == "strongswan":
-            print(f"site B: namespace {sites.b.name}, strongSwan, {tb.SITE_B_OUTER}, "
-                  f"inner {tb.SITE_B_NET}")
-            swan = tb.StrongSwan(sites.b, strongswan_site_b(), workdir=workdir / "strongswan")
-            swan.start()
-        else:
-            print(f"site B: namespace {sites.b.name}, ipsecgw, {tb.SITE_B_OUTER}, "
-                  f"inner {tb.SITE_B_NET}")
-            peer_gw = IpsecgwProcess(sites.b, workdir / "siteB", SITE_B_IPSECGW_CONFIG)
-        site_a = IpsecgwProcess(sites.a, workdir / "siteA", SITE_A_CONFIG)
-        started = time.monotonic()
-        if not site_a.wait_tunnel_up("siteB"):
-            print("tunnel did not come up; ipsecgw log:\n" + site_a.log(), file=sys.stderr)
-            if swan:
-                print("strongSwan log:\n" + swan.log()[-4000:], file=sys.stderr)
-            return 1
-        print(f"tunnel up after {time.monotonic() - started:.2f} s\n")
-        ping = sites.a.run("ping", "-c", str(args.pings), "-i", "0.2", "-W", "2",
-                           "-I", tb.SITE_A_INNER, tb.SITE_B_INNER, check=False)
-        print(ping)
-        print("siteA# show ipsec tunnel")
-        print(site_a.cli("show ipsec tunnel"))
-        print("siteA# show ipsec sa")
-        print(site_a.cli("show ipsec sa"))
+    print(f"site A: namespace {sites.a.name}, ipsecgw, {tb.SITE_A_OUTER}, inner {tb.SITE_A_NET}")
+    if args.peer == "strongswan":
+        print(f"site B: namespace {sites.b.name}, strongSwan, {tb.SITE_B_OUTER}, "
+              f"inner {tb.SITE_B_NET}")
+        swan = tb.StrongSwan(sites.b, strongswan_site_b(), workdir=workdir / "strongswan")
+        stack.callback(swan.close)
+        swan.start()
+    else:
+        print(f"site B: namespace {sites.b.name}, ipsecgw, {tb.SITE_B_OUTER}, "
+              f"inner {tb.SITE_B_NET}")
+        stack.enter_context(IpsecgwProcess(sites.b, workdir / "siteB", SITE_B_IPSECGW_CONFIG))
+    site_a = stack.enter_context(IpsecgwProcess(sites.a, workdir / "siteA", SITE_A_CONFIG))
+    started = time.monotonic()
+    if not site_a.wait_tunnel_up("siteB"):
+        print("tunnel did not come up; ipsecgw log:\n" + site_a.log(), file=sys.stderr)
         if swan:
-            print("strongSwan: swanctl --list-sas")
-            print(swan.list_sas())
-        ok = f"{args.pings} received" in ping
-        if args.keep:
-            print(f"lab running; try: ip netns exec {sites.a.name} ping {tb.SITE_B_INNER} "
-                  f"-I {tb.SITE_A_INNER}\n"
-                  f"  ip netns exec {sites.a.name} ipsecgw cli --control {site_a.control}\n"
-                  "Ctrl-C to stop and clean up")
-            while True:
-                time.sleep(3600)
-        print("lab: tunnel up and traffic flowing" if ok else "lab: PING FAILED")
-        return 0 if ok else 1
+            print("strongSwan log:\n" + swan.log()[-4000:], file=sys.stderr)
+        return 1
+    print(f"tunnel up after {time.monotonic() - started:.2f} s\n")
+    ping = sites.a.run("ping", "-c", str(args.pings), "-i", "0.2", "-W", "2",
+                       "-I", tb.SITE_A_INNER, tb.SITE_B_INNER, check=False)
+    print(ping)
+    print("siteA# show ipsec tunnel")
+    print(site_a.cli("show ipsec tunnel"))
+    print("siteA# show ipsec sa")
+    print(site_a.cli("show ipsec sa"))
+    if swan:
+        print("strongSwan: swanctl --list-sas")
+        print(swan.list_sas())
+    return conclude(f"{args.pings} received" in ping, args.keep,
+                    f"ip netns exec {sites.a.name} ping {tb.SITE_B_INNER} -I {tb.SITE_A_INNER}\n"
+                    f"  ip netns exec {sites.a.name} ipsecgw cli --control {site_a.control}",
+                    "tunnel up and traffic flowing")
+
+
+LabBody = Callable[[Path, tb.TwoSites, contextlib.ExitStack], int]
+
+
+def run_lab(name: str, body: LabBody) -> int:
+    """Run a lab in two fresh sites and a work directory: `body` puts what it
+    starts on the stack, and everything is stopped (newest first), the
+    namespaces removed and the directory deleted when it ends, Ctrl-C
+    included (IPSECGW_LAB_KEEP_LOGS keeps the directory)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"ipsecgw-{name}-"))
+    sites = tb.TwoSites(name)
+    try:
+        with contextlib.ExitStack() as stack:
+            return body(workdir, sites, stack)
     except KeyboardInterrupt:
         print("\nlab: interrupted, cleaning up")
         return 130
     finally:
-        if site_a:
-            site_a.stop()
-        if peer_gw:
-            peer_gw.stop()
-        if swan:
-            swan.close()
         sites.close()
         if os.environ.get("IPSECGW_LAB_KEEP_LOGS"):
             print(f"logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def conclude(ok: bool, keep: bool, hint: str, success: str) -> int:
+    """A lab's last words and exit status; with `keep`, wait for Ctrl-C first."""
+    if keep:
+        print(f"lab running; try: {hint}\nCtrl-C to stop and clean up")
+        while True:
+            time.sleep(3600)
+    print(f"lab: {success}" if ok else "lab: PING FAILED")
+    return 0 if ok else 1

@@ -9,16 +9,13 @@ use the same gateway configuration (`gateway_config`).
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from . import testbed as tb
 from . import testbed_remote as tr
-from .lab import IpsecgwProcess
+from .lab import IpsecgwProcess, conclude, run_lab
 
 RADIUS_SECRET = "radius-s3cret"
 GROUP, GROUP_KEY = "vpngroup", "group-k3y"
@@ -66,54 +63,36 @@ def run_remote_access_lab(pings: int, keep: bool) -> int:
         print(f"ipsecgw lab: missing {', '.join(missing)}; run scripts/bootstrap",
               file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="ipsecgw-lab-ra-"))
-    sites = tb.TwoSites("labra")
-    radius: tr.FreeRadius | None = None
-    gateway: IpsecgwProcess | None = None
-    client: tr.Vpnc | None = None
+    return run_lab("labra", lambda workdir, sites, stack: _remote_access(
+        pings, keep, workdir, sites, stack))
+
+
+def _remote_access(pings: int, keep: bool, workdir: Path, sites: tb.TwoSites,
+                   stack: contextlib.ExitStack) -> int:
+    radius = tr.FreeRadius(sites.a, clients={"127.0.0.1": RADIUS_SECRET}, users=USERS,
+                           workdir=workdir / "radius")
+    client = tr.Vpnc(sites.b, gateway=tb.SITE_A_OUTER, group=GROUP, group_key=GROUP_KEY,
+                     username="alice", password="wonderland", workdir=workdir / "vpnc")
+    print(f"site A: namespace {sites.a.name}, ipsecgw + FreeRADIUS, {tb.SITE_A_OUTER}, "
+          f"inner {tb.SITE_A_INNER}")
+    print(f"site B: namespace {sites.b.name}, vpnc as user alice, {tb.SITE_B_OUTER}")
+    stack.callback(radius.close)
+    radius.start()
+    gateway = stack.enter_context(IpsecgwProcess(sites.a, workdir / "gw", gateway_config()))
+    stack.callback(client.close)
+    client.start()
     try:
-        radius = tr.FreeRadius(sites.a, clients={"127.0.0.1": RADIUS_SECRET}, users=USERS,
-                               workdir=workdir / "radius")
-        client = tr.Vpnc(sites.b, gateway=tb.SITE_A_OUTER, group=GROUP, group_key=GROUP_KEY,
-                         username="alice", password="wonderland", workdir=workdir / "vpnc")
-        print(f"site A: namespace {sites.a.name}, ipsecgw + FreeRADIUS, {tb.SITE_A_OUTER}, "
-              f"inner {tb.SITE_A_INNER}")
-        print(f"site B: namespace {sites.b.name}, vpnc as user alice, {tb.SITE_B_OUTER}")
-        radius.start()
-        gateway = IpsecgwProcess(sites.a, workdir / "gw", gateway_config())
-        client.start()
-        try:
-            given = client.wait_connected(60)
-        except RuntimeError as exc:
-            print(f"{exc}\nipsecgw log:\n{gateway.log()[-4000:]}", file=sys.stderr)
-            return 1
-        address = given["INTERNAL_IP4_ADDRESS"]
-        print(f"vpnc got {address}, DNS {given.get('INTERNAL_IP4_DNS', '-')}\n")
-        ping = sites.b.run("ping", "-c", str(pings), "-i", "0.2", "-W", "2", "-I", address,
-                           tb.SITE_A_INNER, check=False)
-        print(ping)
-        for command in ("show subscribers", "show ip local pool", "show ipsec tunnel"):
-            print(f"rasgw# {command}\n{gateway.cli(command)}")
-        ok = f"{pings} received" in ping
-        if keep:
-            print(f"lab running; try: ip netns exec {sites.a.name} ipsecgw cli --control "
-                  f"{gateway.control}\nCtrl-C to stop and clean up")
-            while True:
-                time.sleep(3600)
-        print("lab: subscriber logged in and traffic flowing" if ok else "lab: PING FAILED")
-        return 0 if ok else 1
-    except KeyboardInterrupt:
-        print("\nlab: interrupted, cleaning up")
-        return 130
-    finally:
-        if client:
-            client.close()
-        if gateway:
-            gateway.stop()
-        if radius:
-            radius.close()
-        sites.close()
-        if os.environ.get("IPSECGW_LAB_KEEP_LOGS"):
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        given = client.wait_connected(60)
+    except RuntimeError as exc:
+        print(f"{exc}\nipsecgw log:\n{gateway.log()[-4000:]}", file=sys.stderr)
+        return 1
+    address = given["INTERNAL_IP4_ADDRESS"]
+    print(f"vpnc got {address}, DNS {given.get('INTERNAL_IP4_DNS', '-')}\n")
+    ping = sites.b.run("ping", "-c", str(pings), "-i", "0.2", "-W", "2", "-I", address,
+                       tb.SITE_A_INNER, check=False)
+    print(ping)
+    for command in ("show subscribers", "show ip local pool", "show ipsec tunnel"):
+        print(f"rasgw# {command}\n{gateway.cli(command)}")
+    return conclude(f"{pings} received" in ping, keep,
+                    f"ip netns exec {sites.a.name} ipsecgw cli --control {gateway.control}",
+                    "subscriber logged in and traffic flowing")

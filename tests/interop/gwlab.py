@@ -100,12 +100,17 @@ def site_config(
 
 #: The home network behind `behind_nat`'s masquerading site B.
 HOME_ADDRESS, HOME_GATEWAY = "10.97.0.2", "10.97.0.1"
+HOME_NETWORK = "10.97.0.0/24"
 
 
 @contextmanager
 def behind_nat(nat: tb.Netns, prefix: str) -> Iterator[tb.Netns]:
     """A new namespace (HOME_ADDRESS) whose traffic `nat` (site B) masquerades
-    as its own outer address 10.99.0.2: clients there reach site A through a NAT."""
+    as its own outer address 10.99.0.2: clients there reach site A through a NAT.
+    Only the home network is masqueraded: site B's own packets (a strongSwan
+    road warrior's virtual IP there) must leave with their own source, or the
+    NAT would rewrite them before their IPsec policy sees them and they would
+    cross in clear."""
     with tb.Netns.create(prefix) as home:
         tb.run(["ip", "-n", nat.name, "link", "add", "veth-c", "type", "veth",
                 "peer", "name", "veth-h", "netns", home.name])
@@ -115,10 +120,11 @@ def behind_nat(nat: tb.Netns, prefix: str) -> Iterator[tb.Netns]:
         home.ip("link", "set", "veth-h", "up")
         home.ip("route", "add", "default", "via", HOME_GATEWAY)
         nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-        rules = textwrap.dedent("""\
-            table ip igwnat {
-              chain post { type nat hook postrouting priority 100; oifname "veth-b" masquerade; }
-            }""")
+        rules = textwrap.dedent(f"""\
+            table ip igwnat {{
+              chain post {{ type nat hook postrouting priority 100;
+                           oifname "veth-b" ip saddr {HOME_NETWORK} masquerade; }}
+            }}""")
         subprocess.run([*nat.exec_prefix(), "nft", "-f", "-"], input=rules, text=True,
                        check=True)
         yield home

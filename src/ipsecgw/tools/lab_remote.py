@@ -57,6 +57,38 @@ ipsec tunnel-profile remote
 """
 
 
+def strongswan_road_warrior(user: str = "carol", password: str = "c4rol") -> str:
+    """swanctl.conf of strongSwan as an IKEv1 road warrior of `gateway_config`'s
+    profile: Aggressive Mode with the group key, XAUTH as `user`, a virtual IP."""
+    return f"""\
+connections {{
+  rw {{
+    version = 1
+    aggressive = yes
+    local_addrs = {tb.SITE_B_OUTER}
+    remote_addrs = {tb.SITE_A_OUTER}
+    proposals = aes256-sha1-modp1024
+    vips = 0.0.0.0
+    local-1 {{ auth = psk
+              id = keyid:{GROUP} }}
+    local-2 {{ auth = xauth
+              xauth_id = {user} }}
+    remote-1 {{ auth = psk
+               id = %any }}
+    children {{
+      rw {{ remote_ts = {tb.SITE_A_NET}
+           esp_proposals = aes128-sha1 }} }}
+  }}
+}}
+secrets {{
+  ike-1 {{ id = keyid:{GROUP}
+          secret = "{GROUP_KEY}" }}
+  xauth-1 {{ id = {user}
+            secret = "{password}" }}
+}}
+"""
+
+
 def run_remote_access_lab(pings: int, keep: bool) -> int:
     missing = tb.missing_tools(("ip", "ping", tr.FREERADIUS, tr.VPNC))
     if missing:

@@ -151,7 +151,8 @@ class FreeRadius(PeerDaemon):
 # address and a route per split network (or a default route when none),
 # disconnect does nothing (vpnc removes its device).
 _SCRIPT = """#!/bin/sh
-env | grep -E '^(reason|VPNGATEWAY|TUNDEV|INTERNAL_IP4_|CISCO_)' | sort > {env}.$reason
+# The file appears (rename) only once it is whole and the device is set up.
+env | grep -E '^(reason|VPNGATEWAY|TUNDEV|INTERNAL_IP4_|CISCO_)' | sort > {env}.$reason.part
 if [ "$reason" = connect ]; then
     ip link set dev "$TUNDEV" up mtu 1300
     ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
@@ -165,6 +166,7 @@ if [ "$reason" = connect ]; then
         done
     fi
 fi
+mv {env}.$reason.part {env}.$reason
 exit 0
 """
 
@@ -221,7 +223,6 @@ class Vpnc(PeerDaemon):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"vpnc did not connect; output:\n{self.log()}")
             time.sleep(0.1)
-        time.sleep(0.2)  # the script writes the file before configuring the device
         return dict(line.split("=", 1) for line in done.read_text().splitlines() if "=" in line)
 
     def wait_exit(self, timeout: float = 30) -> int:

@@ -7,7 +7,10 @@ answers the gateway's Transaction exchanges with A's ISAKMP SA (the XAUTH
 client, then a Mode Config pull with vpnc's attribute list).  Once it has
 its address it turns A's tunnel on for address/32 <-> 0.0.0.0/0, so A's
 Quick Mode follows, as vpnc's does.  `Aaa` answers `SubscriberLoginRequested`
-the way the daemon does (local users and a pool).
+the way the daemon does (local users and a pool).  `engine_client` is the
+engine itself as a remote-access client (the load generator's role), and a
+`Crowd` of them, each with its own address, is one `Pair` side: behind the
+pair's NAT they are many subscribers from one address.
 """
 
 from __future__ import annotations
@@ -16,18 +19,19 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine_helpers import A_IP, B_IP, Pair, rng
+from engine_helpers import A_IP, B_IP, Nat, Pair, rng
 
 from ipsecgw.isakmp import transaction
 from ipsecgw.isakmp.codec import Attribute, AttributePayload, Message
 from ipsecgw.isakmp.constants import CfgType, ConfigAttribute, ExchangeType
 from ipsecgw.isakmp.engine import Datagram, Engine
-from ipsecgw.isakmp.events import SubscriberAssignment, SubscriberLoginRequested
+from ipsecgw.isakmp.events import Event, SubscriberAssignment, SubscriberLoginRequested
 from ipsecgw.isakmp.policy import (
     EnginePolicy,
     Identity,
     IdentityPattern,
     IkeRule,
+    RemoteAccess,
     TunnelPolicy,
     TunnelProfile,
 )
@@ -62,14 +66,80 @@ def gateway_policy(*profiles: TunnelProfile, **kwargs: Any) -> EnginePolicy:
                         **settings)
 
 
-def client_policy(group: str = GROUP, psk: bytes = GROUP_PSK) -> EnginePolicy:
+def client_policy(group: str = GROUP, psk: bytes = GROUP_PSK,
+                  address: str = A_IP) -> EnginePolicy:
     """A's tunnel is off until Mode Config gives it an address (`Client`)."""
-    tunnel = TunnelPolicy(name="vpn", local_address=A_IP, peer_address=B_IP,
+    tunnel = TunnelPolicy(name="vpn", local_address=address, peer_address=B_IP,
                           transforms=(TRANSFORM,), local_identity=Identity("key-id", group),
                           local_network="0.0.0.0/32", remote_network="0.0.0.0/0", enabled=False)
-    return EnginePolicy(vr="a", local_addresses=(A_IP,),
+    return EnginePolicy(vr="a", local_addresses=(address,),
                         ike_rules=(replace(RULE, aggressive_mode="required"),),
                         preshared_keys={B_IP: psk}, tunnels=(tunnel,))
+
+
+def engine_client(username: str | None = "alice", password: str | None = "wonderland",
+                  address: str = A_IP) -> EnginePolicy:
+    """A as a remote-access client in the engine itself (the load generator's role)."""
+    policy = client_policy(address=address)
+    vpn = replace(policy.tunnels[0], enabled=True,
+                  remote_access=RemoteAccess(username, password))
+    return replace(policy, tunnels=(vpn,))
+
+
+@dataclass
+class Crowd:
+    """Remote-access clients (engines in the client role, `engine_client`), each
+    with its own address, standing together as one side of a `Pair`: the
+    pair's NAT gives each its own port on NAT_IP.  A client in `silent` has
+    crashed: no timers, nothing sent, what reaches it is lost."""
+
+    clients: dict[str, Engine]  # by local address
+    silent: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, users: list[str], password: str, seed: int = 200, **policy: Any) -> Crowd:
+        """One client per user (`policy`: EnginePolicy fields of every client)."""
+        return cls({f"10.97.0.{10 + n}": Engine(replace(
+            engine_client(user, password, address=f"10.97.0.{10 + n}"), **policy),
+            rng=rng(seed + n)) for n, user in enumerate(users)})
+
+    def _running(self) -> list[Engine]:
+        return [engine for address, engine in self.clients.items() if address not in self.silent]
+
+    @property
+    def policy(self) -> EnginePolicy:
+        return next(iter(self.clients.values())).policy
+
+    def receive_datagram(self, data: bytes, local: tuple[str, int], remote: tuple[str, int],
+                         now: float) -> None:
+        if local[0] not in self.silent:
+            self.clients[local[0]].receive_datagram(data, local, remote, now)
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        return [d for engine in self._running() for d in engine.datagrams_to_send(now)]
+
+    def next_event(self) -> Event | None:
+        for engine in self.clients.values():
+            event = engine.next_event()
+            if event is not None:
+                return event
+        return None
+
+    def get_timer(self) -> float | None:
+        return min((t for e in self._running() if (t := e.get_timer()) is not None),
+                   default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for engine in self._running():
+            engine.handle_timer(now)
+
+
+def crowd_pair(crowd: Crowd, gateway: EnginePolicy | None = None) -> Pair:
+    """The crowd behind a NAT as side A, a gateway with a tunnel profile as side B."""
+    pair = Pair(crowd, Engine(gateway or gateway_policy(), rng=rng(1)),  # type: ignore[arg-type]
+                nat=Nat())
+    pair.check_indexes = False  # the crowd has no registry of its own: B's is checked by tests
+    return pair
 
 
 @dataclass

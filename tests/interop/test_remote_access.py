@@ -144,6 +144,37 @@ def test_vpnc_through_a_masquerading_nat(lab: Lab) -> None:
             assert row[2].startswith(tb.SITE_B_OUTER + ":")
 
 
+def test_a_dead_vpnc_behind_a_nat_goes_alone(lab: Lab) -> None:
+    """Two vpnc behind one NAT address; the second is killed (no Delete).
+    DPD (short timers) declares that subscriber alone dead: it is logged out
+    with its pool address back and a Lost-Carrier Stop, the first one stays
+    up and keeps passing traffic."""
+    lab.gateway.cli("configure terminal", "ipsec option dpd idle 3 silence 3 retry 1 retries 2")
+    with behind_nat(lab.sites.b, "igwrd") as home, \
+            vpnc(lab, home, "alice", "wonderland", "dpd-a") as alice, \
+            vpnc(lab, home, "bob", "builder", "dpd-b") as bob:
+        alice.start()
+        assert alice.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.77"
+        bob.start()
+        assert bob.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.10"
+        rows = subscribers(lab.gateway)
+        assert rows["alice"][2].split(":")[0] == rows["bob"][2].split(":")[0] == tb.SITE_B_OUTER
+        assert ping_ok(home, bob.tundev, tb.SITE_A_INNER), bob.log()
+        bob.kill()
+        assert wait_until(lambda: "bob" not in subscribers(lab.gateway), timeout=20)
+        assert list(subscribers(lab.gateway)) == ["alice"]
+        assert lab.gateway.cli("show ip local pool").splitlines()[2].split()[4] == "0"
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "bob")] == [None, "Lost-Carrier"], timeout=10), lab.radius.detail_records()
+        # Alice, probed as often, answers (vpnc does DPD) and keeps her tunnel.
+        acks = counter(lab.gateway, "DPD R-U-THERE-ACK received")
+        assert wait_until(lambda: counter(lab.gateway, "DPD R-U-THERE-ACK received") >= acks + 2,
+                          timeout=20)
+        assert list(subscribers(lab.gateway)) == ["alice"]
+        assert ping_ok(home, alice.tundev, tb.SITE_A_INNER), alice.log()
+        assert counter(lab.gateway, "DPD peers dead") == 1
+
+
 STRONGSWAN_RW = f"""\
 connections {{
   rw {{

@@ -199,9 +199,15 @@ class Vpnc(PeerDaemon):
             f"IPSec gateway {gateway}\nIPSec ID {group}\nIPSec secret {group_key}\n"
             f"Xauth username {username}\nXauth password {password}\n"
             f"IKE DH Group {ike_dh_group}\nNAT Traversal Mode {natt_mode}\n"
-            f"Script {script}\nInterface name tun-{self.dir.name[-6:]}\n"
+            f"Script {script}\nInterface name {self.tundev}\n"
             f"Pidfile {self.dir / 'vpnc.pid'}\nDebug 1\n")
         self.conf.chmod(0o600)
+
+    @property
+    def tundev(self) -> str:
+        """vpnc's TUN device: `ping -I` it to send through this client's tunnel
+        when several vpnc share a namespace (the last one's routes win)."""
+        return f"tun-{self.dir.name[-6:]}"
 
     def start(self) -> Vpnc:
         out = self.log_path.open("wb")

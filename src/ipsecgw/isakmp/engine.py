@@ -422,8 +422,11 @@ class Engine:
         record = self._subscribers.get(subscriber)
         if record is None:
             return
-        self._apply_to_ike(record.ike, self._subscribers.login_result(
-            record, now, accepted=accepted, assignment=assignment, reason=reason), now)
+        outcome = self._subscribers.login_result(record, now, accepted=accepted,
+                                                 assignment=assignment, reason=reason)
+        if not record.logging_in:
+            self._sas.logged_in(record.ike)  # half-open no more (registry.py)
+        self._apply_to_ike(record.ike, outcome, now)
 
     # --- output -----------------------------------------------------------------
 

@@ -96,6 +96,11 @@ class Subscriber:
     held: HeldRequest | None = None
     refusal: str = ""
 
+    @property
+    def logging_in(self) -> bool:
+        """Before the login result: its phase 1 still counts as half-open."""
+        return self.state in (SubscriberState.XAUTH, SubscriberState.AUTHENTICATING)
+
 
 @dataclass(frozen=True)
 class Outcome:

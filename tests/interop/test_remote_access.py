@@ -86,7 +86,7 @@ def test_vpnc_logs_in_gets_its_address_and_dns_pings_and_is_accounted(lab: Lab) 
         assert row[1:4] == ["remote", row[2], "10.200.0.77"] and row[2].startswith(
             tb.SITE_B_OUTER + ":")
         assert row[4].startswith("ipsec:remote:")
-        assert "Subscribers: 1" in lab.gateway.cli("show ipsec tunnel profile remote")
+        assert "Subscribers: 1" in lab.gateway.cli("show ipsec tunnel-profile remote")
         # A wrong password: refused, and the first subscriber is undisturbed.
         with vpnc(lab, lab.sites.b, "bob", "not-the-builder", "bob") as wrong:
             wrong.start()

@@ -173,10 +173,15 @@ def test_abbreviations_and_help() -> None:
                  "xauth", "max-interfaces", "tunnel", "domain-suffix", "lifetime"):
         assert word in help_words
     # `ip` is a command now, yet `ip cl sa a` still reads as `ipsec clear sa all`
-    # and `sh ip tu` as `show ipsec tunnel`.
+    # and `sh ip tu` as `show ipsec tunnel`, not `show ipsec tunnel-profile`.
     assert session.execute("ip cl sa a").ok
-    assert session.execute("sh ip tu").ok
-    assert [w for w, _ in session.complete("sh ip tu")] == ["tunnel"]
+    assert session.execute("sh ip tu").output == "No IPsec tunnels"
+    assert session.execute("sh ip tun summ").output.startswith("IPsec tunnels: 0")
+    assert [w for w, _ in session.complete("sh ip tu")] == ["tunnel", "tunnel-profile"]
+    assert session.execute("sh ip tunnel-p").output.startswith("Tunnel profile remote")
+    assert dict(session.help("show ipsec tunnel-profile ").items) == {
+        "remote": "Tunnel profile name", "NAME": "Tunnel profile name", "|": "Output filters",
+        "<cr>": ""}
 
 
 def test_secrets_are_hidden_in_every_message() -> None:
@@ -203,10 +208,13 @@ def test_show_subscribers_pools_and_profiles() -> None:
                                 "ipsec:remote:7", "0:01:05", "1234", "5678"]
     pools = session.execute("show ip local pool").output.splitlines()
     assert pools[2].split() == ["rapool", "10.200.0.10", "10.200.0.99", "90", "1", "89"]
-    profile = session.execute("show ipsec tunnel profile remote").output
+    profile = session.execute("show ipsec tunnel-profile remote").output
     assert "Local endpoint: 10.99.0.1 (transport VR vr9)" in profile
     assert "Peer identity: key-id \"vpn group*\"" in profile
     assert "Subscribers: 1 of at most 100" in profile
     assert "group key" not in profile
-    result = session.execute("show ipsec tunnel profile nosuch")
+    # The two-word spelling of earlier versions says the same.
+    assert session.execute("show ipsec tunnel profile remote").output == profile
+    assert session.execute("show ipsec tunnel-profile").output == profile  # the only one
+    result = session.execute("show ipsec tunnel-profile nosuch")
     assert not result.ok and "Unknown tunnel profile nosuch" in result.error

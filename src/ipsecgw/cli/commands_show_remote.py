@@ -63,7 +63,9 @@ def _profile_lines(profile: TunnelProfile, subscribers: int) -> list[str]:
     ]
 
 
-@_show("ipsec tunnel profile [<name:PROFILE>]",
+@_show("ipsec tunnel-profile [<name:PROFILE>]",
+       help={"tunnel-profile": "Remote-access tunnel profiles"})
+@_show("ipsec tunnel profile [<name:PROFILE>]",  # the same, as earlier versions spelt it
        help={"tunnel": "IPsec tunnel interfaces", "profile": "Remote-access tunnel profiles"})
 def show_tunnel_profile(ctx: Context, args: Args) -> None:
     """Tunnel profiles with their settings and how many subscribers each has."""

@@ -175,11 +175,13 @@ def test_a_dead_vpnc_behind_a_nat_goes_alone(lab: Lab) -> None:
         assert counter(lab.gateway, "DPD peers dead") == 1
 
 
-STRONGSWAN_RW = f"""\
+def strongswan_rw(options: str = "") -> str:
+    """swanctl.conf of an IKEv1 XAUTH road warrior (carol), `options` added to its connection."""
+    return f"""\
 connections {{
   rw {{
     version = 1
-    aggressive = yes
+    aggressive = yes{options}
     local_addrs = {tb.SITE_B_OUTER}
     remote_addrs = {tb.SITE_A_OUTER}
     proposals = aes256-sha1-modp1024
@@ -204,9 +206,11 @@ secrets {{
 """
 
 
+SWAN_PLUGINS = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
+
+
 def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
-    extra = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
-    with tb.StrongSwan(lab.sites.b, STRONGSWAN_RW, charon_extra=extra,
+    with tb.StrongSwan(lab.sites.b, strongswan_rw(), charon_extra=SWAN_PLUGINS,
                        workdir=lab.workdir / "swan") as swan:
         swan.start()
         out = swan.initiate("rw", "rw", timeout=30)
@@ -216,6 +220,26 @@ def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
         time.sleep(0.5)
         assert ping_ok(lab.sites.b, "10.200.0.10", tb.SITE_A_INNER), swan.log()[-4000:]
         assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
+        swan.terminate("rw")
+    assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+
+
+def test_strongswan_in_push_mode_gets_its_virtual_ip_from_a_mode_config_set(lab: Lab) -> None:
+    """strongSwan with `pull = no` sends no Mode Config REQUEST: it waits for
+    the gateway's SET after XAUTH (profile `mode-config push`), ACKs it and
+    only then negotiates its CHILD_SA for the address it was given."""
+    lab.gateway.cli("configure terminal", "ipsec tunnel-profile remote", "mode-config push")
+    assert "Mode Config: push" in lab.gateway.cli("show ipsec tunnel-profile remote")
+    with tb.StrongSwan(lab.sites.b, strongswan_rw("\n    pull = no"), charon_extra=SWAN_PLUGINS,
+                       workdir=lab.workdir / "swan") as swan:
+        swan.start()
+        out = swan.initiate("rw", "rw", timeout=30)
+        assert "completed successfully" in out, swan.log()[-4000:]
+        assert "10.200.0.10" in swan.list_sas(), swan.list_sas()
+        assert wait_until(lambda: ping_ok(lab.sites.b, "10.200.0.10", tb.SITE_A_INNER),
+                          timeout=10), swan.log()[-4000:]
+        assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
+        assert counter(lab.gateway, "Mode Config pushes unanswered") == 0
         swan.terminate("rw")
     assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
 

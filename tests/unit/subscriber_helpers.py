@@ -151,7 +151,9 @@ class Client:
     password: str | None = "wonderland"
     answer_xauth: bool = True
     pull: bool = True  # Mode Config REQUEST once XAUTH said OK
+    ack_config: bool = True  # ACK a pushed Mode Config SET (strongSwan's `pull = no`)
     chains: dict[bytes, transaction.Chains] = field(default_factory=dict)
+    config_sets: int = 0  # pushed SETs received (copies too)
     xauth_requests: int = 0
     xauth_status: int | None = None
     config: AttributePayload | None = None
@@ -184,6 +186,18 @@ class Client:
                                         self.password.encode(), False))
             reply = AttributePayload(CfgType.REPLY, payload.identifier, tuple(answer))
             return [transaction.seal(ike, chains, mid, reply)]
+        if payload.cfg_type == CfgType.SET and \
+                payload.find(ConfigAttribute.INTERNAL_IP4_ADDRESS) is not None:
+            # Mode Config pushed: take it and ACK with the attributes taken,
+            # empty, as strongSwan does (mode_config.c build_ack).
+            self.config_sets += 1
+            if not self.ack_config:
+                chains.forget(mid)
+                return []
+            self.configured(pair, payload)
+            ack = AttributePayload(CfgType.ACK, payload.identifier, tuple(
+                Attribute(a.type, b"", False) for a in payload.attributes))
+            return [transaction.seal(ike, chains, mid, ack)]
         if payload.cfg_type == CfgType.SET:
             status = payload.find(ConfigAttribute.XAUTH_STATUS)
             self.xauth_status = None if status is None else status.as_int()
@@ -193,12 +207,16 @@ class Client:
                 out.append(self.request_config(pair, ike.cookies))
             return out
         if payload.cfg_type == CfgType.REPLY and mid == self.config_id:
-            self.config = payload
-            if self.address is not None:
-                vpn = replace(pair.a.policy.tunnels[0], enabled=True,
-                              local_network=f"{self.address}/32")
-                pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
+            self.configured(pair, payload)
         return []
+
+    def configured(self, pair: Pair, config: AttributePayload) -> None:
+        """Mode Config gave us `config`: negotiate for our address, as vpnc does."""
+        self.config = config
+        if self.address is not None:
+            vpn = replace(pair.a.policy.tunnels[0], enabled=True,
+                          local_network=f"{self.address}/32")
+            pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
 
     def request_config(self, pair: Pair, cookies: bytes) -> bytes:
         """A Mode Config REQUEST (pull) as vpnc sends it."""

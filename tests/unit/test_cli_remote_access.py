@@ -48,6 +48,7 @@ dns secondary 10.98.1.54
 wins primary 10.98.1.55
 domain-suffix example.net
 xauth none
+mode-config push
 max-interfaces 100
 tunnel mtu 1300
 """
@@ -77,6 +78,7 @@ def test_every_setting_lands_in_the_model() -> None:
     assert profile.dns == ("10.98.1.53", "10.98.1.54") and profile.wins == ("10.98.1.55",)
     assert (profile.pool, profile.domain_suffix, profile.xauth, profile.max_interfaces,
             profile.mtu) == ("rapool", "example.net", False, 100, 1300)
+    assert profile.mode_config == "push"
     assert ra.xauth_methods == ("radius", "local")
     assert [(s.role, s.address, s.port) for s in ra.radius_servers] == [
         ("authentication", "10.99.0.5", 1645), ("authentication", "10.99.0.6", 1812),
@@ -212,6 +214,7 @@ def test_show_subscribers_pools_and_profiles() -> None:
     assert "Local endpoint: 10.99.0.1 (transport VR vr9)" in profile
     assert "Peer identity: key-id \"vpn group*\"" in profile
     assert "Subscribers: 1 of at most 100" in profile
+    assert "Mode Config: push (sent after XAUTH)" in profile
     assert "group key" not in profile
     # The two-word spelling of earlier versions says the same.
     assert session.execute("show ipsec tunnel profile remote").output == profile

@@ -60,6 +60,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "wins secondary": ("10.98.1.53", "10.98.1.54"),
     "domain-suffix": ("example.net", "example.org"),
     "xauth": ("none", "required"),
+    "mode-config": ("push", "pull"),
     "max-interfaces": ("10", "11"),
 }
 

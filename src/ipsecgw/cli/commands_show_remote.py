@@ -50,6 +50,8 @@ def _profile_lines(profile: TunnelProfile, subscribers: int) -> list[str]:
         f"  Group key: {'configured' if profile.psk else 'none (certificates)'}",
         f"  Aggressive mode: {profile.aggressive_mode}",
         f"  XAUTH: {'required' if profile.xauth else 'none'}",
+        "  Mode Config: " + ("push (sent after XAUTH)" if profile.mode_config == "push"
+                             else "pull (answers the client's request)"),
         f"  Transforms: {' '.join(profile.transforms)}",
         f"  PFS: {f'group {profile.pfs_group}' if profile.pfs_group else 'none'}",
         "  Local networks: " + (", ".join(profile.local_networks) or "all (0.0.0.0/0)"),

@@ -23,6 +23,10 @@ RadiusRole = Literal["authentication", "accounting"]
 #: A profile only answers, so the initiator's "requested" has no meaning here.
 ProfileAggressiveMode = Literal["accepted", "required", "none"]
 PROFILE_AGGRESSIVE_MODES: tuple[ProfileAggressiveMode, ...] = ("accepted", "required", "none")
+#: `mode-config pull` answers the client's Mode Config REQUEST; `push` SETs
+#: the configuration after XAUTH for clients that wait for it.
+ProfileModeConfig = Literal["pull", "push"]
+PROFILE_MODE_CONFIGS: tuple[ProfileModeConfig, ...] = ("pull", "push")
 
 MAX_PROFILE_TRANSFORMS = 6
 DEFAULT_PROFILE_TRANSFORMS: tuple[str, ...] = ("esp-aes256-hmac-sha",)
@@ -63,6 +67,7 @@ class TunnelProfile:
     xauth: bool = True  # `xauth required` (default) | `xauth none`
     max_interfaces: int = 0  # 0: no limit
     mtu: int = DEFAULT_PROFILE_MTU
+    mode_config: ProfileModeConfig = "pull"
 
     @property
     def dns(self) -> tuple[str, ...]:

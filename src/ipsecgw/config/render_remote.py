@@ -91,6 +91,8 @@ def render_profile(p: TunnelProfile) -> list[str]:
             lines.append(f" {word} {value}")
     if not p.xauth:
         lines.append(" xauth none")
+    if p.mode_config != "pull":
+        lines.append(f" mode-config {p.mode_config}")
     if p.max_interfaces:
         lines.append(f" max-interfaces {p.max_interfaces}")
     if p.mtu != DEFAULT_PROFILE_MTU:

@@ -30,6 +30,7 @@ retransmit 1
 radius accounting server 10.99.0.5
 key radsecret-1
 aaa authentication xauth radius local
+aaa user accounting interval 30
 ipsec tunnel-profile remote
 local-endpoint 10.99.0.1 transport-virtual-router vr9
 ike peer-identity key-id "vpn group*"
@@ -80,6 +81,7 @@ def test_every_setting_lands_in_the_model() -> None:
             profile.mtu) == ("rapool", "example.net", False, 100, 1300)
     assert profile.mode_config == "push"
     assert ra.xauth_methods == ("radius", "local")
+    assert ra.accounting_interval == 30
     assert [(s.role, s.address, s.port) for s in ra.radius_servers] == [
         ("authentication", "10.99.0.5", 1645), ("authentication", "10.99.0.6", 1812),
         ("accounting", "10.99.0.5", 1813)]

@@ -36,7 +36,7 @@ AUTH_PORT = 1812  # RFC 2865 3
 ACCT_PORT = 1813  # RFC 2866 3
 
 # The attributes this client sends or reads (RFC 2865 5, RFC 2866 5,
-# RFC 2869 5.14), in the dictionary syntax pyrad reads.
+# RFC 2869 5.14 and 5.16), in the dictionary syntax pyrad reads.
 _DICTIONARY = """\
 ATTRIBUTE User-Name 1 string
 ATTRIBUTE User-Password 2 string encrypt=1
@@ -62,6 +62,7 @@ ATTRIBUTE Acct-Output-Packets 48 integer
 ATTRIBUTE Acct-Terminate-Cause 49 integer
 ATTRIBUTE Acct-Input-Gigawords 52 integer
 ATTRIBUTE Acct-Output-Gigawords 53 integer
+ATTRIBUTE Acct-Interim-Interval 85 integer
 ATTRIBUTE NAS-Port-Type 61 integer
 ATTRIBUTE Message-Authenticator 80 octets
 """
@@ -86,6 +87,8 @@ TERMINATE_CAUSE = {
     "nas-reboot": 11,  # the daemon stops
 }
 _OCTETS = 1 << 32  # RFC 2869 5.1 / 5.2: octets above 2^32 go to the Gigawords attributes
+#: RFC 2869 5.16: an Acct-Interim-Interval MUST NOT be below 60 seconds.
+MIN_INTERIM_INTERVAL = 60
 
 
 class RadiusTimeout(Exception):
@@ -116,6 +119,8 @@ class AuthReply:
     framed_netmask: str | None = None  # Framed-IP-Netmask (RFC 2865 5.9)
     message: str | None = None  # Reply-Message (RFC 2865 5.18)
     class_: bytes | None = None  # Class (RFC 2865 5.25): echoed in accounting
+    #: Acct-Interim-Interval (RFC 2869 5.16), seconds, raised to MIN_INTERIM_INTERVAL
+    interim_interval: int | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ class RadiusClient:
             framed_netmask=_first(reply, "Framed-IP-Netmask"),
             message=_first(reply, "Reply-Message"),
             class_=_first_bytes(reply, 25),
+            interim_interval=_interim(reply),
         )
 
     async def account(self, servers: tuple[RadiusServer, ...], record: AccountingRecord) -> str:
@@ -294,6 +300,11 @@ class RadiusClient:
 def _first(reply: rp.Packet, name: str) -> str | None:
     values = reply.get(name)
     return str(values[0]) if values else None
+
+
+def _interim(reply: rp.Packet) -> int | None:
+    values = reply.get("Acct-Interim-Interval")
+    return max(MIN_INTERIM_INTERVAL, int(values[0])) if values else None
 
 
 def _first_bytes(reply: rp.Packet, code: int) -> bytes | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config.model import DH_GROUPS, TRANSFORMS
 from ..config.remote_access import (
+    DEFAULT_ACCOUNTING_INTERVAL,
     DEFAULT_PROFILE_MTU,
     DEFAULT_PROFILE_TRANSFORMS,
     PROFILE_AGGRESSIVE_MODES,
@@ -70,6 +71,7 @@ def _radius(ctx: Context) -> RadiusServerConfig:
 
 
 PROFILE = Place(get=_profile, put=lambda ctx, p: _commit(ctx, _ra(ctx).with_profile(p)))
+AAA = Place(get=_ra, put=_commit)
 RADIUS = Place(get=_radius, put=lambda ctx, s: _commit(ctx, _ra(ctx).with_radius_server(s)))
 
 # -- global commands -----------------------------------------------------------
@@ -206,6 +208,18 @@ def no_aaa_xauth(ctx: Context, args: Args) -> None:
                            at=args.tokens("method")[0])
     _commit(ctx, replace(_ra(ctx), xauth_methods=RemoteAccess().xauth_methods))
 
+
+register(AAA, CONFIG, [
+    Setting("aaa user accounting interval", "<minutes:10-1440>", "accounting_interval",
+            DEFAULT_ACCOUNTING_INTERVAL, number("minutes"),
+            "Send each subscriber's RADIUS Interim-Update this often (unless its "
+            "Access-Accept names an Acct-Interim-Interval).",
+            f"Send Interim-Updates every {DEFAULT_ACCOUNTING_INTERVAL} minutes (the default).",
+            help={"aaa": "Authentication, authorization and accounting",
+                  "user": "Subscriber (user) settings", "accounting": "RADIUS accounting",
+                  "interval": "Time between Interim-Updates of a subscriber",
+                  "<minutes>": "Minutes between Interim-Updates"}),
+])
 
 # -- secrets with a masked form (the profile's group key, a RADIUS server's key) -----
 

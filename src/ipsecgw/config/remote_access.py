@@ -32,6 +32,9 @@ MAX_PROFILE_TRANSFORMS = 6
 DEFAULT_PROFILE_TRANSFORMS: tuple[str, ...] = ("esp-aes256-hmac-sha",)
 DEFAULT_PROFILE_MTU = 1400
 RADIUS_PORTS: dict[RadiusRole, int] = {"authentication": 1812, "accounting": 1813}
+#: `aaa user accounting interval`: minutes between a subscriber's RADIUS
+#: Interim-Updates when its Access-Accept named no Acct-Interim-Interval.
+DEFAULT_ACCOUNTING_INTERVAL = 10
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class RemoteAccess:
     users: tuple[LocalUser, ...] = ()
     radius_servers: tuple[RadiusServerConfig, ...] = ()  # in configured order
     xauth_methods: tuple[XauthMethod, ...] = ("local",)
+    accounting_interval: int = DEFAULT_ACCOUNTING_INTERVAL  # minutes
 
     def profile(self, name: str) -> TunnelProfile | None:
         return next((p for p in self.profiles if p.name == name), None)

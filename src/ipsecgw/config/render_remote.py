@@ -37,8 +37,13 @@ def remote_access_sections(ra: RemoteAccess) -> list[list[str]]:
                          for u in ra.users])
     if ra.radius_servers:
         sections.append([line for s in ra.radius_servers for line in _radius(s)])
+    aaa = []
     if ra.xauth_methods != RemoteAccess().xauth_methods:
-        sections.append([f"aaa authentication xauth {' '.join(ra.xauth_methods)}"])
+        aaa.append(f"aaa authentication xauth {' '.join(ra.xauth_methods)}")
+    if ra.accounting_interval != RemoteAccess().accounting_interval:
+        aaa.append(f"aaa user accounting interval {ra.accounting_interval}")
+    if aaa:
+        sections.append(aaa)
     sections.extend(render_profile(p) for p in ra.profiles)
     return sections
 

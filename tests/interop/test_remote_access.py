@@ -244,6 +244,26 @@ def test_strongswan_in_push_mode_gets_its_virtual_ip_from_a_mode_config_set(lab:
     assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
 
 
+def test_radius_server_reached_from_the_vr_it_is_configured_in(lab: Lab) -> None:
+    """A RADIUS server configured in another VR (site B's namespace, where a
+    second FreeRADIUS listens on 127.0.0.1) is asked from there: dora, whom
+    only that server knows, logs in with its Framed-IP-Address."""
+    other = lab.sites.b.name
+    with tr.FreeRadius(lab.sites.b, clients={"127.0.0.1": RADIUS_SECRET},
+                       users=[tr.RadiusUser("dora", "expl0rer", "10.200.0.88")],
+                       workdir=lab.workdir / "radius-b") as radius_b:
+        radius_b.start()
+        lab.gateway.cli("configure terminal", "no radius authentication server 127.0.0.1",
+                        f"virtual-router {other}", "radius authentication server 127.0.0.1",
+                        f"key {RADIUS_SECRET}", "timeout 1", "exit", "virtual-router default")
+        shown = lab.gateway.cli("show configuration")
+        assert f"virtual-router {other}\nradius authentication server 127.0.0.1" in shown
+        with vpnc(lab, lab.sites.b, "dora", "expl0rer", "dora") as client:
+            client.start()
+            assert client.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.88"
+    assert counter(lab.gateway, "RADIUS timeouts") == 0
+
+
 def test_clear_and_daemon_stop_log_subscribers_out_with_accounting(lab: Lab) -> None:
     with vpnc(lab, lab.sites.b, "alice", "wonderland", "alice") as client:
         client.start()

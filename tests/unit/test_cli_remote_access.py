@@ -109,7 +109,8 @@ def test_no_forms_restore_the_defaults_and_refuse_other_values() -> None:
         ("no username alice password wrong", "% Not the configured password"),
         ("no ip local pool rapool", "% Pool rapool is in use by tunnel profile remote"),
         ("no aaa authentication xauth local", "% The configured methods are radius local"),
-        ("no radius accounting server 10.99.0.7", "% No RADIUS accounting server 10.99.0.7"),
+        ("no radius accounting server 10.99.0.7",
+         "% No RADIUS accounting server 10.99.0.7 in virtual router default"),
         ("no ipsec tunnel-profile other", "% Unknown tunnel profile other"),
     ]:
         result = session.execute(line)
@@ -223,3 +224,29 @@ def test_show_subscribers_pools_and_profiles() -> None:
     assert session.execute("show ipsec tunnel-profile").output == profile  # the only one
     result = session.execute("show ipsec tunnel-profile nosuch")
     assert not result.ok and "Unknown tunnel profile nosuch" in result.error
+
+
+def test_radius_servers_belong_to_the_vr_they_are_configured_in() -> None:
+    """Asked VR by VR (default first), each in the order configured there;
+    `show configuration` lists another VR's in that VR's section, and the
+    order survives a reload; `no virtual-router` takes them along."""
+    session = Session(FakeGateway())
+    for line in ["conf t", "radius authentication server 10.0.0.5", "key a", "exit",
+                 "virtual-router vr2", "radius authentication server 10.0.0.5", "key b",
+                 "timeout 2", "radius accounting server 10.0.0.6", "key c",
+                 "virtual-router default", "radius authentication server 10.0.0.7", "key d"]:
+        result = session.execute(line)
+        assert result.ok, (line, result.error)
+    ra = session.gateway.config.remote_access
+    assert [(s.vr, s.role, s.address) for s in ra.servers("authentication")] == [
+        ("default", "authentication", "10.0.0.5"), ("default", "authentication", "10.0.0.7"),
+        ("vr2", "authentication", "10.0.0.5")]
+    text = session.execute("do show configuration").output
+    assert "virtual-router vr2\nradius authentication server 10.0.0.5\n" in text
+    loaded, errors = load_config_text(text)
+    assert errors == [] and loaded == session.gateway.config
+    result = session.execute("no radius accounting server 10.0.0.6")
+    assert not result.ok and "in virtual router default" in result.error
+    assert session.execute("no virtual-router vr2").ok
+    assert [s.vr for s in session.gateway.config.remote_access.radius_servers] == \
+        ["default", "default"]

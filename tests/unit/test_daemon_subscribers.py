@@ -255,3 +255,20 @@ def test_radius_acct_interim_interval_wins_over_the_configured_one() -> None:
         assert await _interim_times(h, radius, 16) == [300, 600, 900]
 
     asyncio.run(run())
+
+
+def test_radius_requests_go_to_each_server_from_its_vr() -> None:
+    async def run() -> None:
+        radius = RecordingRadius()
+        h = Harness(config("virtual-router vr7", *ACCOUNTING, "virtual-router default"), radius)
+        sent: list[tuple[str | None, ...]] = []
+
+        async def account(servers: tuple[RadiusServer, ...], record: AccountingRecord) -> str:
+            sent.append(tuple(s.vr for s in servers))
+            return servers[0].address
+
+        radius.account = account  # type: ignore[method-assign]
+        await _interim_times(h, radius, 0)
+        assert sent == [("vr7",)]  # the Start, from VR vr7
+
+    asyncio.run(run())

@@ -7,8 +7,9 @@ which every Access-Request carries and which is checked on every answer
 that has one. **Choice**: an Access-Accept without one is still taken
 (requiring it is the BlastRADIUS countermeasure, CVE-2024-3596, but
 FreeRADIUS before 3.2.5, Debian 12's included, does not send it).
-This module adds the transport: each request goes from its own UDP socket
-(so identifiers never collide and a late answer finds no listener), is
+This module adds the transport: each request goes from its own UDP socket,
+made in the server's VR (so identifiers never collide and a late answer
+finds no listener), is
 retransmitted after `timeout` seconds up to `retransmit` times, and then
 goes to the next server in the configured order (RFC 2865 2.4: the client
 may fail over to an alternate server). When no server answers, the caller
@@ -28,7 +29,7 @@ from typing import Literal
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
 
-from ..netns import DEFAULT_VR, in_vr
+from ..netns import DEFAULT_VR, NetnsError, in_vr
 
 log = logging.getLogger("ipsecgw.aaa")
 
@@ -104,6 +105,7 @@ class RadiusServer:
     port: int
     timeout: float = 3.0
     retransmit: int = 3  # retransmissions after the first try
+    vr: str | None = None  # the VR its requests leave from; None: the client's
 
     def __repr__(self) -> str:  # the secret never reaches a log
         return f"RadiusServer({self.address}:{self.port})"
@@ -172,7 +174,8 @@ class _Answer(asyncio.DatagramProtocol):
 
 
 class RadiusClient:
-    """Sends requests to servers in order, from VR `vr` (and source address `bind`, if given)."""
+    """Sends requests to servers in order, each from its VR (`RadiusServer.vr`, else the
+    client's `vr`) and source address `bind`, if given."""
 
     def __init__(self, *, nas_identifier: str = "ipsecgw", bind: str | None = None,
                  vr: str = DEFAULT_VR) -> None:
@@ -258,7 +261,12 @@ class RadiusClient:
         self, servers: tuple[RadiusServer, ...], build: Callable[[RadiusServer], rp.Packet],
     ) -> tuple[RadiusServer, rp.Packet]:
         for server in servers:
-            reply = await self._ask(server, build(server))
+            try:
+                reply = await self._ask(server, build(server))
+            except NetnsError as exc:  # its VR has no namespace (yet): as if silent
+                log.warning("RADIUS server %s:%d not asked: %s", server.address, server.port,
+                            exc)
+                continue
             if reply is not None:
                 return server, reply
             log.warning("RADIUS server %s:%d did not answer (%d tries, %.1f s each)",
@@ -271,7 +279,7 @@ class RadiusClient:
         loop = asyncio.get_running_loop()
         data = request.RequestPacket()
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
-        with in_vr(self.vr):
+        with in_vr(server.vr or self.vr):
             sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)

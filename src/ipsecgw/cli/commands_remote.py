@@ -64,7 +64,8 @@ def _profile(ctx: Context) -> TunnelProfile:
 def _radius(ctx: Context) -> RadiusServerConfig:
     assert isinstance(ctx.target, str)
     role, _, address = ctx.target.partition(" ")
-    server = _ra(ctx).radius_server(choice(role, ("authentication", "accounting")), address)
+    server = _ra(ctx).radius_server(choice(role, ("authentication", "accounting")), address,
+                                    ctx.vr)
     if server is None:
         raise CommandError(f"RADIUS {ctx.target} server no longer exists")
     return server
@@ -164,23 +165,25 @@ _RADIUS_HELP = {"radius": "RADIUS servers", "authentication": "Authentication (X
 @command("radius {authentication|accounting}=role server <address:IPV4>", modes=CONFIG,
          help=_RADIUS_HELP)
 def radius_server(ctx: Context, args: Args) -> None:
-    """Create or edit a RADIUS server (servers are asked in the order they were created)."""
+    """Create or edit a RADIUS server, reached from the current VR (servers are
+    asked in the order they were created)."""
     role: RadiusRole = choice(args.text("role"), ("authentication", "accounting"))
     address = args.text("address")
-    if _ra(ctx).radius_server(role, address) is None:
-        _commit(ctx, _ra(ctx).with_radius_server(RadiusServerConfig(role, address)))
+    if _ra(ctx).radius_server(role, address, ctx.vr) is None:
+        _commit(ctx, _ra(ctx).with_radius_server(RadiusServerConfig(role, address, vr=ctx.vr)))
     ctx.enter(Mode.CONFIG_RADIUS, f"{role} {address}")
 
 
 @command("no radius {authentication|accounting}=role server <address:IPV4>", modes=CONFIG,
          help=_RADIUS_HELP)
 def no_radius_server(ctx: Context, args: Args) -> None:
-    """Remove a RADIUS server."""
+    """Remove a RADIUS server (of the current VR)."""
     role: RadiusRole = choice(args.text("role"), ("authentication", "accounting"))
     address = args.text("address")
-    if _ra(ctx).radius_server(role, address) is None:
-        raise CommandError(f"No RADIUS {role} server {address}", at="address")
-    _commit(ctx, _ra(ctx).without_radius_server(role, address))
+    if _ra(ctx).radius_server(role, address, ctx.vr) is None:
+        raise CommandError(f"No RADIUS {role} server {address} in virtual router {ctx.vr}",
+                           at="address")
+    _commit(ctx, _ra(ctx).without_radius_server(role, address, ctx.vr))
 
 
 _AAA_HELP = {"aaa": "Authentication, authorization and accounting",

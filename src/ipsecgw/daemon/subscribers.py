@@ -203,7 +203,7 @@ class SubscriberManager:
 
     def _servers(self, role: RadiusRole) -> tuple[RadiusServer, ...]:
         return tuple(RadiusServer(s.address, (s.key or "").encode(), s.port, float(s.timeout),
-                                  s.retransmit) for s in self._config.servers(role))
+                                  s.retransmit, vr=s.vr) for s in self._config.servers(role))
 
     def _count(self, vr: str, name: str, delta: int = 1) -> None:
         counters = self._counters.setdefault(vr, dict.fromkeys(STATISTICS, 0))

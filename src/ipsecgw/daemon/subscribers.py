@@ -38,6 +38,7 @@ from ..cli.gateway import PoolUsage, SubscriberInfo, pool_usage
 from ..config.model import RunningConfig
 from ..config.remote_access import RadiusRole, RemoteAccess, TunnelProfile
 from ..dataplane.base import DataPlane, TunnelSpec
+from ..netns import DEFAULT_VR
 
 log = logging.getLogger("ipsecgw.subscribers")
 
@@ -202,8 +203,10 @@ class SubscriberManager:
         self._pools = pools
 
     def _servers(self, role: RadiusRole) -> tuple[RadiusServer, ...]:
+        # A server of VR default is asked from the client's own VR (the router's).
         return tuple(RadiusServer(s.address, (s.key or "").encode(), s.port, float(s.timeout),
-                                  s.retransmit, vr=s.vr) for s in self._config.servers(role))
+                                  s.retransmit, vr=None if s.vr == DEFAULT_VR else s.vr)
+                     for s in self._config.servers(role))
 
     def _count(self, vr: str, name: str, delta: int = 1) -> None:
         counters = self._counters.setdefault(vr, dict.fromkeys(STATISTICS, 0))

@@ -70,3 +70,20 @@ def test_each_subscriber_is_probed_under_its_own_phase_1() -> None:
     assert len(pair.b.subscriber_status(pair.now)) == 3
     details = [t.dpd for t in pair.b.tunnel_status(pair.now)]
     assert len(details) == 3 and all(d is not None and d.state == "peer alive" for d in details)
+
+
+def test_inbound_traffic_of_a_subscriber_proves_it_alone_alive() -> None:
+    """Two clients crash; the data plane still reports traffic from the first
+    one's tunnel (a client whose IKE is stuck but whose ESP flows, as RFC 3706
+    allows): DPD leaves it, and declares only the other dead."""
+    crowd, pair = _three_subscribers()
+    up = {e.username: e for e in pair.events("b", SubscriberUp)}
+    for address in list(crowd.clients)[:2]:
+        crowd.silent.add(address)
+    inbound = 0
+    for _ in range(30):  # 300 s, with ESP from ann's tunnel every 10 s
+        inbound += 1000
+        pair.b.traffic(up["ann"].tunnel, inbound, 0, pair.now)
+        pair.advance(10)
+    assert [d.subscriber for d in pair.events("b", SubscriberDown)] == [up["ben"].subscriber]
+    assert {s.username for s in pair.b.subscriber_status(pair.now)} == {"ann", "cat"}

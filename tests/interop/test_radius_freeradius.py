@@ -19,7 +19,8 @@ from ipsecgw.tools import testbed as tb
 from ipsecgw.tools import testbed_remote as tr
 
 SECRET = "s3cret-radius"
-USERS = [tr.RadiusUser("alice", "wonderland", "10.200.0.77"), tr.RadiusUser("bob", "builder")]
+USERS = [tr.RadiusUser("alice", "wonderland", "10.200.0.77", interim_interval=900),
+         tr.RadiusUser("bob", "builder")]
 
 
 @pytest.fixture
@@ -47,8 +48,9 @@ def test_access_accept_reject_and_framed_address(
         alice = await client.authenticate(_servers(1812), "alice", "wonderland",
                                           calling_station="192.0.2.9:4500")
         assert alice.accepted and alice.framed_address == "10.200.0.77"
+        assert alice.interim_interval == 900  # Acct-Interim-Interval (aaa user accounting)
         bob = await client.authenticate(_servers(1812), "bob", "builder")
-        assert bob.accepted and bob.framed_address is None
+        assert bob.accepted and bob.framed_address is None and bob.interim_interval is None
         wrong = await client.authenticate(_servers(1812), "alice", "Wonderland")
         assert not wrong.accepted
         # A password longer than one 16-octet block of RFC 2865 5.2's hiding.

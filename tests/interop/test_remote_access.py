@@ -86,7 +86,7 @@ def test_vpnc_logs_in_gets_its_address_and_dns_pings_and_is_accounted(lab: Lab) 
         assert row[1:4] == ["remote", row[2], "10.200.0.77"] and row[2].startswith(
             tb.SITE_B_OUTER + ":")
         assert row[4].startswith("ipsec:remote:")
-        assert "Subscribers: 1" in lab.gateway.cli("show ipsec tunnel profile remote")
+        assert "Subscribers: 1" in lab.gateway.cli("show ipsec tunnel-profile remote")
         # A wrong password: refused, and the first subscriber is undisturbed.
         with vpnc(lab, lab.sites.b, "bob", "not-the-builder", "bob") as wrong:
             wrong.start()
@@ -144,11 +144,44 @@ def test_vpnc_through_a_masquerading_nat(lab: Lab) -> None:
             assert row[2].startswith(tb.SITE_B_OUTER + ":")
 
 
-STRONGSWAN_RW = f"""\
+def test_a_dead_vpnc_behind_a_nat_goes_alone(lab: Lab) -> None:
+    """Two vpnc behind one NAT address; the second is killed (no Delete).
+    DPD (short timers) declares that subscriber alone dead: it is logged out
+    with its pool address back and a Lost-Carrier Stop, the first one stays
+    up and keeps passing traffic."""
+    lab.gateway.cli("configure terminal", "ipsec option dpd idle 3 silence 3 retry 1 retries 2")
+    with behind_nat(lab.sites.b, "igwrd") as home, \
+            vpnc(lab, home, "alice", "wonderland", "dpd-a") as alice, \
+            vpnc(lab, home, "bob", "builder", "dpd-b") as bob:
+        alice.start()
+        assert alice.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.77"
+        bob.start()
+        assert bob.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.10"
+        rows = subscribers(lab.gateway)
+        assert rows["alice"][2].split(":")[0] == rows["bob"][2].split(":")[0] == tb.SITE_B_OUTER
+        assert ping_ok(home, bob.tundev, tb.SITE_A_INNER), bob.log()
+        bob.kill()
+        assert wait_until(lambda: "bob" not in subscribers(lab.gateway), timeout=20)
+        assert list(subscribers(lab.gateway)) == ["alice"]
+        assert lab.gateway.cli("show ip local pool").splitlines()[2].split()[4] == "0"
+        assert wait_until(lambda: [r.get("Acct-Terminate-Cause") for r in accounting(
+            lab, "bob")] == [None, "Lost-Carrier"], timeout=10), lab.radius.detail_records()
+        # Alice, probed as often, answers (vpnc does DPD) and keeps her tunnel.
+        acks = counter(lab.gateway, "DPD R-U-THERE-ACK received")
+        assert wait_until(lambda: counter(lab.gateway, "DPD R-U-THERE-ACK received") >= acks + 2,
+                          timeout=20)
+        assert list(subscribers(lab.gateway)) == ["alice"]
+        assert ping_ok(home, alice.tundev, tb.SITE_A_INNER), alice.log()
+        assert counter(lab.gateway, "DPD peers dead") == 1
+
+
+def strongswan_rw(options: str = "") -> str:
+    """swanctl.conf of an IKEv1 XAUTH road warrior (carol), `options` added to its connection."""
+    return f"""\
 connections {{
   rw {{
     version = 1
-    aggressive = yes
+    aggressive = yes{options}
     local_addrs = {tb.SITE_B_OUTER}
     remote_addrs = {tb.SITE_A_OUTER}
     proposals = aes256-sha1-modp1024
@@ -173,9 +206,11 @@ secrets {{
 """
 
 
+SWAN_PLUGINS = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
+
+
 def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
-    extra = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
-    with tb.StrongSwan(lab.sites.b, STRONGSWAN_RW, charon_extra=extra,
+    with tb.StrongSwan(lab.sites.b, strongswan_rw(), charon_extra=SWAN_PLUGINS,
                        workdir=lab.workdir / "swan") as swan:
         swan.start()
         out = swan.initiate("rw", "rw", timeout=30)
@@ -187,6 +222,46 @@ def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
         assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
         swan.terminate("rw")
     assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+
+
+def test_strongswan_in_push_mode_gets_its_virtual_ip_from_a_mode_config_set(lab: Lab) -> None:
+    """strongSwan with `pull = no` sends no Mode Config REQUEST: it waits for
+    the gateway's SET after XAUTH (profile `mode-config push`), ACKs it and
+    only then negotiates its CHILD_SA for the address it was given."""
+    lab.gateway.cli("configure terminal", "ipsec tunnel-profile remote", "mode-config push")
+    assert "Mode Config: push" in lab.gateway.cli("show ipsec tunnel-profile remote")
+    with tb.StrongSwan(lab.sites.b, strongswan_rw("\n    pull = no"), charon_extra=SWAN_PLUGINS,
+                       workdir=lab.workdir / "swan") as swan:
+        swan.start()
+        out = swan.initiate("rw", "rw", timeout=30)
+        assert "completed successfully" in out, swan.log()[-4000:]
+        assert "10.200.0.10" in swan.list_sas(), swan.list_sas()
+        assert wait_until(lambda: ping_ok(lab.sites.b, "10.200.0.10", tb.SITE_A_INNER),
+                          timeout=10), swan.log()[-4000:]
+        assert subscribers(lab.gateway)["carol"][3] == "10.200.0.10"
+        assert counter(lab.gateway, "Mode Config pushes unanswered") == 0
+        swan.terminate("rw")
+    assert wait_until(lambda: subscribers(lab.gateway) == {}, timeout=20)
+
+
+def test_radius_server_reached_from_the_vr_it_is_configured_in(lab: Lab) -> None:
+    """A RADIUS server configured in another VR (site B's namespace, where a
+    second FreeRADIUS listens on 127.0.0.1) is asked from there: dora, whom
+    only that server knows, logs in with its Framed-IP-Address."""
+    other = lab.sites.b.name
+    with tr.FreeRadius(lab.sites.b, clients={"127.0.0.1": RADIUS_SECRET},
+                       users=[tr.RadiusUser("dora", "expl0rer", "10.200.0.88")],
+                       workdir=lab.workdir / "radius-b") as radius_b:
+        radius_b.start()
+        lab.gateway.cli("configure terminal", "no radius authentication server 127.0.0.1",
+                        f"virtual-router {other}", "radius authentication server 127.0.0.1",
+                        f"key {RADIUS_SECRET}", "timeout 1", "exit", "virtual-router default")
+        shown = lab.gateway.cli("show configuration")
+        assert f"virtual-router {other}\nradius authentication server 127.0.0.1" in shown
+        with vpnc(lab, lab.sites.b, "dora", "expl0rer", "dora") as client:
+            client.start()
+            assert client.wait_connected()["INTERNAL_IP4_ADDRESS"] == "10.200.0.88"
+    assert counter(lab.gateway, "RADIUS timeouts") == 0
 
 
 def test_clear_and_daemon_stop_log_subscribers_out_with_accounting(lab: Lab) -> None:

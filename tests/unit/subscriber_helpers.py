@@ -7,7 +7,10 @@ answers the gateway's Transaction exchanges with A's ISAKMP SA (the XAUTH
 client, then a Mode Config pull with vpnc's attribute list).  Once it has
 its address it turns A's tunnel on for address/32 <-> 0.0.0.0/0, so A's
 Quick Mode follows, as vpnc's does.  `Aaa` answers `SubscriberLoginRequested`
-the way the daemon does (local users and a pool).
+the way the daemon does (local users and a pool).  `engine_client` is the
+engine itself as a remote-access client (the load generator's role), and a
+`Crowd` of them, each with its own address, is one `Pair` side: behind the
+pair's NAT they are many subscribers from one address.
 """
 
 from __future__ import annotations
@@ -16,18 +19,19 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine_helpers import A_IP, B_IP, Pair, rng
+from engine_helpers import A_IP, B_IP, Nat, Pair, rng
 
 from ipsecgw.isakmp import transaction
 from ipsecgw.isakmp.codec import Attribute, AttributePayload, Message
 from ipsecgw.isakmp.constants import CfgType, ConfigAttribute, ExchangeType
 from ipsecgw.isakmp.engine import Datagram, Engine
-from ipsecgw.isakmp.events import SubscriberAssignment, SubscriberLoginRequested
+from ipsecgw.isakmp.events import Event, SubscriberAssignment, SubscriberLoginRequested
 from ipsecgw.isakmp.policy import (
     EnginePolicy,
     Identity,
     IdentityPattern,
     IkeRule,
+    RemoteAccess,
     TunnelPolicy,
     TunnelProfile,
 )
@@ -62,14 +66,81 @@ def gateway_policy(*profiles: TunnelProfile, **kwargs: Any) -> EnginePolicy:
                         **settings)
 
 
-def client_policy(group: str = GROUP, psk: bytes = GROUP_PSK) -> EnginePolicy:
+def client_policy(group: str = GROUP, psk: bytes = GROUP_PSK,
+                  address: str = A_IP) -> EnginePolicy:
     """A's tunnel is off until Mode Config gives it an address (`Client`)."""
-    tunnel = TunnelPolicy(name="vpn", local_address=A_IP, peer_address=B_IP,
+    tunnel = TunnelPolicy(name="vpn", local_address=address, peer_address=B_IP,
                           transforms=(TRANSFORM,), local_identity=Identity("key-id", group),
                           local_network="0.0.0.0/32", remote_network="0.0.0.0/0", enabled=False)
-    return EnginePolicy(vr="a", local_addresses=(A_IP,),
+    return EnginePolicy(vr="a", local_addresses=(address,),
                         ike_rules=(replace(RULE, aggressive_mode="required"),),
                         preshared_keys={B_IP: psk}, tunnels=(tunnel,))
+
+
+def engine_client(username: str | None = "alice", password: str | None = "wonderland",
+                  address: str = A_IP) -> EnginePolicy:
+    """A as a remote-access client in the engine itself (the load generator's role)."""
+    policy = client_policy(address=address)
+    vpn = replace(policy.tunnels[0], enabled=True,
+                  remote_access=RemoteAccess(username, password))
+    return replace(policy, tunnels=(vpn,))
+
+
+@dataclass
+class Crowd:
+    """Remote-access clients (engines in the client role, `engine_client`), each
+    with its own address, standing together as one side of a `Pair`: the
+    pair's NAT gives each its own port on NAT_IP.  A client in `silent` has
+    crashed: no timers, nothing sent, what reaches it is lost."""
+
+    clients: dict[str, Engine]  # by local address
+    silent: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, users: list[str], password: str, seed: int = 200, **policy: Any) -> Crowd:
+        """One client per user (`policy`: EnginePolicy fields of every client)."""
+        return cls({f"10.97.0.{10 + n}": Engine(replace(
+            engine_client(user, password, address=f"10.97.0.{10 + n}"), **policy),
+            rng=rng(seed + n)) for n, user in enumerate(users)})
+
+    def _running(self) -> list[Engine]:
+        return [engine for address, engine in self.clients.items() if address not in self.silent]
+
+    @property
+    def policy(self) -> EnginePolicy:
+        return next(iter(self.clients.values())).policy
+
+    def receive_datagram(self, data: bytes, local: tuple[str, int], remote: tuple[str, int],
+                         now: float) -> None:
+        if local[0] not in self.silent:
+            self.clients[local[0]].receive_datagram(data, local, remote, now)
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        return [d for engine in self._running() for d in engine.datagrams_to_send(now)]
+
+    def next_event(self) -> Event | None:
+        for engine in self.clients.values():
+            event = engine.next_event()
+            if event is not None:
+                return event
+        return None
+
+    def get_timer(self) -> float | None:
+        return min((t for e in self._running() if (t := e.get_timer()) is not None),
+                   default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for engine in self._running():
+            engine.handle_timer(now)
+
+
+def crowd_pair(crowd: Crowd, gateway: EnginePolicy | None = None, *, nat: bool = True) -> Pair:
+    """The crowd as side A, behind a NAT (or each from its own address), and a
+    gateway with a tunnel profile as side B."""
+    pair = Pair(crowd, Engine(gateway or gateway_policy(), rng=rng(1)),  # type: ignore[arg-type]
+                nat=Nat() if nat else None)
+    pair.check_indexes = False  # the crowd has no registry of its own: B's is checked by tests
+    return pair
 
 
 @dataclass
@@ -80,7 +151,9 @@ class Client:
     password: str | None = "wonderland"
     answer_xauth: bool = True
     pull: bool = True  # Mode Config REQUEST once XAUTH said OK
+    ack_config: bool = True  # ACK a pushed Mode Config SET (strongSwan's `pull = no`)
     chains: dict[bytes, transaction.Chains] = field(default_factory=dict)
+    config_sets: int = 0  # pushed SETs received (copies too)
     xauth_requests: int = 0
     xauth_status: int | None = None
     config: AttributePayload | None = None
@@ -95,7 +168,9 @@ class Client:
         return str(ipaddress.IPv4Address(attribute.value))
 
     def handle(self, pair: Pair, message: Message) -> list[bytes]:
-        ike = pair.a._sas.ike[message.initiator_cookie + message.responder_cookie]
+        ike = pair.a._sas.ike.get(message.initiator_cookie + message.responder_cookie)
+        if ike is None:
+            return []  # for a client the test has replaced (`pair.a`): it is gone
         chains = self.chains.setdefault(ike.cookies, transaction.Chains())
         payload = transaction.open_message(ike, chains, message)
         mid = message.message_id
@@ -111,6 +186,18 @@ class Client:
                                         self.password.encode(), False))
             reply = AttributePayload(CfgType.REPLY, payload.identifier, tuple(answer))
             return [transaction.seal(ike, chains, mid, reply)]
+        if payload.cfg_type == CfgType.SET and \
+                payload.find(ConfigAttribute.INTERNAL_IP4_ADDRESS) is not None:
+            # Mode Config pushed: take it and ACK with the attributes taken,
+            # empty, as strongSwan does (mode_config.c build_ack).
+            self.config_sets += 1
+            if not self.ack_config:
+                chains.forget(mid)
+                return []
+            self.configured(pair, payload)
+            ack = AttributePayload(CfgType.ACK, payload.identifier, tuple(
+                Attribute(a.type, b"", False) for a in payload.attributes))
+            return [transaction.seal(ike, chains, mid, ack)]
         if payload.cfg_type == CfgType.SET:
             status = payload.find(ConfigAttribute.XAUTH_STATUS)
             self.xauth_status = None if status is None else status.as_int()
@@ -120,12 +207,16 @@ class Client:
                 out.append(self.request_config(pair, ike.cookies))
             return out
         if payload.cfg_type == CfgType.REPLY and mid == self.config_id:
-            self.config = payload
-            if self.address is not None:
-                vpn = replace(pair.a.policy.tunnels[0], enabled=True,
-                              local_network=f"{self.address}/32")
-                pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
+            self.configured(pair, payload)
         return []
+
+    def configured(self, pair: Pair, config: AttributePayload) -> None:
+        """Mode Config gave us `config`: negotiate for our address, as vpnc does."""
+        self.config = config
+        if self.address is not None:
+            vpn = replace(pair.a.policy.tunnels[0], enabled=True,
+                          local_network=f"{self.address}/32")
+            pair.a.update_policy(replace(pair.a.policy, tunnels=(vpn,)), pair.now)
 
     def request_config(self, pair: Pair, cookies: bytes) -> bytes:
         """A Mode Config REQUEST (pull) as vpnc sends it."""

@@ -47,6 +47,7 @@ def test_question_mark_lists_next_words() -> None:
         "statistics",
         "transform-set",
         "tunnel",
+        "tunnel-profile",
     ]
     assert words(s, "ipsec clear sa ") == ["all", "state", "tunnel"]
     assert words(s, "ipsec clear sa all ") == ["phase", "<cr>"]
@@ -108,7 +109,7 @@ def test_hidden_commands_are_not_offered() -> None:
 def test_tab_completion() -> None:
     s = session()
     assert [w for w, _ in s.complete("conf")] == ["configure"]
-    assert [w for w, _ in s.complete("sh ip tu")] == ["tunnel"]
+    assert [w for w, _ in s.complete("sh ip tu")] == ["tunnel", "tunnel-profile"]
     assert [w for w, _ in s.complete("show ipsec ")][:2] == ["ike-policy-rule", "ike-sa"]
     assert s.complete("show ipsec tunnel ") == [
         ("detail", "Detailed information"),
@@ -127,7 +128,8 @@ def test_tab_completion() -> None:
 def test_completion_through_do() -> None:
     s = session("conf t")
     assert [w for w, _ in s.complete("do sh")] == ["show"]
-    assert [w for w, _ in s.complete("do show ipsec t")] == ["transform-set", "tunnel"]
+    assert [w for w, _ in s.complete("do show ipsec t")] == [
+        "transform-set", "tunnel", "tunnel-profile"]
 
 
 def test_format_help() -> None:

@@ -30,6 +30,7 @@ retransmit 1
 radius accounting server 10.99.0.5
 key radsecret-1
 aaa authentication xauth radius local
+aaa user accounting interval 30
 ipsec tunnel-profile remote
 local-endpoint 10.99.0.1 transport-virtual-router vr9
 ike peer-identity key-id "vpn group*"
@@ -48,6 +49,7 @@ dns secondary 10.98.1.54
 wins primary 10.98.1.55
 domain-suffix example.net
 xauth none
+mode-config push
 max-interfaces 100
 tunnel mtu 1300
 """
@@ -77,7 +79,9 @@ def test_every_setting_lands_in_the_model() -> None:
     assert profile.dns == ("10.98.1.53", "10.98.1.54") and profile.wins == ("10.98.1.55",)
     assert (profile.pool, profile.domain_suffix, profile.xauth, profile.max_interfaces,
             profile.mtu) == ("rapool", "example.net", False, 100, 1300)
+    assert profile.mode_config == "push"
     assert ra.xauth_methods == ("radius", "local")
+    assert ra.accounting_interval == 30
     assert [(s.role, s.address, s.port) for s in ra.radius_servers] == [
         ("authentication", "10.99.0.5", 1645), ("authentication", "10.99.0.6", 1812),
         ("accounting", "10.99.0.5", 1813)]
@@ -105,7 +109,8 @@ def test_no_forms_restore_the_defaults_and_refuse_other_values() -> None:
         ("no username alice password wrong", "% Not the configured password"),
         ("no ip local pool rapool", "% Pool rapool is in use by tunnel profile remote"),
         ("no aaa authentication xauth local", "% The configured methods are radius local"),
-        ("no radius accounting server 10.99.0.7", "% No RADIUS accounting server 10.99.0.7"),
+        ("no radius accounting server 10.99.0.7",
+         "% No RADIUS accounting server 10.99.0.7 in virtual router default"),
         ("no ipsec tunnel-profile other", "% Unknown tunnel profile other"),
     ]:
         result = session.execute(line)
@@ -173,10 +178,15 @@ def test_abbreviations_and_help() -> None:
                  "xauth", "max-interfaces", "tunnel", "domain-suffix", "lifetime"):
         assert word in help_words
     # `ip` is a command now, yet `ip cl sa a` still reads as `ipsec clear sa all`
-    # and `sh ip tu` as `show ipsec tunnel`.
+    # and `sh ip tu` as `show ipsec tunnel`, not `show ipsec tunnel-profile`.
     assert session.execute("ip cl sa a").ok
-    assert session.execute("sh ip tu").ok
-    assert [w for w, _ in session.complete("sh ip tu")] == ["tunnel"]
+    assert session.execute("sh ip tu").output == "No IPsec tunnels"
+    assert session.execute("sh ip tun summ").output.startswith("IPsec tunnels: 0")
+    assert [w for w, _ in session.complete("sh ip tu")] == ["tunnel", "tunnel-profile"]
+    assert session.execute("sh ip tunnel-p").output.startswith("Tunnel profile remote")
+    assert dict(session.help("show ipsec tunnel-profile ").items) == {
+        "remote": "Tunnel profile name", "NAME": "Tunnel profile name", "|": "Output filters",
+        "<cr>": ""}
 
 
 def test_secrets_are_hidden_in_every_message() -> None:
@@ -203,10 +213,40 @@ def test_show_subscribers_pools_and_profiles() -> None:
                                 "ipsec:remote:7", "0:01:05", "1234", "5678"]
     pools = session.execute("show ip local pool").output.splitlines()
     assert pools[2].split() == ["rapool", "10.200.0.10", "10.200.0.99", "90", "1", "89"]
-    profile = session.execute("show ipsec tunnel profile remote").output
+    profile = session.execute("show ipsec tunnel-profile remote").output
     assert "Local endpoint: 10.99.0.1 (transport VR vr9)" in profile
     assert "Peer identity: key-id \"vpn group*\"" in profile
     assert "Subscribers: 1 of at most 100" in profile
+    assert "Mode Config: push (sent after XAUTH)" in profile
     assert "group key" not in profile
-    result = session.execute("show ipsec tunnel profile nosuch")
+    # The two-word spelling of earlier versions says the same.
+    assert session.execute("show ipsec tunnel profile remote").output == profile
+    assert session.execute("show ipsec tunnel-profile").output == profile  # the only one
+    result = session.execute("show ipsec tunnel-profile nosuch")
     assert not result.ok and "Unknown tunnel profile nosuch" in result.error
+
+
+def test_radius_servers_belong_to_the_vr_they_are_configured_in() -> None:
+    """Asked VR by VR (default first), each in the order configured there;
+    `show configuration` lists another VR's in that VR's section, and the
+    order survives a reload; `no virtual-router` takes them along."""
+    session = Session(FakeGateway())
+    for line in ["conf t", "radius authentication server 10.0.0.5", "key a", "exit",
+                 "virtual-router vr2", "radius authentication server 10.0.0.5", "key b",
+                 "timeout 2", "radius accounting server 10.0.0.6", "key c",
+                 "virtual-router default", "radius authentication server 10.0.0.7", "key d"]:
+        result = session.execute(line)
+        assert result.ok, (line, result.error)
+    ra = session.gateway.config.remote_access
+    assert [(s.vr, s.role, s.address) for s in ra.servers("authentication")] == [
+        ("default", "authentication", "10.0.0.5"), ("default", "authentication", "10.0.0.7"),
+        ("vr2", "authentication", "10.0.0.5")]
+    text = session.execute("do show configuration").output
+    assert "virtual-router vr2\nradius authentication server 10.0.0.5\n" in text
+    loaded, errors = load_config_text(text)
+    assert errors == [] and loaded == session.gateway.config
+    result = session.execute("no radius accounting server 10.0.0.6")
+    assert not result.ok and "in virtual router default" in result.error
+    assert session.execute("no virtual-router vr2").ok
+    assert [s.vr for s in session.gateway.config.remote_access.radius_servers] == \
+        ["default", "default"]

@@ -12,12 +12,13 @@ import dataclasses
 
 import pytest
 
+from ipsecgw.cli.commands_remote import AAA
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session
 from ipsecgw.cli.settings import TABLE, Setting, optional_prefixes
 from ipsecgw.cli.tree import Mode
 from ipsecgw.config.model import IkePolicyRule, RunningConfig, TunnelInterface
-from ipsecgw.config.remote_access import RadiusServerConfig, TunnelProfile
+from ipsecgw.config.remote_access import RadiusServerConfig, RemoteAccess, TunnelProfile
 
 #: For each setting: the value words of a set form, and other words for a refused `no`.
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -61,6 +62,9 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "domain-suffix": ("example.net", "example.org"),
     "xauth": ("none", "required"),
     "max-interfaces": ("10", "11"),
+    "mode-config": ("push", "pull"),
+    # Global (issue 16)
+    "aaa user accounting interval": ("15", "16"),
 }
 
 #: Settings whose value starts with a keyword: `no` may stop after it.
@@ -89,6 +93,10 @@ def rows() -> list[tuple[Mode, Setting]]:
     return [(next(iter(modes)), row) for _, modes, row in TABLE]
 
 
+#: The global settings of remote access live in `RunningConfig.remote_access`.
+IN_REMOTE_ACCESS = {row.words for place, _, row in TABLE if place is AAA}
+
+
 def test_every_setting_has_an_example() -> None:
     assert {row.words for _, row in rows()} == set(EXAMPLES)
 
@@ -96,7 +104,7 @@ def test_every_setting_has_an_example() -> None:
 def test_the_table_defaults_are_the_model_defaults() -> None:
     for mode, row in rows():
         model: object = {
-            Mode.CONFIG: RunningConfig(),
+            Mode.CONFIG: RemoteAccess() if row.words in IN_REMOTE_ACCESS else RunningConfig(),
             Mode.CONFIG_IF: TunnelInterface("t"),
             Mode.CONFIG_IKE_POLICY: IkePolicyRule(1),
             Mode.CONFIG_TUNNEL_PROFILE: TunnelProfile("p"),
@@ -105,16 +113,16 @@ def test_the_table_defaults_are_the_model_defaults() -> None:
         assert getattr(model, row.field) == row.default, row.words
 
 
-def field_value(session: Session, mode: Mode, name: str) -> object:
+def field_value(session: Session, mode: Mode, row: Setting) -> object:
     config = session.gateway.config
     holder: object = {
-        Mode.CONFIG: config,
+        Mode.CONFIG: config.remote_access if row.words in IN_REMOTE_ACCESS else config,
         Mode.CONFIG_IF: config.tunnel("t1"),
         Mode.CONFIG_IKE_POLICY: config.ike_policy_rule(1),
         Mode.CONFIG_TUNNEL_PROFILE: config.remote_access.profile("p1"),
         Mode.CONFIG_RADIUS: config.remote_access.radius_server("authentication", "10.0.0.5"),
     }[mode]
-    return getattr(holder, name)
+    return getattr(holder, row.field)
 
 
 @pytest.mark.parametrize(("mode", "row"), rows(), ids=lambda x: getattr(x, "words", ""))
@@ -124,11 +132,11 @@ def test_no_accepts_the_words_of_the_set_form(mode: Mode, row: Setting) -> None:
     for tail in {value, FIRST_PART.get(row.words, ""), ""}:
         session = session_in(mode)
         assert session.execute(f"{row.words} {value}".strip()).ok
-        assert field_value(session, mode, row.field) != row.default
+        assert field_value(session, mode, row) != row.default
         line = f"no {row.words} {tail}".strip()
         result = session.execute(line)
         assert result.ok, (line, result.error)
-        assert field_value(session, mode, row.field) == row.default, line
+        assert field_value(session, mode, row) == row.default, line
 
 
 @pytest.mark.parametrize(("mode", "row"), rows(), ids=lambda x: getattr(x, "words", ""))

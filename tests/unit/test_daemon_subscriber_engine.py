@@ -26,6 +26,7 @@ def configured() -> RunningConfig:
                  'ike peer-identity key-id "vpn*"', "ike local-identity key-id gw",
                  "pre-share groupkey", "transform esp-3des-hmac-md5", "local-network 10.98.1.0/24",
                  "ip pool p", "dns primary 10.98.1.53", "xauth none", "max-interfaces 3",
+                 "mode-config push",
                  "exit", "ipsec tunnel-profile idle"]:
         assert session.execute(line).ok, line
     return session.gateway.config
@@ -44,6 +45,7 @@ def test_profiles_with_a_local_endpoint_reach_the_engine_of_their_vr() -> None:
     assert (profile.lifetime_seconds, profile.lifetime_kilobytes) == (7200, 102400)
     assert profile.local_networks == ("10.98.1.0/24",) and profile.dns == ("10.98.1.53",)
     assert (profile.xauth, profile.max_interfaces, profile.mtu) == (False, 3, 1400)
+    assert profile.mode_config == "push"
 
 
 class FakeEngine:

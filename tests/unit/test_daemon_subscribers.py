@@ -7,14 +7,12 @@ are local, or a RADIUS client whose answers the test gives."""
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 from ipsecgw.aaa.radius import AccountingRecord, AuthReply, RadiusClient, RadiusServer
 from ipsecgw.cli.gateway import FakeGateway
 from ipsecgw.cli.session import Session
 from ipsecgw.daemon.subscribers import (
-    INTERIM_SECONDS,
     Grant,
     Refusal,
     SubscriberManager,
@@ -86,8 +84,9 @@ class Harness:
     def __init__(self, gateway: FakeGateway, radius: RadiusClient | None = None) -> None:
         self.dataplane = MemoryDataPlane()
         self.answers: list[tuple[str, int, Grant | Refusal]] = []
+        self.now = 1000.0  # the manager's monotonic clock, advanced by the test
         self.manager = SubscriberManager(self.dataplane, lambda *a: self.answers.append(a),
-                                         radius=radius)
+                                         radius=radius, clock=lambda: self.now)
         self.manager.configure(gateway.config)
 
     async def login(self, subscriber: int, user: str | None, password: str | None) -> None:
@@ -198,14 +197,78 @@ def test_interim_updates_and_the_stops_of_a_daemon_that_stops() -> None:
         await h.login(1, "alice", "pw")
         h.manager.up("default", Up(1, "remote:1", "remote", PEER, ("10.99.0.1", 4500),
                                    "vpngroup", "alice", "10.200.0.1"))
-        now = time.monotonic()
-        h.manager.send_interims(now)  # just started: not yet
-        h.manager.send_interims(now + INTERIM_SECONDS + 1)
+        h.manager.send_interims(h.now)  # just started: not yet
+        h.now += 601  # the default interval: 10 minutes
+        h.manager.send_interims(h.now)
         h.manager.stopping()
         h.manager.down("default", Down(1, "remote:1", "remote", "10.200.0.1", "cleared"))
         await h.manager.finish_accounting()
         assert [(r.status, r.terminate_cause) for r in radius.records] == [
             ("start", None), ("interim", None), ("stop", "nas-reboot")]
         assert len({r.session_id for r in radius.records}) == 1
+
+    asyncio.run(run())
+
+
+class ScriptedAccountedRadius(ScriptedRadius, RecordingRadius):
+    """RADIUS answers set by the test, and the accounting records kept."""
+
+
+async def _interim_times(h: Harness, radius: RecordingRadius, minutes: int) -> list[int]:
+    """Log alice in, let `minutes` pass a minute at a time (the runtime polls
+    more often), and return when (seconds into the session) each
+    Interim-Update was sent."""
+    await h.login(1, "alice", "pw")
+    h.manager.up("default", Up(1, "remote:1", "remote", PEER, ("10.99.0.1", 4500),
+                               "vpngroup", "alice", "10.200.0.1"))
+    for _ in range(minutes):
+        h.now += 60
+        h.manager.send_interims(h.now)
+    await h.manager.finish_accounting()
+    return [r.session_time for r in radius.records if r.status == "interim"]
+
+
+ACCOUNTING = ("radius accounting server 10.0.0.5", "key k", "exit")
+
+
+def test_interim_updates_follow_aaa_user_accounting_interval() -> None:
+    async def run() -> None:
+        radius = RecordingRadius()
+        h = Harness(config(*ACCOUNTING, "aaa user accounting interval 15"), radius)
+        assert await _interim_times(h, radius, 40) == [900, 1800]
+        # Back to the default: every 10 minutes.
+        radius = RecordingRadius()
+        h = Harness(config(*ACCOUNTING, "aaa user accounting interval 15",
+                           "no aaa user accounting interval"), radius)
+        assert await _interim_times(h, radius, 40) == [600, 1200, 1800, 2400]
+
+    asyncio.run(run())
+
+
+def test_radius_acct_interim_interval_wins_over_the_configured_one() -> None:
+    async def run() -> None:
+        gateway = config(*ACCOUNTING, "aaa authentication xauth radius",
+                         "radius authentication server 10.0.0.5", "key k", "exit",
+                         "aaa user accounting interval 30")
+        radius = ScriptedAccountedRadius(AuthReply(True, "10.0.0.5", interim_interval=300))
+        h = Harness(gateway, radius)
+        assert await _interim_times(h, radius, 16) == [300, 600, 900]
+
+    asyncio.run(run())
+
+
+def test_radius_requests_go_to_each_server_from_its_vr() -> None:
+    async def run() -> None:
+        radius = RecordingRadius()
+        h = Harness(config("virtual-router vr7", *ACCOUNTING, "virtual-router default"), radius)
+        sent: list[tuple[str | None, ...]] = []
+
+        async def account(servers: tuple[RadiusServer, ...], record: AccountingRecord) -> str:
+            sent.append(tuple(s.vr for s in servers))
+            return servers[0].address
+
+        radius.account = account  # type: ignore[method-assign]
+        await _interim_times(h, radius, 0)
+        assert sent == [("vr7",)]  # the Start, from VR vr7
 
     asyncio.run(run())

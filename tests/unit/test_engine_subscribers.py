@@ -13,6 +13,7 @@ from subscriber_helpers import (
     Aaa,
     Client,
     client_policy,
+    engine_client,
     gateway_policy,
     login,
     profile,
@@ -33,7 +34,7 @@ from ipsecgw.isakmp.events import (
     SubscriberLoginRequested,
     SubscriberUp,
 )
-from ipsecgw.isakmp.policy import EnginePolicy, IdentityPattern, RemoteAccess
+from ipsecgw.isakmp.policy import IdentityPattern
 from ipsecgw.isakmp.subscribers import XAUTH_TIMEOUT
 
 
@@ -284,17 +285,8 @@ def test_repeated_mode_config_request_gets_the_same_reply() -> None:
     assert pair.b.statistics()["retransmits"] == retransmits + 1
 
 
-def _engine_client(username: str | None = "alice", password: str | None = "wonderland",
-                   ) -> EnginePolicy:
-    """A as a remote-access client in the engine itself (the load generator's role)."""
-    policy = client_policy()
-    vpn = replace(policy.tunnels[0], enabled=True,
-                  remote_access=RemoteAccess(username, password))
-    return replace(policy, tunnels=(vpn,))
-
-
 def test_engine_as_remote_access_client_logs_in_and_negotiates_for_its_address() -> None:
-    pair, aaa = make_pair(_engine_client(), gateway_policy()), Aaa()
+    pair, aaa = make_pair(engine_client(), gateway_policy()), Aaa()
     pair.start()
     aaa.serve(pair)
     pair.advance(5)
@@ -309,13 +301,13 @@ def test_engine_as_remote_access_client_logs_in_and_negotiates_for_its_address()
 
 
 def test_engine_client_without_xauth_and_with_a_refused_password() -> None:
-    pair, aaa = make_pair(_engine_client(None, None),
+    pair, aaa = make_pair(engine_client(None, None),
                           gateway_policy(profile(xauth=False))), Aaa()
     pair.start()
     aaa.serve(pair)
     pair.advance(5)
     assert pair.consistent()
-    pair, aaa = make_pair(_engine_client(password="guess"), gateway_policy()), Aaa()
+    pair, aaa = make_pair(engine_client(password="guess"), gateway_policy()), Aaa()
     pair.start()
     aaa.serve(pair)
     pair.advance(5)
@@ -325,7 +317,7 @@ def test_engine_client_without_xauth_and_with_a_refused_password() -> None:
 
 
 def test_engine_client_proposes_the_xauth_method_when_it_has_a_user_name() -> None:
-    pair = make_pair(_engine_client(), gateway_policy())
+    pair = make_pair(engine_client(), gateway_policy())
     pair.a.handle_timer(pair.now)
     first, = pair.a.datagrams_to_send(pair.now)
     transforms = Message.decode(first.data).find(SecurityAssociation).proposals[0].transforms

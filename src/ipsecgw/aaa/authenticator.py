@@ -37,6 +37,7 @@ class Outcome:
     reason: str  # for the log and the client ("" when accepted)
     framed_address: str | None = None  # RADIUS Framed-IP-Address
     class_: bytes | None = None  # RADIUS Class, echoed in accounting
+    interim_interval: int | None = None  # RADIUS Acct-Interim-Interval, seconds
 
 
 async def authenticate(
@@ -59,7 +60,8 @@ async def authenticate(
             unavailable.append(str(exc))
             continue
         if reply.accepted:
-            return Outcome(True, "radius", "", reply.framed_address, reply.class_)
+            return Outcome(True, "radius", "", reply.framed_address, reply.class_,
+                           reply.interim_interval)
         why = f": {reply.message}" if reply.message else ""
         return Outcome(False, "radius", f"rejected by RADIUS server {reply.server}{why}")
     return Outcome(False, None, "; ".join(unavailable) or "no authentication method")

@@ -7,8 +7,9 @@ which every Access-Request carries and which is checked on every answer
 that has one. **Choice**: an Access-Accept without one is still taken
 (requiring it is the BlastRADIUS countermeasure, CVE-2024-3596, but
 FreeRADIUS before 3.2.5, Debian 12's included, does not send it).
-This module adds the transport: each request goes from its own UDP socket
-(so identifiers never collide and a late answer finds no listener), is
+This module adds the transport: each request goes from its own UDP socket,
+made in the server's VR (so identifiers never collide and a late answer
+finds no listener), is
 retransmitted after `timeout` seconds up to `retransmit` times, and then
 goes to the next server in the configured order (RFC 2865 2.4: the client
 may fail over to an alternate server). When no server answers, the caller
@@ -28,7 +29,7 @@ from typing import Literal
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
 
-from ..netns import DEFAULT_VR, in_vr
+from ..netns import DEFAULT_VR, NetnsError, in_vr
 
 log = logging.getLogger("ipsecgw.aaa")
 
@@ -36,7 +37,7 @@ AUTH_PORT = 1812  # RFC 2865 3
 ACCT_PORT = 1813  # RFC 2866 3
 
 # The attributes this client sends or reads (RFC 2865 5, RFC 2866 5,
-# RFC 2869 5.14), in the dictionary syntax pyrad reads.
+# RFC 2869 5.14 and 5.16), in the dictionary syntax pyrad reads.
 _DICTIONARY = """\
 ATTRIBUTE User-Name 1 string
 ATTRIBUTE User-Password 2 string encrypt=1
@@ -62,6 +63,7 @@ ATTRIBUTE Acct-Output-Packets 48 integer
 ATTRIBUTE Acct-Terminate-Cause 49 integer
 ATTRIBUTE Acct-Input-Gigawords 52 integer
 ATTRIBUTE Acct-Output-Gigawords 53 integer
+ATTRIBUTE Acct-Interim-Interval 85 integer
 ATTRIBUTE NAS-Port-Type 61 integer
 ATTRIBUTE Message-Authenticator 80 octets
 """
@@ -86,6 +88,8 @@ TERMINATE_CAUSE = {
     "nas-reboot": 11,  # the daemon stops
 }
 _OCTETS = 1 << 32  # RFC 2869 5.1 / 5.2: octets above 2^32 go to the Gigawords attributes
+#: RFC 2869 5.16: an Acct-Interim-Interval MUST NOT be below 60 seconds.
+MIN_INTERIM_INTERVAL = 60
 
 
 class RadiusTimeout(Exception):
@@ -101,6 +105,7 @@ class RadiusServer:
     port: int
     timeout: float = 3.0
     retransmit: int = 3  # retransmissions after the first try
+    vr: str | None = None  # the VR its requests leave from; None: the client's
 
     def __repr__(self) -> str:  # the secret never reaches a log
         return f"RadiusServer({self.address}:{self.port})"
@@ -116,6 +121,8 @@ class AuthReply:
     framed_netmask: str | None = None  # Framed-IP-Netmask (RFC 2865 5.9)
     message: str | None = None  # Reply-Message (RFC 2865 5.18)
     class_: bytes | None = None  # Class (RFC 2865 5.25): echoed in accounting
+    #: Acct-Interim-Interval (RFC 2869 5.16), seconds, raised to MIN_INTERIM_INTERVAL
+    interim_interval: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,8 @@ class _Answer(asyncio.DatagramProtocol):
 
 
 class RadiusClient:
-    """Sends requests to servers in order, from VR `vr` (and source address `bind`, if given)."""
+    """Sends requests to servers in order, each from its VR (`RadiusServer.vr`, else the
+    client's `vr`) and source address `bind`, if given."""
 
     def __init__(self, *, nas_identifier: str = "ipsecgw", bind: str | None = None,
                  vr: str = DEFAULT_VR) -> None:
@@ -205,6 +213,7 @@ class RadiusClient:
             framed_netmask=_first(reply, "Framed-IP-Netmask"),
             message=_first(reply, "Reply-Message"),
             class_=_first_bytes(reply, 25),
+            interim_interval=_interim(reply),
         )
 
     async def account(self, servers: tuple[RadiusServer, ...], record: AccountingRecord) -> str:
@@ -252,7 +261,12 @@ class RadiusClient:
         self, servers: tuple[RadiusServer, ...], build: Callable[[RadiusServer], rp.Packet],
     ) -> tuple[RadiusServer, rp.Packet]:
         for server in servers:
-            reply = await self._ask(server, build(server))
+            try:
+                reply = await self._ask(server, build(server))
+            except NetnsError as exc:  # its VR has no namespace (yet): as if silent
+                log.warning("RADIUS server %s:%d not asked: %s", server.address, server.port,
+                            exc)
+                continue
             if reply is not None:
                 return server, reply
             log.warning("RADIUS server %s:%d did not answer (%d tries, %.1f s each)",
@@ -265,7 +279,7 @@ class RadiusClient:
         loop = asyncio.get_running_loop()
         data = request.RequestPacket()
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
-        with in_vr(self.vr):
+        with in_vr(server.vr or self.vr):
             sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
@@ -294,6 +308,11 @@ class RadiusClient:
 def _first(reply: rp.Packet, name: str) -> str | None:
     values = reply.get(name)
     return str(values[0]) if values else None
+
+
+def _interim(reply: rp.Packet) -> int | None:
+    values = reply.get("Acct-Interim-Interval")
+    return max(MIN_INTERIM_INTERVAL, int(values[0])) if values else None
 
 
 def _first_bytes(reply: rp.Packet, code: int) -> bytes | None:

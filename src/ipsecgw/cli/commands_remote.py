@@ -15,9 +15,11 @@ from typing import Any
 
 from ..config.model import DH_GROUPS, TRANSFORMS
 from ..config.remote_access import (
+    DEFAULT_ACCOUNTING_INTERVAL,
     DEFAULT_PROFILE_MTU,
     DEFAULT_PROFILE_TRANSFORMS,
     PROFILE_AGGRESSIVE_MODES,
+    PROFILE_MODE_CONFIGS,
     LocalPool,
     LocalUser,
     ProfileIdentity,
@@ -62,13 +64,15 @@ def _profile(ctx: Context) -> TunnelProfile:
 def _radius(ctx: Context) -> RadiusServerConfig:
     assert isinstance(ctx.target, str)
     role, _, address = ctx.target.partition(" ")
-    server = _ra(ctx).radius_server(choice(role, ("authentication", "accounting")), address)
+    server = _ra(ctx).radius_server(choice(role, ("authentication", "accounting")), address,
+                                    ctx.vr)
     if server is None:
         raise CommandError(f"RADIUS {ctx.target} server no longer exists")
     return server
 
 
 PROFILE = Place(get=_profile, put=lambda ctx, p: _commit(ctx, _ra(ctx).with_profile(p)))
+AAA = Place(get=_ra, put=_commit)
 RADIUS = Place(get=_radius, put=lambda ctx, s: _commit(ctx, _ra(ctx).with_radius_server(s)))
 
 # -- global commands -----------------------------------------------------------
@@ -161,23 +165,25 @@ _RADIUS_HELP = {"radius": "RADIUS servers", "authentication": "Authentication (X
 @command("radius {authentication|accounting}=role server <address:IPV4>", modes=CONFIG,
          help=_RADIUS_HELP)
 def radius_server(ctx: Context, args: Args) -> None:
-    """Create or edit a RADIUS server (servers are asked in the order they were created)."""
+    """Create or edit a RADIUS server, reached from the current VR (servers are
+    asked in the order they were created)."""
     role: RadiusRole = choice(args.text("role"), ("authentication", "accounting"))
     address = args.text("address")
-    if _ra(ctx).radius_server(role, address) is None:
-        _commit(ctx, _ra(ctx).with_radius_server(RadiusServerConfig(role, address)))
+    if _ra(ctx).radius_server(role, address, ctx.vr) is None:
+        _commit(ctx, _ra(ctx).with_radius_server(RadiusServerConfig(role, address, vr=ctx.vr)))
     ctx.enter(Mode.CONFIG_RADIUS, f"{role} {address}")
 
 
 @command("no radius {authentication|accounting}=role server <address:IPV4>", modes=CONFIG,
          help=_RADIUS_HELP)
 def no_radius_server(ctx: Context, args: Args) -> None:
-    """Remove a RADIUS server."""
+    """Remove a RADIUS server (of the current VR)."""
     role: RadiusRole = choice(args.text("role"), ("authentication", "accounting"))
     address = args.text("address")
-    if _ra(ctx).radius_server(role, address) is None:
-        raise CommandError(f"No RADIUS {role} server {address}", at="address")
-    _commit(ctx, _ra(ctx).without_radius_server(role, address))
+    if _ra(ctx).radius_server(role, address, ctx.vr) is None:
+        raise CommandError(f"No RADIUS {role} server {address} in virtual router {ctx.vr}",
+                           at="address")
+    _commit(ctx, _ra(ctx).without_radius_server(role, address, ctx.vr))
 
 
 _AAA_HELP = {"aaa": "Authentication, authorization and accounting",
@@ -205,6 +211,18 @@ def no_aaa_xauth(ctx: Context, args: Args) -> None:
                            at=args.tokens("method")[0])
     _commit(ctx, replace(_ra(ctx), xauth_methods=RemoteAccess().xauth_methods))
 
+
+register(AAA, CONFIG, [
+    Setting("aaa user accounting interval", "<minutes:10-1440>", "accounting_interval",
+            DEFAULT_ACCOUNTING_INTERVAL, number("minutes"),
+            "Send each subscriber's RADIUS Interim-Update this often (unless its "
+            "Access-Accept names an Acct-Interim-Interval).",
+            f"Send Interim-Updates every {DEFAULT_ACCOUNTING_INTERVAL} minutes (the default).",
+            help={"aaa": "Authentication, authorization and accounting",
+                  "user": "Subscriber (user) settings", "accounting": "RADIUS accounting",
+                  "interval": "Time between Interim-Updates of a subscriber",
+                  "<minutes>": "Minutes between Interim-Updates"}),
+])
 
 # -- secrets with a masked form (the profile's group key, a RADIUS server's key) -----
 
@@ -363,6 +381,14 @@ register(PROFILE, PROFILE_MODE, [
             help={"xauth": "XAUTH user authentication (RADIUS or local users)",
                   "required": "Clients must log in with a user name and password",
                   "none": "The group key alone admits a client"}),
+    Setting("mode-config", f"{{{'|'.join(PROFILE_MODE_CONFIGS)}}}=how", "mode_config", "pull",
+            _one_of("how", PROFILE_MODE_CONFIGS),
+            "Give clients their address when they ask (pull) or push it after XAUTH (push).",
+            "Answer the clients' Mode Config requests (pull, the default).",
+            help={"mode-config": "How clients get their address and servers (Mode Config)",
+                  "pull": "Answer the client's request (vpnc; strongSwan by default)",
+                  "push": "Send it after XAUTH (clients that wait for it: strongSwan "
+                          "with pull = no)"}),
     Setting("max-interfaces", "<count:1-100000>", "max_interfaces", 0, number("count"),
             "Accept at most this many subscribers at once.", "Accept any number.",
             help={"max-interfaces": "Most subscribers of this profile at once"}),

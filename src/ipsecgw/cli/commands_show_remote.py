@@ -50,6 +50,8 @@ def _profile_lines(profile: TunnelProfile, subscribers: int) -> list[str]:
         f"  Group key: {'configured' if profile.psk else 'none (certificates)'}",
         f"  Aggressive mode: {profile.aggressive_mode}",
         f"  XAUTH: {'required' if profile.xauth else 'none'}",
+        "  Mode Config: " + ("push (sent after XAUTH)" if profile.mode_config == "push"
+                             else "pull (answers the client's request)"),
         f"  Transforms: {' '.join(profile.transforms)}",
         f"  PFS: {f'group {profile.pfs_group}' if profile.pfs_group else 'none'}",
         "  Local networks: " + (", ".join(profile.local_networks) or "all (0.0.0.0/0)"),
@@ -63,7 +65,9 @@ def _profile_lines(profile: TunnelProfile, subscribers: int) -> list[str]:
     ]
 
 
-@_show("ipsec tunnel profile [<name:PROFILE>]",
+@_show("ipsec tunnel-profile [<name:PROFILE>]",
+       help={"tunnel-profile": "Remote-access tunnel profiles"})
+@_show("ipsec tunnel profile [<name:PROFILE>]",  # the same, as earlier versions spelt it
        help={"tunnel": "IPsec tunnel interfaces", "profile": "Remote-access tunnel profiles"})
 def show_tunnel_profile(ctx: Context, args: Args) -> None:
     """Tunnel profiles with their settings and how many subscribers each has."""

@@ -60,6 +60,7 @@ COUNTER_LABELS: dict[str, str] = {
     "xauth_failed": "XAUTH exchanges failed",
     "subscribers_refused_max": "Subscribers refused, max-interfaces",
     "subscribers_refused_identity": "Subscribers refused, no profile for the identity",
+    "mode_config_unanswered": "Mode Config pushes unanswered",
     "aaa_logins_accepted": "AAA logins accepted",
     "aaa_logins_refused": "AAA logins refused",
     "radius_timeouts": "RADIUS timeouts",

@@ -8,7 +8,9 @@ line means.
 
 Matching follows all commands of a mode at once, word by word. A word that
 equals a keyword selects it; otherwise a word selects every keyword it is a
-prefix of, and every argument that parses it. When the line ends, exactly
+prefix of, and every argument that parses it, except that a keyword wins
+over the longer keywords made of it and a hyphen (`tun` is `tunnel`, not
+`tunnel-profile`, unless the line cannot go on as `tunnel`). When the line ends, exactly
 one reading must remain: if the readings disagree about a keyword the
 command is ambiguous (IOS: `% Ambiguous command`), so `sh` in interface mode
 (`shutdown` or `show`) is ambiguous while `sh ipsec tunnel` is not.
@@ -302,8 +304,11 @@ class CommandTree:
         while index < len(tokens):
             token = tokens[index]
             exact, loose, errors = self._advance(readings, token)
-            if exact and loose:
-                hidden.append((index + 1, loose))
+            loose, longer = _stems_first(loose)
+            if exact and (loose or longer):
+                hidden.append((index + 1, loose + longer))
+            elif longer:
+                hidden.append((index + 1, longer))
             if not (exact or loose):
                 why = self._first_word_hint(token) if index == 0 else ()
                 failure = Failure(
@@ -476,6 +481,21 @@ class CommandTree:
         except ArgError:
             return offers
         return [*offers, Suggestion(terminal.type.placeholder, help_text, is_word=False)]
+
+
+def _stems_first(readings: list[_Reading]) -> tuple[list[_Reading], list[_Reading]]:
+    """Prefix readings, split: a word that abbreviates a keyword and also the
+    longer keywords made of it and a hyphen (`tun`: `tunnel` and
+    `tunnel-profile`) reads as that keyword; the longer ones are returned
+    apart, to be followed only if that reading dies later in the line."""
+    stems = {r.steps[-1].terminal.keyword for r in readings if r.steps}
+
+    def longer(reading: _Reading) -> bool:
+        keyword = reading.steps[-1].terminal.keyword if reading.steps else None
+        return keyword is not None and any(
+            stem is not None and keyword.startswith(stem + "-") for stem in stems)
+
+    return [r for r in readings if not longer(r)], [r for r in readings if longer(r)]
 
 
 def _unique(readings: list[_Reading]) -> list[_Reading]:

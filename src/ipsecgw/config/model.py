@@ -271,11 +271,13 @@ class RunningConfig:
         return replace(self, virtual_routers=routers)
 
     def without_virtual_router(self, name: str) -> RunningConfig:
-        """Remove a VR and the tunnel interfaces that live in it."""
+        """Remove a VR, the tunnel interfaces that live in it and the RADIUS
+        servers configured there."""
         return replace(
             self,
             virtual_routers=tuple(v for v in self.virtual_routers if v.name != name),
             tunnels=tuple(t for t in self.tunnels if t.vr != name),
+            remote_access=self.remote_access.without_vr(name),
         )
 
     def options(self, vr: str) -> VrOptions:

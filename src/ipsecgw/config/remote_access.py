@@ -5,7 +5,9 @@ so the rest of the configuration model does not change (and this module
 imports nothing of it: `model` imports this one). Like the rest of
 the model it is immutable and compares equal when it says the same thing:
 profiles, pools and users are kept sorted by name. RADIUS servers keep the
-order they were configured in, which is the order they are asked in.
+order they were configured in, VR by VR (the default VR's first, then the
+others by name), which is the order they are asked in; each is reached from
+the VR it was configured in (`RadiusServerConfig.vr`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ RadiusRole = Literal["authentication", "accounting"]
 #: A profile only answers, so the initiator's "requested" has no meaning here.
 ProfileAggressiveMode = Literal["accepted", "required", "none"]
 PROFILE_AGGRESSIVE_MODES: tuple[ProfileAggressiveMode, ...] = ("accepted", "required", "none")
+#: `mode-config pull` answers the client's Mode Config REQUEST; `push` SETs
+#: the configuration after XAUTH for clients that wait for it.
+ProfileModeConfig = Literal["pull", "push"]
+PROFILE_MODE_CONFIGS: tuple[ProfileModeConfig, ...] = ("pull", "push")
 
 MAX_PROFILE_TRANSFORMS = 6
 DEFAULT_PROFILE_TRANSFORMS: tuple[str, ...] = ("esp-aes256-hmac-sha",)
 DEFAULT_PROFILE_MTU = 1400
 RADIUS_PORTS: dict[RadiusRole, int] = {"authentication": 1812, "accounting": 1813}
+#: `aaa user accounting interval`: minutes between a subscriber's RADIUS
+#: Interim-Updates when its Access-Accept named no Acct-Interim-Interval.
+DEFAULT_ACCOUNTING_INTERVAL = 10
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class TunnelProfile:
     xauth: bool = True  # `xauth required` (default) | `xauth none`
     max_interfaces: int = 0  # 0: no limit
     mtu: int = DEFAULT_PROFILE_MTU
+    mode_config: ProfileModeConfig = "pull"
 
     @property
     def dns(self) -> tuple[str, ...]:
@@ -92,7 +102,8 @@ class LocalUser:
 
 @dataclass(frozen=True)
 class RadiusServerConfig:
-    """`radius authentication|accounting server ADDRESS` and its mode's settings."""
+    """`radius authentication|accounting server ADDRESS` and its mode's settings,
+    configured in VR `vr` (the requests leave from there)."""
 
     role: RadiusRole
     address: str
@@ -100,6 +111,7 @@ class RadiusServerConfig:
     udp_port: int | None = None  # None: 1812 / 1813 by role
     timeout: int = 3  # seconds per try
     retransmit: int = 3  # tries after the first
+    vr: str = DEFAULT_VR
 
     @property
     def port(self) -> int:
@@ -118,6 +130,7 @@ class RemoteAccess:
     users: tuple[LocalUser, ...] = ()
     radius_servers: tuple[RadiusServerConfig, ...] = ()  # in configured order
     xauth_methods: tuple[XauthMethod, ...] = ("local",)
+    accounting_interval: int = DEFAULT_ACCOUNTING_INTERVAL  # minutes
 
     def profile(self, name: str) -> TunnelProfile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -152,24 +165,33 @@ class RemoteAccess:
     def without_user(self, name: str) -> RemoteAccess:
         return replace(self, users=tuple(u for u in self.users if u.name != name))
 
-    def radius_server(self, role: RadiusRole, address: str) -> RadiusServerConfig | None:
+    def radius_server(self, role: RadiusRole, address: str,
+                      vr: str = DEFAULT_VR) -> RadiusServerConfig | None:
         return next((s for s in self.radius_servers
-                     if s.role == role and s.address == address), None)
+                     if (s.role, s.address, s.vr) == (role, address, vr)), None)
 
     def with_radius_server(self, server: RadiusServerConfig) -> RemoteAccess:
-        """Replace in place, or add at the end (the last one asked)."""
+        """Replace in place, or add after the others of its VR (the last of them
+        asked). The VRs' servers follow one another as `show configuration`
+        lists them, so that the order survives a reload."""
         servers = list(self.radius_servers)
         for index, old in enumerate(servers):
-            if (old.role, old.address) == (server.role, server.address):
+            if (old.role, old.address, old.vr) == (server.role, server.address, server.vr):
                 servers[index] = server
                 break
         else:
             servers.append(server)
+        servers.sort(key=lambda s: (s.vr != DEFAULT_VR, s.vr))  # stable: configured order
         return replace(self, radius_servers=tuple(servers))
 
-    def without_radius_server(self, role: RadiusRole, address: str) -> RemoteAccess:
+    def without_radius_server(self, role: RadiusRole, address: str,
+                              vr: str = DEFAULT_VR) -> RemoteAccess:
         return replace(self, radius_servers=tuple(
-            s for s in self.radius_servers if (s.role, s.address) != (role, address)))
+            s for s in self.radius_servers if (s.role, s.address, s.vr) != (role, address, vr)))
+
+    def without_vr(self, vr: str) -> RemoteAccess:
+        """`no virtual-router VR`: the RADIUS servers configured there go."""
+        return replace(self, radius_servers=tuple(s for s in self.radius_servers if s.vr != vr))
 
     def servers(self, role: RadiusRole) -> tuple[RadiusServerConfig, ...]:
         """The servers of a role that can be asked (those with a key), in order."""

@@ -28,7 +28,7 @@ from .model import (
     TunnelInterface,
     VirtualRouter,
 )
-from .render_remote import remote_access_sections
+from .render_remote import radius_lines, remote_access_sections
 from .tokens import quote
 
 
@@ -53,6 +53,8 @@ def render(config: RunningConfig) -> str:
     for vr in config.virtual_routers:
         lines = [] if vr.name == DEFAULT_VR else [f"virtual-router {vr.name}"]
         lines += _vr_lines(vr)
+        if vr.name != DEFAULT_VR:  # the default VR's are with the rest of remote access
+            lines += radius_lines(config.remote_access, vr.name)
         tunnels = [t for t in config.tunnels if t.vr == vr.name]
         if lines:
             sections.append(lines)

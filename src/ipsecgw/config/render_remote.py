@@ -7,6 +7,7 @@ tunnel profiles (which name pools). Secrets appear only masked.
 
 from __future__ import annotations
 
+from ..netns import DEFAULT_VR
 from .masking import mask_secret
 from .remote_access import (
     DEFAULT_PROFILE_MTU,
@@ -35,12 +36,24 @@ def remote_access_sections(ra: RemoteAccess) -> list[list[str]]:
     if ra.users:
         sections.append([f"username {u.name} masked-password {mask_secret(u.password)}"
                          for u in ra.users])
-    if ra.radius_servers:
-        sections.append([line for s in ra.radius_servers for line in _radius(s)])
+    servers = radius_lines(ra, DEFAULT_VR)
+    if servers:
+        sections.append(servers)
+    aaa = []
     if ra.xauth_methods != RemoteAccess().xauth_methods:
-        sections.append([f"aaa authentication xauth {' '.join(ra.xauth_methods)}"])
+        aaa.append(f"aaa authentication xauth {' '.join(ra.xauth_methods)}")
+    if ra.accounting_interval != RemoteAccess().accounting_interval:
+        aaa.append(f"aaa user accounting interval {ra.accounting_interval}")
+    if aaa:
+        sections.append(aaa)
     sections.extend(render_profile(p) for p in ra.profiles)
     return sections
+
+
+def radius_lines(ra: RemoteAccess, vr: str) -> list[str]:
+    """The RADIUS servers configured in VR `vr`, in the order they are asked
+    (the VR's own section of `show configuration` for a VR other than default)."""
+    return [line for s in ra.radius_servers if s.vr == vr for line in _radius(s)]
 
 
 def _radius(server: RadiusServerConfig) -> list[str]:
@@ -91,6 +104,8 @@ def render_profile(p: TunnelProfile) -> list[str]:
             lines.append(f" {word} {value}")
     if not p.xauth:
         lines.append(" xauth none")
+    if p.mode_config != "pull":
+        lines.append(f" mode-config {p.mode_config}")
     if p.max_interfaces:
         lines.append(f" max-interfaces {p.max_interfaces}")
     if p.mtu != DEFAULT_PROFILE_MTU:

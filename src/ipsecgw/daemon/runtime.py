@@ -107,7 +107,8 @@ class GatewayRuntime:
         self.resolver = Resolver(loop, self._reapply)
         self.dataplane = self._make_dataplane(dataplane)
         self.manual = ManualSas(self.dataplane)
-        self.subscriber_manager = SubscriberManager(self.dataplane, self._deliver_login)
+        self.subscriber_manager = SubscriberManager(self.dataplane, self._deliver_login,
+                                                    clock=self.now)
 
     # -- construction -----------------------------------------------------
 

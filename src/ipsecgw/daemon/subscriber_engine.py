@@ -44,6 +44,7 @@ def engine_profiles(config: RunningConfig, vr: str) -> tuple[TunnelProfile, ...]
             wins=p.wins,
             domain_suffix=p.domain_suffix,
             mtu=p.mtu,
+            mode_config=p.mode_config,
         ))
     return tuple(profiles)
 

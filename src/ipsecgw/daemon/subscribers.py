@@ -10,7 +10,8 @@ the engine's subscriber events (docs/INTERNALS.md, "Subscribers"):
   goes back through `deliver`, which the runtime hands to the engine;
 - a subscriber that is up gets its tunnel interface in the data plane (a
   host route to its address while its SAs are installed) and an
-  Accounting-Start;
+  Accounting-Start, then an Interim-Update every Acct-Interim-Interval of
+  its Access-Accept, or else every `aaa user accounting interval`;
 - a subscriber that goes loses its interface and its address, and an
   Accounting-Stop reports the interface's octet and packet counters.
 
@@ -37,11 +38,10 @@ from ..cli.gateway import PoolUsage, SubscriberInfo, pool_usage
 from ..config.model import RunningConfig
 from ..config.remote_access import RadiusRole, RemoteAccess, TunnelProfile
 from ..dataplane.base import DataPlane, TunnelSpec
+from ..netns import DEFAULT_VR
 
 log = logging.getLogger("ipsecgw.subscribers")
 
-#: Interim-Update (RFC 2866 5.1, RFC 2869 2.1) of every subscriber this often.
-INTERIM_SECONDS = 600.0
 
 Address = tuple[str, int]
 
@@ -148,6 +148,7 @@ class _Session:
     started: float = 0.0  # monotonic, once up
     session_id: str = ""
     accounted: float = 0.0  # monotonic time of the last Start or Interim-Update
+    interim: int | None = None  # RADIUS Acct-Interim-Interval (seconds), if it gave one
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -170,9 +171,11 @@ def interface_name(subscriber: int) -> str:
 
 class SubscriberManager:
     def __init__(self, dataplane: DataPlane, deliver: Deliver,
-                 *, radius: RadiusClient | None = None) -> None:
+                 *, radius: RadiusClient | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.dataplane = dataplane
         self.deliver = deliver
+        self.clock = clock  # the runtime's monotonic `now` (tests advance their own)
         self.radius = radius if radius is not None else RadiusClient()
         self._config = RemoteAccess()
         self._local_users: dict[str, str] = {}
@@ -200,8 +203,10 @@ class SubscriberManager:
         self._pools = pools
 
     def _servers(self, role: RadiusRole) -> tuple[RadiusServer, ...]:
+        # A server of VR default is asked from the client's own VR (the router's).
         return tuple(RadiusServer(s.address, (s.key or "").encode(), s.port, float(s.timeout),
-                                  s.retransmit) for s in self._config.servers(role))
+                                  s.retransmit, vr=None if s.vr == DEFAULT_VR else s.vr)
+                     for s in self._config.servers(role))
 
     def _count(self, vr: str, name: str, delta: int = 1) -> None:
         counters = self._counters.setdefault(vr, dict.fromkeys(STATISTICS, 0))
@@ -242,6 +247,7 @@ class SubscriberManager:
             self._count(session.vr, "aaa_logins_accepted")
             session.authentic = outcome.method or "local"
             session.class_ = outcome.class_
+            session.interim = outcome.interim_interval
             framed = outcome.framed_address
         return self._assign(session, profile, framed)
 
@@ -298,7 +304,7 @@ class SubscriberManager:
             log.error("subscriber %d: cannot create its interface: %s", event.subscriber, exc)
             return
         session.tunnel = event.tunnel
-        session.since, session.started = time.time(), time.monotonic()
+        session.since, session.started = time.time(), self.clock()
         session.session_id = f"{self._boot}{event.subscriber:08x}"
         self._count(vr, "subscribers_up")
         log.info("subscriber %d up: user %s from %s:%d, address %s, interface %s",
@@ -330,9 +336,13 @@ class SubscriberManager:
         self._stopping = True
 
     def send_interims(self, now: float) -> None:
-        """Interim-Update for each subscriber last accounted INTERIM_SECONDS ago (monotonic)."""
+        """Interim-Update (RFC 2866 5.1) for each subscriber last accounted its
+        interval ago (`now` on `clock`): RADIUS's Acct-Interim-Interval for it
+        (RFC 2869 5.16), else `aaa user accounting interval`, as JUNOSe does."""
+        default = self._config.accounting_interval * 60
         for session in self._sessions.values():
-            if session.tunnel is not None and now - session.accounted >= INTERIM_SECONDS:
+            interval = session.interim or default
+            if session.tunnel is not None and now - session.accounted >= interval:
                 self._account(session, "interim", counts=self._counts(session.tunnel))
 
     def _drop(self, vr: str, subscriber: int) -> None:
@@ -352,7 +362,7 @@ class SubscriberManager:
     def _account(self, session: _Session, status: Literal["start", "interim", "stop"],
                  cause: str | None = None, counts: tuple[int, int, int, int] = (0, 0, 0, 0)
                  ) -> None:
-        session.accounted = time.monotonic()
+        session.accounted = self.clock()
         servers = self._servers("accounting")
         if not servers:
             return
@@ -362,7 +372,7 @@ class SubscriberManager:
             # Input is what the client sent: the gateway's inbound.
             input_octets=counts[0], output_octets=counts[1],
             input_packets=counts[2], output_packets=counts[3],
-            session_time=int(time.monotonic() - session.started),
+            session_time=int(self.clock() - session.started),
             authentic=session.authentic, terminate_cause=cause, class_=session.class_)
         task = asyncio.get_running_loop().create_task(self._send(servers, record, session.vr))
         self._accounting.add(task)

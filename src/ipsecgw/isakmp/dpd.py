@@ -1,7 +1,15 @@
 """Dead peer detection (RFC 3706): what proves a peer alive, R-U-THERE, dead peers.
 
 One `PeerLiveness` per peer with an established phase 1 holds when we last
-heard from it and the probes in flight.  `DeadPeerDetection` owns them and
+heard from it and the probes in flight.  A peer is what `dpd_key` says: for
+a configured tunnel's peer its address (`PeerKey`, every phase 1 with it
+speaks for it, the newest is probed); for a dynamic subscriber its own
+phase 1 (`SubscriberPeer`).  Many subscribers come from one NAT address,
+and often from one NAT mapping too (a load generator's clients share a
+socket; a vpnc restarted behind a NAT may get the same port back): keyed
+by address, or by address and port, a silent client stayed "alive" while
+its neighbours talked, and the client whose phase 1 happened to be probed
+took all the others with it when it went.  `DeadPeerDetection` owns them and
 sends the probes through the engine's outbox; its deadline per peer (`due`)
 sits in the engine's heap like every other, and `probe` tells the engine when
 a peer is dead (the engine then removes its SAs).  The timing is
@@ -32,6 +40,23 @@ DPD_JITTER = 0.2
 DPD_TICK = 0.5
 
 
+@dataclass(frozen=True)
+class SubscriberPeer:
+    """A dynamic subscriber as DPD knows it: its phase 1 (cookie pair), which
+    is the whole subscriber (subscribers.py; we never rekey it)."""
+
+    cookies: bytes
+
+
+#: What DPD keeps one liveness for (see the module docstring).
+DpdKey = PeerKey | SubscriberPeer
+
+
+def dpd_key(ike: IkeSa) -> DpdKey:
+    """The peer whose liveness a message under `ike` proves."""
+    return SubscriberPeer(ike.cookies) if ike.profile is not None else ike_peer(ike)
+
+
 @dataclass(eq=False)
 class PeerLiveness:
     """DPD state of one peer (RFC 3706): last traffic each way and probes in flight.
@@ -56,20 +81,20 @@ class DeadPeerDetection:
     """The liveness of every peer; `touch(key)` tells the engine a peer's deadline moved."""
 
     def __init__(self, policy: DpdPolicy, sas: Registry, outbox: Outbox,
-                 random: Callable[[int], bytes], touch: Callable[[PeerKey], None]) -> None:
+                 random: Callable[[int], bytes], touch: Callable[[DpdKey], None]) -> None:
         self.policy = policy
         self._sas = sas
         self._outbox = outbox
         self._random = random
         self._touch = touch
-        self._peers: dict[PeerKey, PeerLiveness] = {}
+        self._peers: dict[DpdKey, PeerLiveness] = {}
 
     def heard_from(self, ike: IkeSa, now: float) -> None:
         """Proof of life (RFC 3706): any message authenticated under an ISAKMP SA
         with the peer (a phase 1 that completes, a Quick Mode or Informational
         message whose HASH verified, also one we refuse or drop in a collision)
         postpones DPD, as inbound ESP does through `traffic`."""
-        key = ike_peer(ike)
+        key = dpd_key(ike)
         live = self._peers.get(key)
         if live is None:
             if not ike.established:
@@ -80,7 +105,7 @@ class DeadPeerDetection:
         live.last_rx, live.probes, live.probe_at = now, 0, None
         self._touch(key)
 
-    def traffic(self, key: PeerKey, inbound: bool, outbound: bool, now: float) -> None:
+    def traffic(self, key: DpdKey, inbound: bool, outbound: bool, now: float) -> None:
         """The data plane carried ESP from (`inbound`) or to the peer."""
         live = self._peers.get(key)
         if live is None:
@@ -92,7 +117,7 @@ class DeadPeerDetection:
         self._touch(key)
 
     def ack(self, ike: IkeSa, sequence: int, now: float) -> None:
-        key = ike_peer(ike)
+        key = dpd_key(ike)
         live = self._peers.get(key)
         if live is None or not 0 <= (live.sequence - sequence) & 0xFFFFFFFF < max(live.probes, 1):
             return
@@ -100,14 +125,14 @@ class DeadPeerDetection:
         live.last_rx, live.probes, live.probe_at = now, 0, None
         self._touch(key)
 
-    def due(self, key: PeerKey, now: float) -> float | None:
+    def due(self, key: DpdKey, now: float) -> float | None:
         """When the peer is next probed (or declared dead); None: never."""
         live = self._peers.get(key)
         if live is None or not self.policy.enabled or self._probe_sa(key) is None:
             return None
         return self._due(live, now)
 
-    def probe(self, key: PeerKey, now: float) -> bool:
+    def probe(self, key: DpdKey, now: float) -> bool:
         """Send the R-U-THERE that fell due; True if the peer is dead instead."""
         live = self._peers.get(key)
         ike = self._probe_sa(key)
@@ -125,7 +150,7 @@ class DeadPeerDetection:
                           ike.remote)
         return False
 
-    def status(self, key: PeerKey, now: float) -> DpdStatus:
+    def status(self, key: DpdKey, now: float) -> DpdStatus:
         """The peer's DPD state for `show ipsec tunnel detail`."""
         live = self._peers.get(key)
         if not self.policy.enabled:
@@ -137,17 +162,25 @@ class DeadPeerDetection:
         state = f"probing, {live.probes} unanswered" if live.probes else "peer alive"
         return DpdStatus(state, live.last_rx, live.last_probe, self._due(live, now))
 
-    def forget(self, key: PeerKey) -> None:
+    def forget(self, key: DpdKey) -> None:
         self._peers.pop(key, None)
         self._touch(key)
 
-    def forget_if_unused(self, key: PeerKey) -> None:
+    def forget_if_unused(self, key: DpdKey) -> None:
         """Once no established phase 1 with the peer is left."""
-        if key in self._peers and not self._sas.has_established(key):
+        if key in self._peers and self._phase1(key) is None:
             self.forget(key)
 
-    def _probe_sa(self, key: PeerKey) -> IkeSa | None:
-        ike = self._sas.best_ike(key)
+    def _phase1(self, key: DpdKey) -> IkeSa | None:
+        """The established phase 1 that speaks for the peer: a subscriber's own,
+        or the newest with a peer address."""
+        if isinstance(key, SubscriberPeer):
+            ike = self._sas.ike.get(key.cookies)
+            return ike if ike is not None and ike.established else None
+        return self._sas.best_ike(key)
+
+    def _probe_sa(self, key: DpdKey) -> IkeSa | None:
+        ike = self._phase1(key)
         return ike if ike is not None and ike.capabilities.dpd else None
 
     def _due(self, live: PeerLiveness, now: float) -> float:

@@ -110,7 +110,7 @@ from .admission import Admission
 from .codec import DecodeError, Delete, Identification, Message, Notification
 from .constants import HEADER_LENGTH, NAT_T_PORT, ExchangeType, Flags, NotifyType, ProtocolId
 from .deadlines import Schedule
-from .dpd import DeadPeerDetection
+from .dpd import DeadPeerDetection, DpdKey, SubscriberPeer, dpd_key
 from .errors import InvalidIdInformation, MessageRejected, NegotiationError
 from .events import (
     Event,
@@ -166,9 +166,10 @@ _PHASE1_STEPS: dict[tuple[P1State, int], Handler] = {
 #: and names the Notify for the peer.
 _DROPPED = (DecodeError, MessageRejected)
 
-#: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD),
-#: the tunnels waiting for an initiator slot.
-Timed = IkeSa | IpsecSa | TunnelRuntime | PeerKey | Admission | Subscriber | Login
+#: What has a deadline: an SA, a tunnel (its next negotiation), a peer (DPD:
+#: an address, or a subscriber's phase 1), the tunnels waiting for an
+#: initiator slot, a subscriber's login, our own login as a client.
+Timed = IkeSa | IpsecSa | TunnelRuntime | DpdKey | Admission | Subscriber | Login
 
 __all__ = ["STATISTICS", "Datagram", "Engine"]
 
@@ -351,7 +352,7 @@ class Engine:
             return
         if inbound_bytes > runtime.inbound_bytes:
             runtime.refusals = 0  # the data plane carries the tunnel again
-        self._dpd.traffic(runtime.peer_key, inbound_bytes > runtime.inbound_bytes,
+        self._dpd.traffic(self._liveness_key(runtime), inbound_bytes > runtime.inbound_bytes,
                           outbound_bytes > runtime.outbound_bytes, now)
         runtime.inbound_bytes, runtime.outbound_bytes = inbound_bytes, outbound_bytes
         for child in self._sas.children_of_tunnel(tunnel):
@@ -401,7 +402,8 @@ class Engine:
 
     def tunnel_status(self, now: float) -> list[TunnelStatus]:
         """Every configured tunnel with its SAs (`show ipsec tunnel`)."""
-        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now, self._dpd.status)
+        return tunnel_status(self.policy.vr, self._sas, self._tunnels, now,
+                             lambda runtime, at: self._dpd.status(self._liveness_key(runtime), at))
 
     def tunnel_states(self) -> dict[str, TunnelState]:
         """Each configured tunnel's state alone (`show ipsec tunnel summary`)."""
@@ -420,8 +422,11 @@ class Engine:
         record = self._subscribers.get(subscriber)
         if record is None:
             return
-        self._apply_to_ike(record.ike, self._subscribers.login_result(
-            record, now, accepted=accepted, assignment=assignment, reason=reason), now)
+        outcome = self._subscribers.login_result(record, now, accepted=accepted,
+                                                 assignment=assignment, reason=reason)
+        if not record.logging_in:
+            self._sas.logged_in(record.ike)  # half-open no more (registry.py)
+        self._apply_to_ike(record.ike, outcome, now)
 
     # --- output -----------------------------------------------------------------
 
@@ -1174,7 +1179,7 @@ class Engine:
         else:
             self._count("phase1_failed")
             self._emit(Phase1Failed(ike.tunnel, ike.remote, reason))
-        self._dpd.forget_if_unused(ike_peer(ike))
+        self._dpd.forget_if_unused(dpd_key(ike))
 
     def _forget_ike(self, ike: IkeSa, reason: str = "deleted") -> None:
         for qm in list(ike.quick_modes.values()):
@@ -1185,6 +1190,7 @@ class Engine:
         self._clients.gone(ike)
         self._touch(ike)
         self._touch_peer(ike_peer(ike))
+        self._touch(dpd_key(ike))
         self._touch(self._admission)
         for child in self._sas.children_of_ike(ike.cookies):
             self._touch_tunnel(child.tunnel)  # it may have to move (module docstring)
@@ -1229,9 +1235,12 @@ class Engine:
                 continue
             self._delete_ike(ike, "rekeyed", now, notify_peer=True)
 
-    def _peer_dead(self, key: PeerKey, now: float) -> None:
+    def _peer_dead(self, key: DpdKey, now: float) -> None:
         """RFC 3706: no answer to our R-U-THEREs; everything with the peer goes."""
         self._count("peers_dead")
+        if isinstance(key, SubscriberPeer):
+            self._subscriber_dead(key, now)
+            return
         tunnels = self._tunnels.of_peer(key)
         first = self._sas.first_ike(key)
         peer = first.remote if first is not None else (key[1], 500)
@@ -1249,6 +1258,28 @@ class Engine:
         self._dpd.forget(key)
         self._negotiation_failed(key[0], key[1], None, "dead peer", now)
         self._fail_over(key, "dead peer (DPD)", now)
+
+    def _subscriber_dead(self, key: SubscriberPeer, now: float) -> None:
+        """A subscriber that no longer answers: its phase 1 and with it the
+        subscriber go (SubscriberDown, "dead peer"); the other subscribers
+        behind its address are not touched.  Nothing is re-initiated: we
+        never initiate towards a subscriber."""
+        self._dpd.forget(key)
+        ike = self._sas.ike.get(key.cookies)
+        if ike is None:
+            return
+        ike.log.info("subscriber at %s:%d is dead (no answer to %d R-U-THERE)", *ike.remote,
+                     self.policy.dpd.retries)
+        self._emit(PeerDead(ike.tunnel, ike.remote))
+        if ike.tunnel is not None and self._subscribers.owner(ike.tunnel) is not None:
+            self._clear_tunnel_children(ike.tunnel, "dead peer", now, notify_peer=False)
+        self._delete_ike(ike, "dead peer", now, notify_peer=False)
+
+    def _liveness_key(self, runtime: TunnelRuntime) -> DpdKey:
+        """Whose liveness the tunnel's traffic proves: a subscriber's phase 1,
+        or the configured peer."""
+        owner = self._subscribers.owner(runtime.name) if runtime.subscriber else None
+        return dpd_key(owner.ike) if owner is not None else runtime.peer_key
 
     def _fail_over(self, key: PeerKey, reason: str, now: float) -> None:
         """Tunnel failover (failover.py): the tunnels that negotiate with the

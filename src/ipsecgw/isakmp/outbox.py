@@ -25,7 +25,7 @@ STATISTICS = (
     "phase1_collisions", "phase2_collisions",
     # dynamic subscribers (subscribers.py)
     "xauth_succeeded", "xauth_failed", "subscribers_refused_max",
-    "subscribers_refused_identity",
+    "subscribers_refused_identity", "mode_config_unanswered",
 )
 
 

@@ -46,6 +46,10 @@ HASHES = ("md5", "sha", "sha256", "sha384", "sha512")
 GROUPS = (1, 2, 5, 14, 15, 16, 19, 20)
 AUTHENTICATIONS = ("pre-share", "rsa-sig")
 AGGRESSIVE_MODES = ("accepted", "requested", "required", "none")
+#: How a tunnel profile gives subscribers their address (draft-dukes-ike-mode-cfg-02):
+#: "pull" answers the client's REQUEST, "push" SETs it after XAUTH.
+ModeConfigMode = Literal["pull", "push"]
+MODE_CONFIG_MODES = ("pull", "push")
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,9 @@ class TunnelProfile:
     message, Main Mode with a pre-shared key only where exactly one profile
     has that local address.  `psk` is the group key (None: certificates).
     `local_networks` are announced as the split-tunnel networks; () means
-    all traffic.  `max_interfaces` 0 means no limit.
+    all traffic.  `max_interfaces` 0 means no limit.  `mode_config` "push"
+    sends the configuration (SET) once the login is accepted, for clients
+    that wait for it; a client's REQUEST is answered either way.
     """
 
     name: str
@@ -247,8 +253,11 @@ class TunnelProfile:
     wins: tuple[str, ...] = ()
     domain_suffix: str | None = None
     mtu: int = 1400
+    mode_config: ModeConfigMode = "pull"
 
     def __post_init__(self) -> None:
+        if self.mode_config not in MODE_CONFIG_MODES:
+            raise ValueError(f"unknown mode-config setting {self.mode_config!r}")
         if not self.transforms or len(self.transforms) > 6:
             raise ValueError(f"tunnel profile {self.name}: 1 to 6 transforms, "
                              f"got {len(self.transforms)}")

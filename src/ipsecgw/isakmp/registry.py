@@ -96,6 +96,8 @@ class Registry:
         # The SAs a peer initiated, by (CKY-I, peer address): a repeated first
         # message must not open a second one.
         self._responders: dict[tuple[bytes, str], IkeSa] = {}
+        # The peers' phase 1 attempts not established yet, and subscribers'
+        # phase 1s waiting for their login result (`logged_in`).
         self._half_open: set[IkeSa] = set()
         self._half_open_by_source: dict[str, int] = {}  # peer address -> its half-open SAs
         self._initiating: set[IkeSa] = set()  # our phase 1 attempts not yet established
@@ -165,15 +167,27 @@ class Registry:
         self.ike[ike.cookies] = ike
 
     def established(self, ike: IkeSa) -> None:
-        """Phase 1 has completed (`ike.state`, `established_at` and `peer_id` set)."""
+        """Phase 1 has completed (`ike.state`, `established_at` and `peer_id` set).
+
+        A dynamic subscriber's phase 1 (`ike.profile`) stays half-open until
+        its login has a result (`logged_in`): a client that completes phase
+        1 but never finishes XAUTH holds as much as one that never finishes
+        phase 1, and must count against the same limits."""
         key = ike_peer(ike)
         if self.ike.get(ike.cookies) is not ike or ike not in self._pending_by_peer.get(key, ()):
             return
-        self._close_half_open(ike)
+        if ike.profile is None:
+            self._close_half_open(ike)
         self._initiating.discard(ike)
         unindex(self._pending_by_peer, key, ike)
         unindex(self._initiating_by_peer, key, ike)
         self._index_established(ike)
+
+    def logged_in(self, ike: IkeSa) -> None:
+        """A subscriber's login has its result (accepted or refused): its phase 1
+        is no longer half-open."""
+        if self.ike.get(ike.cookies) is ike and ike.established:
+            self._close_half_open(ike)
 
     def _close_half_open(self, ike: IkeSa) -> None:
         if ike not in self._half_open:
@@ -262,8 +276,9 @@ class Registry:
         return self._responders.get((cookie_i, peer_ip))
 
     def half_open_count(self, source: str | None = None) -> int:
-        """The peers' phase 1 attempts we answer that are not established yet
-        (from the peer address `source` only, if given)."""
+        """The peers' phase 1 attempts we answer that are not established yet,
+        and the subscribers whose login has no result yet (from the peer
+        address `source` only, if given)."""
         if source is not None:
             return self._half_open_by_source.get(source, 0)
         return len(self._half_open)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ipsecgw.status import DpdStatus, IkeSaStatus, IpsecSaStatus, TunnelState, TunnelStatus
 
 from .identity import identity_string
-from .registry import PeerKey, Registry
+from .registry import Registry
 from .sa import IkeSa, IpsecSa
 from .tunnel_table import TunnelRuntime, TunnelTable
 
@@ -23,8 +23,8 @@ def ike_sa_status(vr: str, sas: Registry, tunnels: TunnelTable,
     return [_ike_status(vr, ike, tunnels, now) for ike in sas.ike.values()]
 
 
-#: A peer's DPD state (`DeadPeerDetection.status`).
-DpdOf = Callable[[PeerKey, float], DpdStatus]
+#: The DPD state of a tunnel's peer (`DeadPeerDetection.status`).
+DpdOf = Callable[[TunnelRuntime, float], DpdStatus]
 
 
 def tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, now: float,
@@ -93,7 +93,7 @@ def _tunnel_status(vr: str, sas: Registry, tunnels: TunnelTable, runtime: Tunnel
         transform=live[-1].transform if live else policy.transforms[0],
         up_since=runtime.up_since if live else None, last_failure=runtime.last_failure,
         last_failure_at=runtime.last_failure_at,
-        dpd=dpd(runtime.peer_key, now) if dpd is not None and policy.enabled else None,
+        dpd=dpd(runtime, now) if dpd is not None and policy.enabled else None,
         backup=policy.backup_address, on_backup=runtime.on_backup,
         switchovers=runtime.switchovers, last_switchover=runtime.last_switchover,
         ike_sas=ikes,

@@ -11,11 +11,14 @@ draft-dukes-ike-mode-cfg-02):
                     -> dynamic tunnel "PROFILE:N", SubscriberUp
     XAUTH           SET (STATUS=1|0) -> ACK    (refused: the phase 1 goes after the ACK)
     Mode Config     client's REQUEST (pull)    -> REPLY (held until the login result)
+    Mode Config     SET (push, after XAUTH)    -> client's ACK   (profile `mode_config`)
 
 A profile with `xauth=False` asks the daemon as soon as phase 1 is up.
 A REPLY that carries no usable credentials gets a new REQUEST, up to
 `XAUTH_ATTEMPTS` in all; a client that has not answered within
-`XAUTH_TIMEOUT` loses its phase 1.  Like dpd.py, this part sends and emits
+`XAUTH_TIMEOUT` loses its phase 1.  A pushed SET that the client neither
+ACKs nor makes moot by pulling (a REQUEST) within our retransmissions
+loses it too: the client never took its address.  Like dpd.py, this part sends and emits
 through the outbox and tells the engine, by an `Outcome`, what only the
 engine may change (add the dynamic tunnel, delete the phase 1); it never
 calls back into it.  The dynamic tunnel is responder-only: the client
@@ -64,6 +67,7 @@ class SubscriberState(StrEnum):
     XAUTH = "xauth"  # REQUEST sent, waiting for the REPLY
     AUTHENTICATING = "authenticating"  # waiting for the daemon's login result
     XAUTH_STATUS = "xauth-status"  # SET STATUS=1 sent, waiting for the ACK
+    MODE_CONFIG = "mode-config"  # Mode Config SET pushed, waiting for the ACK
     UP = "up"
     REFUSED = "refused"  # SET STATUS=0 sent; the phase 1 goes after the ACK
 
@@ -94,7 +98,13 @@ class Subscriber:
     exchange_id: int = 0  # message ID of our open REQUEST or SET
     attempts: int = 0
     held: HeldRequest | None = None
+    pulled: bool = False  # a REQUEST of its own was answered: nothing to push
     refusal: str = ""
+
+    @property
+    def logging_in(self) -> bool:
+        """Before the login result: its phase 1 still counts as half-open."""
+        return self.state in (SubscriberState.XAUTH, SubscriberState.AUTHENTICATING)
 
 
 @dataclass(frozen=True)
@@ -191,8 +201,20 @@ class Subscribers:
         if message_id == subscriber.exchange_id and payload.cfg_type == CfgType.ACK and \
                 state in (SubscriberState.XAUTH_STATUS, SubscriberState.REFUSED):
             return self._xauth_ack(subscriber, now)
+        if message_id == subscriber.exchange_id and payload.cfg_type == CfgType.ACK and \
+                state is SubscriberState.MODE_CONFIG:
+            subscriber.flight = None
+            subscriber.ike.log.info("Mode Config: subscriber %d took %s (ACK)", subscriber.number,
+                                    subscriber.assignment.address if subscriber.assignment else "-")
+            self._set_state(subscriber, SubscriberState.UP, now)
+            return Outcome()
         if payload.cfg_type == CfgType.REQUEST and message_id != subscriber.exchange_id:
             if subscriber.assignment is not None and state is not SubscriberState.REFUSED:
+                if state is SubscriberState.MODE_CONFIG:
+                    # A client that pulls although we push (vpnc does): the
+                    # REPLY gives it all, our SET need not be repeated.
+                    subscriber.flight = None
+                    self._set_state(subscriber, SubscriberState.UP, now)
                 return Outcome(replies=(self._config_reply(subscriber, message_id, payload),))
             subscriber.held = HeldRequest(message_id, payload, datagram)
             subscriber.ike.log.debug("Mode Config REQUEST held until the login result")
@@ -232,16 +254,16 @@ class Subscribers:
         self._outbox.emit(SubscriberUp(subscriber.number, subscriber.tunnel, profile.name,
                                        ike.remote, ike.local, subscriber.identity,
                                        subscriber.username, assignment.address))
+        answered: tuple[tuple[bytes, bytes], ...] = ()
+        held, subscriber.held = subscriber.held, None
+        if held is not None:  # answered after what `_send` sends below (Outcome.answered)
+            answer = self._config_reply(subscriber, held.message_id, held.request)
+            answered = ((held.datagram, answer),)
         if profile.xauth:
             subscriber.state = SubscriberState.XAUTH_STATUS
             self._send(subscriber, xauth.status(self._identifier(), True), now)
         else:
-            self._set_state(subscriber, SubscriberState.UP, now)
-        answered: tuple[tuple[bytes, bytes], ...] = ()
-        held, subscriber.held = subscriber.held, None
-        if held is not None:
-            answer = self._config_reply(subscriber, held.message_id, held.request)
-            answered = ((held.datagram, answer),)
+            self._logged_in(subscriber, now)
         return Outcome(answered=answered, tunnel=self._tunnel_policy(subscriber, assignment))
 
     def deadline(self, subscriber: Subscriber) -> float | None:
@@ -264,8 +286,14 @@ class Subscribers:
             return Outcome(delete_phase1=subscriber.refusal)
         if subscriber.state is SubscriberState.XAUTH_STATUS:
             # Our SET was heard or not; the client shows which by its Quick Mode.
-            self._set_state(subscriber, SubscriberState.UP, now)
+            self._logged_in(subscriber, now)
             return Outcome()
+        if subscriber.state is SubscriberState.MODE_CONFIG:
+            self._outbox.count("mode_config_unanswered")
+            reason = "no answer to the Mode Config SET (retransmission limit)"
+            subscriber.refusal = reason
+            subscriber.ike.log.info("subscriber %d: %s", subscriber.number, reason)
+            return Outcome(delete_phase1=reason)
         return self._failed(subscriber, "no XAUTH answer (retransmission limit)")
 
     def gone(self, ike: IkeSa, reason: str) -> str | None:
@@ -324,8 +352,22 @@ class Subscribers:
         self._touch(subscriber)
         if subscriber.state is SubscriberState.REFUSED:
             return Outcome(delete_phase1=subscriber.refusal)
-        self._set_state(subscriber, SubscriberState.UP, now)
+        self._logged_in(subscriber, now)
         return Outcome()
+
+    def _logged_in(self, subscriber: Subscriber, now: float) -> None:
+        """XAUTH is over (or was not asked) and the login accepted: up, after
+        pushing the configuration where the profile says the client waits
+        for it."""
+        if subscriber.profile.mode_config != "push" or subscriber.assignment is None or \
+                subscriber.pulled:
+            self._set_state(subscriber, SubscriberState.UP, now)
+            return
+        subscriber.state, subscriber.since = SubscriberState.MODE_CONFIG, now
+        subscriber.ike.log.info("Mode Config: pushing %s to subscriber %d",
+                                subscriber.assignment.address, subscriber.number)
+        self._send(subscriber, mode_config.push(self._identifier(), subscriber.assignment,
+                                                subscriber.profile), now)
 
     def _failed(self, subscriber: Subscriber, reason: str) -> Outcome:
         self._outbox.count("xauth_failed")
@@ -368,6 +410,7 @@ class Subscribers:
                       request: AttributePayload) -> bytes:
         assert subscriber.assignment is not None
         answer = mode_config.reply(request, subscriber.assignment, subscriber.profile)
+        subscriber.pulled = True
         subscriber.ike.log.info("Mode Config: subscriber %d gets %s", subscriber.number,
                                 subscriber.assignment.address)
         datagram = transaction.seal(subscriber.ike, subscriber.chains, message_id, answer)

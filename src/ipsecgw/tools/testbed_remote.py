@@ -29,11 +29,13 @@ VPNC = "/usr/sbin/vpnc"
 
 @dataclass(frozen=True)
 class RadiusUser:
-    """One line of FreeRADIUS's `users` file: a password and, optionally, an address."""
+    """One entry of FreeRADIUS's `users` file: a password and, optionally, an
+    address and an interim accounting interval (seconds) for the Access-Accept."""
 
     name: str
     password: str
     framed_address: str | None = None
+    interim_interval: int | None = None
 
 
 # A virtual server with nothing but what the gateway uses: no EAP (whose
@@ -105,6 +107,9 @@ class FreeRadius(PeerDaemon):
             radiusd = re.sub(rf"(?m)^{name} = .*$", f"{name} = {value}", radiusd)
         # Run as root inside the test's namespace: no user to switch to.
         radiusd = re.sub(r"(?m)^\s*(user|group) = freerad\s*$", "", radiusd)
+        # Rejects at once: Debian's 1 s delay raced the tests' short client
+        # timeouts (0.5 s, one retransmission) and made a reject look like silence.
+        radiusd = re.sub(r"(?m)^(\s*)reject_delay = .*$", r"\1reject_delay = 0", radiusd)
         (self.conf / "radiusd.conf").write_text(radiusd)
         (self.conf / "clients.conf").write_text("".join(
             f"client c{n} {{\n\tipaddr = {address}\n\tsecret = {secret}\n}}\n"
@@ -112,8 +117,12 @@ class FreeRadius(PeerDaemon):
         lines = []
         for user in users:
             lines.append(f'{user.name} Cleartext-Password := "{user.password}"')
+            replies = []
             if user.framed_address is not None:
-                lines.append(f"\tFramed-IP-Address = {user.framed_address}")
+                replies.append(f"Framed-IP-Address = {user.framed_address}")
+            if user.interim_interval is not None:
+                replies.append(f"Acct-Interim-Interval = {user.interim_interval}")
+            lines += [f"\t{reply}," for reply in replies[:-1]] + [f"\t{r}" for r in replies[-1:]]
         (self.conf / "mods-config" / "files" / "authorize").write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 15) -> FreeRadius:
@@ -201,9 +210,15 @@ class Vpnc(PeerDaemon):
             f"IPSec gateway {gateway}\nIPSec ID {group}\nIPSec secret {group_key}\n"
             f"Xauth username {username}\nXauth password {password}\n"
             f"IKE DH Group {ike_dh_group}\nNAT Traversal Mode {natt_mode}\n"
-            f"Script {script}\nInterface name tun-{self.dir.name[-6:]}\n"
+            f"Script {script}\nInterface name {self.tundev}\n"
             f"Pidfile {self.dir / 'vpnc.pid'}\nDebug 1\n")
         self.conf.chmod(0o600)
+
+    @property
+    def tundev(self) -> str:
+        """vpnc's TUN device: `ping -I` it to send through this client's tunnel
+        when several vpnc share a namespace (the last one's routes win)."""
+        return f"tun-{self.dir.name[-6:]}"
 
     def start(self) -> Vpnc:
         out = self.log_path.open("wb")

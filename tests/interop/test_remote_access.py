@@ -175,42 +175,11 @@ def test_a_dead_vpnc_behind_a_nat_goes_alone(lab: Lab) -> None:
         assert counter(lab.gateway, "DPD peers dead") == 1
 
 
-def strongswan_rw(options: str = "") -> str:
-    """swanctl.conf of an IKEv1 XAUTH road warrior (carol), `options` added to its connection."""
-    return f"""\
-connections {{
-  rw {{
-    version = 1
-    aggressive = yes{options}
-    local_addrs = {tb.SITE_B_OUTER}
-    remote_addrs = {tb.SITE_A_OUTER}
-    proposals = aes256-sha1-modp1024
-    vips = 0.0.0.0
-    local-1 {{ auth = psk
-              id = keyid:{GROUP} }}
-    local-2 {{ auth = xauth
-              xauth_id = carol }}
-    remote-1 {{ auth = psk
-               id = %any }}
-    children {{
-      rw {{ remote_ts = {tb.SITE_A_NET}
-           esp_proposals = aes128-sha1 }} }}
-  }}
-}}
-secrets {{
-  ike-1 {{ id = keyid:{GROUP}
-          secret = "{GROUP_KEY}" }}
-  xauth-1 {{ id = carol
-            secret = "c4rol" }}
-}}
-"""
-
-
 SWAN_PLUGINS = f"load = {tb.CHARON_PLUGINS} xauth-generic unity attr"
 
 
 def test_strongswan_road_warrior_gets_a_virtual_ip_and_pings(lab: Lab) -> None:
-    with tb.StrongSwan(lab.sites.b, strongswan_rw(), charon_extra=SWAN_PLUGINS,
+    with tb.StrongSwan(lab.sites.b, lab_remote.strongswan_road_warrior(), charon_extra=SWAN_PLUGINS,
                        workdir=lab.workdir / "swan") as swan:
         swan.start()
         out = swan.initiate("rw", "rw", timeout=30)
@@ -230,7 +199,7 @@ def test_strongswan_in_push_mode_gets_its_virtual_ip_from_a_mode_config_set(lab:
     only then negotiates its CHILD_SA for the address it was given."""
     lab.gateway.cli("configure terminal", "ipsec tunnel-profile remote", "mode-config push")
     assert "Mode Config: push" in lab.gateway.cli("show ipsec tunnel-profile remote")
-    with tb.StrongSwan(lab.sites.b, strongswan_rw("\n    pull = no"), charon_extra=SWAN_PLUGINS,
+    with tb.StrongSwan(lab.sites.b, lab_remote.strongswan_road_warrior("\n    pull = no"), charon_extra=SWAN_PLUGINS,
                        workdir=lab.workdir / "swan") as swan:
         swan.start()
         out = swan.initiate("rw", "rw", timeout=30)

@@ -57,14 +57,15 @@ ipsec tunnel-profile remote
 """
 
 
-def strongswan_road_warrior(user: str = "carol", password: str = "c4rol") -> str:
+def strongswan_road_warrior(options: str = "", user: str = "carol", password: str = "c4rol") -> str:
     """swanctl.conf of strongSwan as an IKEv1 road warrior of `gateway_config`'s
-    profile: Aggressive Mode with the group key, XAUTH as `user`, a virtual IP."""
+    profile: Aggressive Mode with the group key, XAUTH as `user`, a virtual IP;
+    `options` (e.g. "\n    pull = no") are added to its connection."""
     return f"""\
 connections {{
   rw {{
     version = 1
-    aggressive = yes
+    aggressive = yes{options}
     local_addrs = {tb.SITE_B_OUTER}
     remote_addrs = {tb.SITE_A_OUTER}
     proposals = aes256-sha1-modp1024

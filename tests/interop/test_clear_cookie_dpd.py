@@ -11,14 +11,20 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gwlab import PSK, IpsecgwProcess, ping_ok, site_config, wait_until
+from gwlab import (
+    PSK,
+    IpsecgwProcess,
+    linked_namespace,
+    ping_ok,
+    probe,
+    site_config,
+    wait_until,
+)
 
 from ipsecgw.tools import testbed as tb
 
@@ -100,55 +106,9 @@ def test_clear_sa_state_and_errors(tunnel) -> None:  # type: ignore[no-untyped-d
     assert swan_state(swan.list_sas())[0] != cookies_before
 
 
-_COOKIE_PROBE = r"""
-import json, os, socket, sys, time
-from ipsecgw.isakmp import Message, ExchangeType, Notification, NotifyType, decode_payloads
-target, count, spoof = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.5)
-sent = received = 0
-notify = []
-for i in range(count):
-    if spoof:
-        ck = bytes.fromhex(spoof)
-        m = Message(ck[:8], ck[8:], ExchangeType.INFORMATIONAL, 0, 0,
-                    (Notification(1, 1, NotifyType.INVALID_COOKIE, ck, b""),))
-    else:
-        # What a peer with a stale phase 1 sends: an encrypted Quick Mode
-        # under cookies we never had. (An unknown-cookie Informational is
-        # never answered: two gateways could otherwise notify each other forever.)
-        m = Message(os.urandom(8), os.urandom(8), ExchangeType.QUICK_MODE, 1,
-                    int.from_bytes(os.urandom(4), "big") | 1,
-                    encrypted_body=os.urandom(96), first_payload=8)
-    data = m.encode()
-    s.sendto(data, (target, 500)); sent += len(data)
-deadline = time.time() + 1.5
-while time.time() < deadline:
-    try:
-        data, _ = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    received += len(data)
-    msg = Message.decode(data)
-    notify += [p.notify_type for p in msg.payloads if isinstance(p, Notification)]
-print(json.dumps({"sent_bytes": sent, "reply_bytes": received, "notifies": notify}))
-"""
-
-
-def probe(ns: tb.Netns, target: str, count: int = 1, spoof: str = "") -> dict[str, object]:
-    out = ns.run(sys.executable, "-c", _COOKIE_PROBE, target, str(count), spoof, timeout=60)
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
 def test_tx_invalid_cookie_per_vr(two_sites: tb.TwoSites, tmp_path: Path) -> None:
     # A second transport VR: namespace v2, linked to site B on 10.97.0.0/24.
-    with tb.Netns.create("igwv") as v2:
-        tb.run(["ip", "-n", v2.name, "link", "add", "veth-v", "type", "veth",
-                "peer", "name", "veth-w", "netns", two_sites.b.name])
-        v2.ip("addr", "add", "10.97.0.1/24", "dev", "veth-v")
-        two_sites.b.ip("addr", "add", "10.97.0.2/24", "dev", "veth-w")
-        v2.ip("link", "set", "veth-v", "up")
-        two_sites.b.ip("link", "set", "veth-w", "up")
+    with linked_namespace(two_sites.b, "igwv", "10.97.0.1", "10.97.0.2") as v2:
         config = site_config(shutdown=True) + (
             f"virtual-router {v2.name}\n"
             f"ipsec local-endpoint 10.97.0.1 transport-virtual-router {v2.name}\n"

@@ -5,20 +5,19 @@ Debian's kernel (scripts/vm), all of them in ONE boot per test run.
 On the host, the `kernel`-marked tests are not collected one by one: the
 launcher `test_vm.py::test_kernel_tests_in_vm` boots the VM and runs
 `pytest -m kernel tests/kernel` inside it (IPSECGW_IN_VM=1), and passes or
-fails with them.  Inside the VM, the launcher is left out.
+fails with them.  Inside the VM, the launcher is left out; scripts/vm has
+loaded the kernel modules they need.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 IN_VM = os.environ.get("IPSECGW_IN_VM") == "1"
-MODULES = ("esp4", "ah4", "xfrm_user", "xfrm_interface", "veth", "tun")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,14 +33,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept
-
-
-@pytest.fixture(scope="session", autouse=True)
-def kernel_modules() -> None:
-    """Load what the tests need once (the VM's kernel has them as modules)."""
-    if IN_VM:
-        for module in MODULES:
-            subprocess.run(["modprobe", module], check=True)
 
 
 # The interop tests' helpers (site configurations, pings, the daemon wrapper).

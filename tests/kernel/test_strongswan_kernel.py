@@ -5,41 +5,20 @@ Each case checks the wire's other end (strongSwan's own SA and counters),
 the kernel (`ip xfrm state` shows the negotiated algorithms on ipsecgw's
 XFRM interface), that `show ipsec sa` reports the kernel's byte counters,
 and that nothing of ipsecgw's is left in the kernel when it stops, after
-a kill -9 and restart too."""
+a kill -9 and restart too. Rekeys under a ping, `ipsec clear sa` and DPD:
+test_strongswan_kernel_ops.py; behind a NAT: test_strongswan_nat_kernel.py."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from gwlab import PSK, ping_ok, site_config, wait_until
-from vmgw import Gateway
+from gwlab import ping_ok, site_config, wait_until
+from vmgw import Gateway, kernel_bytes, kernel_strongswan, nothing_left
 
 from ipsecgw.tools import testbed as tb
 
 pytestmark = pytest.mark.kernel
-def kernel_strongswan(netns: tb.Netns, workdir: Path, *, esp: str) -> tb.StrongSwan:
-    """charon with its kernel backend only: ESP in the kernel, raw (no NAT)."""
-    swan = tb.StrongSwan(netns, tb.swanctl_conf(
-        local_addr=tb.SITE_B_OUTER, remote_addr=tb.SITE_A_OUTER,
-        local_ts=tb.SITE_B_NET, remote_ts=tb.SITE_A_NET, psk=PSK,
-        proposals="aes128-sha1-modp2048", esp_proposals=esp,
-        extra_conn="encap = no"), workdir=workdir)
-    swan.conf.write_text(swan.conf.read_text().replace("kernel-libipsec ", ""))
-    return swan
-
-
-def kernel_bytes(netns: tb.Netns) -> dict[str, int]:
-    """SPI -> bytes, from `ip -s xfrm state`."""
-    shown = netns.ip("-s", "xfrm", "state")
-    found = {}
-    for block in re.split(r"\n(?=src )", shown):
-        spi = re.search(r"spi (0x[0-9a-f]+)", block)
-        count = re.search(r"(\d+)\(bytes\)", block)
-        if spi and count:
-            found[f"0x{int(spi.group(1), 16):08x}"] = int(count.group(1))
-    return found
 
 
 def check_tunnel(sites: tb.TwoSites, gw: Gateway, swan: tb.StrongSwan,
@@ -64,12 +43,6 @@ def check_tunnel(sites: tb.TwoSites, gw: Gateway, swan: tb.StrongSwan,
     _, inbound_spi, outbound_spi, *_, in_bytes, out_bytes = rows[0]
     assert int(in_bytes) == kernel[inbound_spi] > 0, (rows, kernel)
     assert int(out_bytes) == kernel[outbound_spi] > 0, (rows, kernel)
-
-
-def nothing_left(netns: tb.Netns) -> None:
-    assert netns.ip("xfrm", "state").strip() == ""
-    assert netns.ip("xfrm", "policy").strip() == ""
-    assert netns.ip("-d", "link", "show", "type", "xfrm").strip() == ""
 
 
 def test_ipsecgw_initiates_to_kernel_strongswan_raw_esp(tmp_path: Path) -> None:
@@ -111,27 +84,4 @@ def test_ipsecgw_responds_to_kernel_strongswan_gcm_pfs_and_survives_kill_9(
             assert sites.a.ip("xfrm", "state").count("if_id 0x495") == 2
         finally:
             gw.stop()
-        nothing_left(sites.a)
-
-
-def test_phase2_rekeys_under_a_ping_lose_nothing(tmp_path: Path) -> None:
-    """15 s IPsec SA lifetime: ipsecgw rekeys phase 2 twice (make before break)
-    while a ping runs through the kernel's SAs, and no echo goes unanswered."""
-    config = site_config(pfs=14, extra_tunnel="tunnel lifetime seconds 15")
-    with tb.TwoSites("igwk") as sites, kernel_strongswan(
-            sites.b, tmp_path / "swan", esp="aes128-sha1-modp2048") as swan:
-        swan.start()
-        with Gateway(sites.a, tmp_path / "gw", config) as gw:
-            assert gw.wait_tunnel_up("siteB", timeout=60), gw.log()[-4000:] + swan.log()[-3000:]
-            first = set(kernel_bytes(sites.a))
-            out = sites.a.run("ping", "-c", "170", "-i", "0.2", "-W", "2", "-I",
-                              tb.SITE_A_INNER, tb.SITE_B_INNER, check=False, timeout=120)
-            assert "170 received" in out, out[-400:] + gw.log()[-3000:]
-            assert swan.log().count("detected rekeying of CHILD_SA") >= 2, swan.log()[-3000:]
-            # each new outbound SA waited for the peer (xfrm.py: deferred)
-            assert gw.log().count("outbound traffic moves to SPI") >= 2, gw.log()[-3000:]
-            # the kernel holds the newest pair only: the old SAs were deleted
-            assert wait_until(lambda: len(kernel_bytes(sites.a)) == 2, 10), (
-                sites.a.ip("xfrm", "state"))
-            assert not set(kernel_bytes(sites.a)) & first
         nothing_left(sites.a)

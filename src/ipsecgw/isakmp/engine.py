@@ -137,6 +137,7 @@ from .status import ike_sa_status, tunnel_states, tunnel_status
 from .step_context import StepContext
 from .subscribers import Outcome, Subscriber, Subscribers
 from .tunnel_table import TunnelRuntime, TunnelTable
+from .turns import QuickModeTurns
 
 _LOG = logging.getLogger("ipsecgw.ike")
 _ZERO_COOKIE = bytes(8)
@@ -190,6 +191,7 @@ class Engine:
         self._dpd = DeadPeerDetection(policy.dpd, self._sas, self._outbox, rng,
                                       self._schedule.touch)
         self._admission = Admission(policy.initiator_half_open_limit)
+        self._turns = QuickModeTurns()
         self._replies = ReplyCache()
         self._limiter = informational.InvalidCookieLimiter(policy)
         self._subscribers = Subscribers(self._outbox, rng, self._schedule.touch, self._flight,
@@ -849,6 +851,8 @@ class Engine:
         self._end_quick_mode(ike, qm)
         if negotiated is not None:
             self._install(ike, qm, negotiated, now)
+        if qm.role is Role.INITIATOR and self._sas.ike.get(ike.cookies) is ike:
+            self._next_turn(ike, now)  # at once, not at the next timer
 
     def _quick_mode_failed(self, ike: IkeSa, qm: QuickMode | None, reason: str, now: float,
                            notify_type: int | None) -> None:
@@ -1185,6 +1189,8 @@ class Engine:
         for qm in list(ike.quick_modes.values()):
             self._end_quick_mode(ike, qm)
         self._sas.remove_ike(ike)
+        for tunnel in self._turns.release(ike.cookies):
+            self._touch_tunnel(tunnel)
         if ike.profile is not None:
             self._subscriber_gone(ike, reason, self._now)
         self._clients.gone(ike)
@@ -1350,6 +1356,7 @@ class Engine:
     def _remove_tunnel(self, runtime: TunnelRuntime) -> None:
         self._tunnels.remove(runtime)
         self._admission.leave(runtime)
+        self._turns.leave(runtime.name)
         self._touch(runtime)
 
     def _tunnel(self, name: str) -> TunnelRuntime:
@@ -1441,6 +1448,11 @@ class Engine:
         ike = self._sas.best_ike(runtime.peer_key, fresh=moving)
         if ike is not None:
             self._leave_queue(runtime)
+            if _our_quick_mode_running(ike):
+                self._turns.wait(ike.cookies, runtime.name)  # turns.py
+                self._touch(runtime)
+                return
+            self._turns.leave(runtime.name)
             rekey_of = runtime.rekey_of or (current.inbound_spi if current else None)
             self.initiate_quick_mode(ike, self._client_policy(runtime, ike), now, rekey_of)
         elif not self._sas.phase1_in_progress(runtime.peer_key):
@@ -1514,7 +1526,7 @@ class Engine:
                        math.inf if item.delete_at is None else item.delete_at)
         if isinstance(item, TunnelRuntime):
             if not self._tunnels.current(item) or item in self._admission or \
-                    not self._needs_negotiation(item) or \
+                    self._turns.waiting(item.name) or not self._needs_negotiation(item) or \
                     self._sas.phase1_in_progress(item.peer_key):
                 return None
             return item.next_attempt_at
@@ -1535,12 +1547,16 @@ class Engine:
             deadlines.append(ike.created_at + self.policy.half_open_timeout)
         if ike.established and ike.expires_at is not None and ike.soft_at is not None:
             deadlines.append(ike.expires_at if ike.rekeyed else ike.soft_at)
+        if self._turns.has_waiting(ike.cookies) and not _our_quick_mode_running(ike):
+            deadlines.append(self._now)  # the next tunnel's turn (`_next_turn`)
         return min(deadlines, default=math.inf)
 
     def _fire(self, item: Timed, now: float) -> None:
         if isinstance(item, IkeSa):
             if self._sas.ike.get(item.cookies) is item:
                 self._ike_timers(item, now)
+            if self._sas.ike.get(item.cookies) is item:
+                self._next_turn(item, now)
         elif isinstance(item, IpsecSa):
             if self._sas.children.get(item.inbound_spi) is item:
                 self._child_timers(item, now)
@@ -1598,6 +1614,19 @@ class Engine:
             self._rekey_phase1(ike, now)
             self._retire_replaced(ike_peer(ike), now)
 
+    def _next_turn(self, ike: IkeSa, now: float) -> None:
+        """Our Quick Mode on `ike` has ended: the next waiting tunnel starts its
+        own (one that needs none any more, or goes to another phase 1, hands
+        the turn on at once)."""
+        while not _our_quick_mode_running(ike):
+            tunnel = self._turns.next(ike.cookies)
+            if tunnel is None:
+                return
+            runtime = self._tunnels.get(tunnel)
+            if runtime is not None:
+                self._touch(runtime)
+                self._service_tunnel(runtime, now)
+
     def _child_timers(self, child: IpsecSa, now: float) -> None:
         if now >= child.expires_at:
             self._delete_child(child, "expired", now, notify_peer=True)
@@ -1605,6 +1634,11 @@ class Engine:
             self._delete_child(child, "rekeyed", now, notify_peer=True)
         elif not child.superseded and now >= child.soft_at:
             self._request_rekey(child)
+
+
+def _our_quick_mode_running(ike: IkeSa) -> bool:
+    """A Quick Mode we started on `ike` is under way (turns.py)."""
+    return any(qm.role is Role.INITIATOR for qm in ike.quick_modes.values())
 
 
 def _drop_reason(exc: Exception) -> str:

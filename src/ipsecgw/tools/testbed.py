@@ -182,12 +182,14 @@ def swanctl_conf(
     name: str = "gw",
     extra_conn: str = "",
     extra_child: str = "",
+    extra_children: str = "",
     auth: str = "psk",
     local_extra: str = "",
     remote_extra: str = "",
     secrets: str | None = None,
 ) -> str:
-    """A swanctl.conf for one IKEv1 connection ``name`` with child ``name``."""
+    """A swanctl.conf for one IKEv1 connection ``name`` with child ``name``
+    (``extra_children``: more children, each ``NAME { ... }``)."""
     lid = local_id or local_addr
     rid = remote_id or remote_addr
     if secrets is None:
@@ -214,7 +216,8 @@ def swanctl_conf(
       {name} {{ local_ts = {local_ts}
            remote_ts = {remote_ts}
            esp_proposals = {esp_proposals}
-           {extra_child} }} }}
+           {extra_child} }}
+      {extra_children} }}
   }}
 }}
 {secrets}"""
@@ -319,6 +322,12 @@ swanctl {{ socket = unix://{self.vici} }}
 """
         )
         (self.dir / "swanctl" / "swanctl.conf").write_text(swanctl_conf)
+
+    def use_kernel_esp(self) -> StrongSwan:
+        """ESP in the kernel's XFRM (kernel-netlink alone), not in charon
+        (kernel-libipsec): for kernels that have ESP, such as the test VM's."""
+        self.conf.write_text(self.conf.read_text().replace("kernel-libipsec ", ""))
+        return self
 
     def start(self, timeout: float = 10) -> StrongSwan:
         if self.vici.exists():

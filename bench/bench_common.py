@@ -31,6 +31,8 @@ from ipsecgw.tools import testbed as tb  # noqa: E402  (bench/run puts src/ on s
 from ipsecgw.tools.lab import IpsecgwProcess  # noqa: E402
 
 PSK = "bench-psk-not-secret"
+# Inside the kernel VM (scripts/vm): ESP in the kernel, an emulated CPU.
+IN_KERNEL_VM = os.environ.get("IPSECGW_IN_VM") == "1"
 
 # The three suites of the setup-rate benchmark (issue 8): name -> (ike
 # proposal, strongSwan esp_proposals, ipsecgw transform, PFS group).
@@ -280,7 +282,9 @@ class Ipsecgw(IpsecgwProcess):
 
     def __init__(self, netns: tb.Netns, workdir: Path, config: str, *,
                  dataplane: str = "userspace", log_level: str = "warning",
-                 start_timeout: float = 20) -> None:
+                 start_timeout: float | None = None) -> None:
+        if start_timeout is None:  # Python starts slowly on the VM's emulated CPU
+            start_timeout = 90 if IN_KERNEL_VM else 20
         super().__init__(netns, workdir, config, log_level=log_level, dataplane=dataplane,
                          python=python(), env=python_env(), start_timeout=start_timeout)
 

@@ -16,6 +16,9 @@ Targets:
   ipsecgw has no "any peer" responder template, so every Quick Mode lands in
   that one tunnel, each with its own selectors and so its own IPsec SA; each
   generator identity keeps its own ISAKMP SA (INITIAL-CONTACT is per identity).
+
+setup-rate-xfrm (`run_xfrm`): the same in the kernel VM, each target with its
+SAs in the kernel (ipsecgw's XFRM data plane, charon's kernel-netlink alone).
 """
 
 from __future__ import annotations
@@ -128,7 +131,9 @@ def measure(ctx: Context, sites: tb.TwoSites, target_pid: int, args: list[str],
     meter = bc.CpuMeter(target_pid).start()
     load = Loadgen(ctx, sites, args)
     try:
-        report = load.wait_for("report", timeout=tunnels / 5 + 120)
+        # the kernel VM's emulated CPU is some ten times slower
+        report = load.wait_for("report", timeout=tunnels / 5 * (10 if bc.IN_KERNEL_VM else 1)
+                               + 120)
         meter.stop()
         rss_after = bc.rss_kib(target_pid)
     finally:
@@ -144,21 +149,25 @@ def measure(ctx: Context, sites: tb.TwoSites, target_pid: int, args: list[str],
     }
 
 
-def strongswan_target(ctx: Context, suite: str, tunnels: int,
-                      concurrency: int) -> dict[str, Any]:
+def strongswan_target(ctx: Context, suite: str, tunnels: int, concurrency: int,
+                      kernel: bool = False) -> dict[str, Any]:
     with bc.two_sites() as sites:
         swan = tb.StrongSwan(sites.b, bc.load_responder_conf(suite),
                              charon_extra=bc.LOAD_CHARON_EXTRA, workdir=ctx.subdir("swan"))
         with swan:
             bc.quiet_strongswan(swan)
+            if kernel:
+                swan.use_kernel_esp()
             swan.start()
             return measure(ctx, sites, bc.charon_pid(swan),
                            loadgen_args(suite, tunnels, concurrency), tunnels)
 
 
-def ipsecgw_target(ctx: Context, suite: str, tunnels: int, concurrency: int) -> dict[str, Any]:
-    with bc.two_sites() as sites, bc.Ipsecgw(sites.b, ctx.subdir("ipsecgw"),
-                                             ipsecgw_responder_config(suite)) as gw:
+def ipsecgw_target(ctx: Context, suite: str, tunnels: int, concurrency: int,
+                   kernel: bool = False) -> dict[str, Any]:
+    with bc.two_sites() as sites, bc.Ipsecgw(
+            sites.b, ctx.subdir("ipsecgw"), ipsecgw_responder_config(suite),
+            dataplane="xfrm" if kernel else "userspace") as gw:
         result = measure(ctx, sites, gw.pid, loadgen_args(suite, tunnels, concurrency),
                          tunnels)
         result["statistics"] = gw.cli("show ipsec statistics", check=False)[-2000:]
@@ -166,16 +175,27 @@ def ipsecgw_target(ctx: Context, suite: str, tunnels: int, concurrency: int) -> 
 
 
 def run(ctx: Context) -> list[Row]:
-    tunnels = 300 if ctx.quick else 1500
+    return _run(ctx, NAME, list(bc.SUITES), 300 if ctx.quick else 1500, kernel=False)
+
+
+def run_xfrm(ctx: Context) -> list[Row]:
+    """In the kernel VM, each target putting its IPsec SAs into the kernel:
+    ipsecgw on its XFRM data plane, charon with kernel-netlink alone. The CPU
+    is emulated, so fewer tunnels and one suite, and only ratios mean anything."""
+    return _run(ctx, NAME + "-xfrm", ["aes128-sha1-modp2048"], 50 if ctx.quick else 200,
+                kernel=True)
+
+
+def _run(ctx: Context, name: str, suites: list[str], tunnels: int, kernel: bool) -> list[Row]:
     concurrency = 50
     rows = []
-    for suite in bc.SUITES:
+    for suite in suites:
         results: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
         for side, fn in (("strongswan", strongswan_target), ("ipsecgw", ipsecgw_target)):
             ctx.log(f"{suite}: {tunnels} tunnels at {side}, {concurrency} in flight")
             try:
-                results[side] = fn(ctx, suite, tunnels, concurrency)
+                results[side] = fn(ctx, suite, tunnels, concurrency, kernel)
                 r = results[side]
                 ctx.log(f"  {r['tunnels_per_s']} tunnels/s, {r['cpu_ms_per_tunnel']} ms CPU "
                         f"per tunnel, {r['loadgen']['established']} established, failures "
@@ -188,11 +208,11 @@ def run(ctx: Context) -> list[Row]:
         details = {**common, **{f"{side}_detail": r for side, r in results.items()},
                    **{f"{side}_error": e for side, e in errors.items()}}
         rows.append(Row(
-            f"{NAME}/{suite}", "tunnels/s", True,
+            f"{name}/{suite}", "tunnels/s", True,
             bc.pick(results, "ipsecgw", "tunnels_per_s"), bc.pick(results, "strongswan", "tunnels_per_s"),
             details))
         rows.append(Row(
-            f"{NAME}/{suite}/cpu", "ms CPU/tunnel", False,
+            f"{name}/{suite}/cpu", "ms CPU/tunnel", False,
             bc.pick(results, "ipsecgw", "cpu_ms_per_tunnel"),
             bc.pick(results, "strongswan", "cpu_ms_per_tunnel"),
             {**common, "what": "target's CPU time during the run / tunnels established"}))

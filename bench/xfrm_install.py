@@ -16,22 +16,30 @@ timed on the host by `--reference`; the ratio of the two scales the VM's
 user time to the host, printed as the estimate (emulation slows kernel
 code differently, so system time is not scaled).
 
-Usage: python3 bench/xfrm_install.py [--count N] [--host-reference SECONDS]
+`--tunnels N` then installs N tunnels in one run, as a daemon holding N
+tunnels to N peers would: N XFRM interfaces (`add_tunnel`), then one SA
+pair with its own /32 selectors and policies for each (`install_sa`, timed
+as above), checks that the kernel holds 2N SAs and 3N policies, and removes
+everything (`close`).
+
+Usage: python3 bench/xfrm_install.py [--count N] [--tunnels N] [--host-reference SECONDS]
        python3 bench/xfrm_install.py --reference
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 import resource
 import time
 from dataclasses import dataclass
 
 from ipsecgw.dataplane import TunnelSpec
-from ipsecgw.dataplane.tun import entered
 from ipsecgw.dataplane.xfrm import XfrmDataPlane
 from ipsecgw.isakmp.events import SaKeys
+from ipsecgw.netns import in_vr
 from ipsecgw.tools import testbed as tb
 
 
@@ -69,6 +77,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--reference", action="store_true", help="time the reference loop only")
     parser.add_argument("--host-reference", type=float, help="the host's --reference figure")
+    parser.add_argument("--tunnels", type=int, default=0,
+                        help="then install this many tunnels' SAs in one run")
     args = parser.parse_args()
     if args.reference:
         print(f"reference {min(reference() for _ in range(3)):.4f} s")
@@ -76,7 +86,7 @@ def main() -> None:
     netns = tb.Netns.create("igwb")
     try:
         plane = XfrmDataPlane()
-        with entered(netns.name):
+        with in_vr(netns.name):
             plane.add_tunnel(TunnelSpec("t", remote_networks=(tb.SITE_B_NET,)))
             first = cycles(plane, args.count)
             # A rekey: the tunnel holds a pair, so its policies stay as they are.
@@ -98,10 +108,74 @@ def main() -> None:
                   f"~{install[0] / factor:.3f} ms, remove ~{remove[0] / factor:.3f} ms")
     if factor:
         print(f"(VM/host slowdown of the reference loop: {factor:.1f}x)")
+    if args.tunnels:
+        many_tunnels(args.tunnels, factor)
 
 
-def new_sa() -> Sa:
-    return Sa("t", (tb.SITE_B_OUTER, 0), (tb.SITE_A_OUTER, 0), keys(), keys())
+def new_sa(tunnel: str = "t", n: int | None = None) -> Sa:
+    """An SA pair of `tunnel`; with `n`, the selectors of tunnel n's own /32s."""
+    if n is None:
+        return Sa(tunnel, (tb.SITE_B_OUTER, 0), (tb.SITE_A_OUTER, 0), keys(), keys())
+    local, remote = network(LOCAL_BASE, n), network(REMOTE_BASE, n)
+    return Sa(tunnel, (tb.SITE_B_OUTER, 0), (tb.SITE_A_OUTER, 0), keys(), keys(),
+              local_network=local, remote_network=remote)
+
+
+LOCAL_BASE = ipaddress.IPv4Address("10.100.0.0")
+REMOTE_BASE = ipaddress.IPv4Address("10.101.0.0")
+
+
+def network(base: ipaddress.IPv4Address, n: int) -> str:
+    return f"{base + n}/32"
+
+
+def many_tunnels(count: int, factor: float | None) -> None:
+    """`count` tunnels, each its interface and one SA pair, in one run."""
+    netns = tb.Netns.create("igwm")
+    try:
+        plane = XfrmDataPlane()
+        with in_vr(netns.name):
+            started = time.monotonic()
+            for n in range(count):
+                plane.add_tunnel(TunnelSpec(f"t{n}", remote_networks=(network(REMOTE_BASE, n),),
+                                            local_networks=(network(LOCAL_BASE, n),)))
+            interfaces = time.monotonic() - started
+            sas = [new_sa(f"t{n}", n) for n in range(count)]
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.monotonic()
+            for sa in sas:
+                plane.install_sa(sa)
+            installed = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            held = (kernel_count(netns, "state"), kernel_count(netns, "policy"))
+            started = time.monotonic()
+            plane.close()
+            removed = time.monotonic() - started
+        left = (kernel_count(netns, "state"), kernel_count(netns, "policy"))
+    finally:
+        netns.close()
+    user = (after.ru_utime - before.ru_utime) / count * 1000
+    system = (after.ru_stime - before.ru_stime) / count * 1000
+    print(f"{count} tunnels in one run: {interfaces:.1f} s to create the XFRM interfaces, "
+          f"{installed:.1f} s to install the SAs and policies ({user:.3f} ms user + "
+          f"{system:.3f} ms system per tunnel, CPU in the VM"
+          + (f"; user scaled to the host ~{user / factor:.3f} ms" if factor else "") + ")")
+    print(f"  the kernel held {held[0]} SAs and {held[1]} policies (expected {2 * count} and "
+          f"{3 * count}); close() removed everything in {removed:.1f} s, "
+          f"left {left[0]} SAs and {left[1]} policies")
+    if held != (2 * count, 3 * count) or left != (0, 0):
+        raise SystemExit("the kernel did not hold what was installed")
+
+
+def kernel_count(netns: tb.Netns, what: str) -> int:
+    """SAs (`ip xfrm state count`: "SAD count N") or policies (`ip xfrm
+    policy count`: "SPD IN i OUT o FWD f ...", the sum)."""
+    shown = netns.ip("xfrm", what, "count")
+    found = re.search(r"SAD count (\d+)" if what == "state"
+                      else r"SPD IN\s+(\d+)\s+OUT\s+(\d+)\s+FWD\s+(\d+)", shown)
+    if found is None:
+        raise RuntimeError(f"ip xfrm {what} count: {shown!r}")
+    return sum(int(n) for n in found.groups())
 
 
 def cycles(plane: XfrmDataPlane, count: int) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -75,13 +75,17 @@ def _installed(pair: Pair, since: int = 0) -> set[str]:
     return {e.tunnel for e in pair.events("b", IpsecSaEstablished, since)}
 
 
+def _every_tunnel_took_its_turn(pair: Pair, peer: ThreeIvPeer, since: int = 0) -> None:
+    assert len(_installed(pair, since)) == TUNNELS and pair.consistent()
+    assert peer.most_in_flight == 1
+    assert peer.lost == []
+
+
 def test_first_contact_quick_modes_take_turns() -> None:
     pair, peer = _pair()
     pair.start()
     assert len(pair.events("a", Phase1Established)) == 1
-    assert len(_installed(pair)) == TUNNELS and pair.consistent()
-    assert peer.most_in_flight == 1
-    assert peer.lost == []
+    _every_tunnel_took_its_turn(pair, peer)
 
 
 def test_clear_phase1_renews_every_tunnel_without_losing_an_iv() -> None:
@@ -91,9 +95,7 @@ def test_clear_phase1_renews_every_tunnel_without_losing_an_iv() -> None:
     # each renewal's Delete of the replaced SA goes between the Quick Modes
     assert pair.a.clear_sa(None, 1, pair.now) == 1
     pair.advance(5)
-    assert len(_installed(pair, mark)) == TUNNELS and pair.consistent()
-    assert peer.most_in_flight == 1
-    assert peer.lost == []
+    _every_tunnel_took_its_turn(pair, peer, mark)
 
 
 def test_phase1_rekeys_renew_every_tunnel_without_losing_an_iv() -> None:
@@ -102,6 +104,4 @@ def test_phase1_rekeys_renew_every_tunnel_without_losing_an_iv() -> None:
     mark = len(pair.events("b", IpsecSaEstablished))
     pair.advance(250)  # two or three phase 1 rekeys
     assert len(pair.events("a", Phase1Established)) >= 3
-    assert len(_installed(pair, mark)) == TUNNELS and pair.consistent()
-    assert peer.most_in_flight == 1
-    assert peer.lost == []
+    _every_tunnel_took_its_turn(pair, peer, mark)
